@@ -1,0 +1,202 @@
+//! Records: fixed-size arrays that packets nest (addresses, node and cell
+//! information, pack orders, object data, ...).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::enums::{CellState, NodeState, NodeType};
+use crate::error::DecodeError;
+use crate::ids::{Checksum, Nid, Oid, Tid, Timestamp};
+use crate::msgpack::{self, Reader};
+use crate::wire::{read_record_len, wire_record, Wire};
+
+/// A listening address: the numeric IP address in text form and a port.
+/// On the wire: `[host: bin, port: int]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address {
+    pub host: Bytes,
+    pub port: u16,
+}
+
+impl Wire for Address {
+    fn encode(&self, out: &mut BytesMut) {
+        msgpack::write_array_len(out, 2);
+        self.host.encode(out);
+        self.port.encode(out);
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_record_len(reader, "Address", 2)?;
+        Ok(Address {
+            host: Bytes::decode(reader)?,
+            port: u16::decode(reader)?,
+        })
+    }
+
+    /// `host:port`, `[host]:port` for IPv6.
+    fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl crate::arb::Generate for Address {
+    fn generate(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Self> {
+        Ok(Address {
+            host: crate::arb::Generate::generate(u)?,
+            port: crate::arb::Generate::generate(u)?,
+        })
+    }
+}
+
+impl Address {
+    pub fn new(host: impl AsRef<str>, port: u16) -> Address {
+        Address {
+            host: Bytes::copy_from_slice(host.as_ref().as_bytes()),
+            port,
+        }
+    }
+
+    /// The socket address, if the host is a numeric IP address (it always is
+    /// between NEO nodes; names are only resolved in configuration).
+    pub fn to_socket_addr(&self) -> Option<SocketAddr> {
+        let host: IpAddr = std::str::from_utf8(&self.host).ok()?.parse().ok()?;
+        Some(SocketAddr::new(host, self.port))
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(addr: SocketAddr) -> Self {
+        Address::new(addr.ip().to_string(), addr.port())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = String::from_utf8_lossy(&self.host);
+        if host.contains(':') {
+            write!(f, "[{host}]:{}", self.port)
+        } else {
+            write!(f, "{host}:{}", self.port)
+        }
+    }
+}
+
+wire_record! {
+    /// What the master says about a node (NotifyNodeInformation,
+    /// AnswerNodeList).
+    pub struct NodeInfo {
+        pub node_type: NodeType,
+        pub address: Option<Address>,
+        pub nid: Option<Nid>,
+        pub state: NodeState,
+        /// When the node identified to the master; `None` if it never did.
+        pub id_timestamp: Option<Timestamp>,
+    }
+}
+
+wire_record! {
+    /// One cell of a partition table row: `(nid, state)`.
+    pub struct CellInfo {
+        pub nid: Nid,
+        pub state: CellState,
+    }
+}
+
+wire_record! {
+    /// One change of NotifyPartitionChanges: set cell (offset, nid) to
+    /// `state`, creating it if needed; DISCARDED removes it.
+    pub struct CellChange {
+        pub offset: u32,
+        pub nid: Nid,
+        pub state: CellState,
+    }
+}
+
+/// A full partition table: one row of cells per partition, in offset order.
+pub type Rows = Vec<Vec<CellInfo>>;
+
+wire_record! {
+    /// The pack order a pack transaction carries (AskStoreTransaction,
+    /// AskFinishTransaction): the oids to pack (`None`: the whole database)
+    /// and the pack TID.
+    pub struct PackRequest {
+        pub oids: Option<Vec<Oid>>,
+        pub pack_tid: Tid,
+    }
+}
+
+wire_record! {
+    /// A pack order as the master hands it out (AnswerPackOrders).
+    pub struct PackOrder {
+        pub pack_id: Tid,
+        /// `None`: not signed yet; `Some(false)`: rejected.
+        pub approved: Option<bool>,
+        pub partial: bool,
+        pub oids: Option<Vec<Oid>>,
+        pub pack_tid: Tid,
+    }
+}
+
+wire_record! {
+    /// The pack order of a replicated transaction (AddTransaction).
+    pub struct TransactionPack {
+        pub approved: Option<bool>,
+        pub partial: bool,
+        pub oids: Option<Vec<Oid>>,
+        pub pack_tid: Tid,
+    }
+}
+
+wire_record! {
+    /// Object data as stored: compression (0 none, 1 zlib), SHA-1 of the
+    /// bytes as transmitted, and the bytes.
+    pub struct ObjectData {
+        pub compression: u32,
+        pub checksum: Checksum,
+        pub data: Bytes,
+    }
+}
+
+wire_record! {
+    /// A conflict found while relocking (AnswerRelockObject): the serial the
+    /// store was based on, the newer committed serial, and the data of the
+    /// store given back (`None` for a check or a store without data).
+    pub struct RelockConflict {
+        pub serial: Tid,
+        pub conflict_serial: Tid,
+        pub data: Option<ObjectData>,
+    }
+}
+
+wire_record! {
+    /// Per-oid answer of AskObjectUndoSerial.
+    pub struct UndoSerial {
+        pub current_serial: Tid,
+        /// The serial whose data the undo restores; `None` undoes creation.
+        pub undo_serial: Option<Tid>,
+        /// Whether the undone revision is still the current one.
+        pub is_current: bool,
+    }
+}
+
+wire_record! {
+    /// One revision in AnswerObjectHistory.
+    pub struct HistoryEntry {
+        pub serial: Tid,
+        /// Length of the stored (possibly compressed) data.
+        pub size: u64,
+    }
+}
+
+wire_record! {
+    /// The reference replica of CheckPartition: an upstream cluster name
+    /// (empty: this cluster) and the address of a storage (`None`: no
+    /// reference).
+    pub struct CheckSource {
+        pub upstream_name: Bytes,
+        pub address: Option<Address>,
+    }
+}
