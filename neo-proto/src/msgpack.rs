@@ -341,6 +341,21 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    /// A `bin` payload borrowed from the input (for fixed-size values that
+    /// are copied out anyway: no reference count to touch).
+    pub fn read_bin_slice(&mut self) -> Result<&'a [u8], DecodeError> {
+        let marker = self.peek_marker()?;
+        let width = match marker {
+            0xc4 => 1,
+            0xc5 => 2,
+            0xc6 => 4,
+            _ => return Err(self.unexpected("bin", marker)),
+        };
+        self.pos += 1;
+        let len = self.read_len(width)?;
+        self.take(len)
+    }
+
     /// A `bin` payload, as a zero-copy slice of the input.
     pub fn read_bin(&mut self) -> Result<Bytes, DecodeError> {
         let marker = self.peek_marker()?;
@@ -456,14 +471,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The integer carried by an enum ext payload (itself a msgpack integer).
+/// The integer carried by an enum ext payload (itself a msgpack integer,
+/// in practice one positive-fixint byte).
 pub fn enum_payload(payload: &[u8]) -> Option<u8> {
-    let bytes = Bytes::copy_from_slice(payload);
-    let mut reader = Reader::new(&bytes);
-    let value = reader.read_int().ok()?.to_u64()?;
-    if !reader.is_at_end() {
-        return None;
-    }
+    let value: u64 = match *payload {
+        [byte] if byte < 0x80 => byte as u64,
+        [0xcc, byte] => byte as u64,
+        [0xcd, ref rest @ ..] if rest.len() == 2 => u16::from_be_bytes([rest[0], rest[1]]) as u64,
+        [0xd0, byte] if (byte as i8) >= 0 => byte as u64,
+        _ => return None,
+    };
     u8::try_from(value).ok()
 }
 

@@ -135,8 +135,8 @@ impl Wire for Bytes {
 
 fn read_fixed<const N: usize>(reader: &mut Reader<'_>) -> Result<[u8; N], DecodeError> {
     let offset = reader.position();
-    let bin = reader.read_bin()?;
-    <[u8; N]>::try_from(&bin[..]).map_err(|_| DecodeError::BadLength {
+    let bin = reader.read_bin_slice()?;
+    <[u8; N]>::try_from(bin).map_err(|_| DecodeError::BadLength {
         expected: N,
         found: bin.len(),
         offset,

@@ -220,7 +220,7 @@ fn bad_envelopes() {
     ] {
         assert!(matches!(decode(bytes), DecodeError::BadEnvelope { .. }));
     }
-    let args_not_an_array = packet(1, 2, |out| write_nil(out));
+    let args_not_an_array = packet(1, 2, write_nil);
     assert!(matches!(
         decode(args_not_an_array),
         DecodeError::UnexpectedType {

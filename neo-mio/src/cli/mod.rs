@@ -1,0 +1,3 @@
+//! Subcommands of the `neo` binary that are more than option plumbing.
+
+pub mod wire;
