@@ -3,7 +3,20 @@
 //! events and emit actions. Sockets, files, threads and clocks belong to
 //! the runtime (neo-mio) or to a simulator.
 //!
-//! - [`data`]: object data as stored and transmitted (compression,
-//!   checksums).
+//! - [`io`]: the input/output contract shared by every node kind.
+//! - [`net`]: connection bookkeeping (message ids, pending requests).
+//! - [`nodes`]: the node table.
+//! - [`pt`]: the partition table and the master's algorithms on it.
+//! - [`data`]: object data as stored and transmitted.
+//! - [`time`], [`rng`]: time and randomness, both inputs.
 
 pub mod data;
+pub mod io;
+pub mod net;
+pub mod nodes;
+pub mod pt;
+pub mod rng;
+pub mod time;
+
+pub use io::{ConnId, Input, Level, Node, Output};
+pub use time::Time;

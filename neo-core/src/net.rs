@@ -1,0 +1,427 @@
+//! Connection bookkeeping shared by every node kind: message ids, requests
+//! waiting for their answer (with the context they were sent in), and the
+//! queue of outputs.
+//!
+//! NEO's rules (protocol.md §6): each end numbers the packets it originates
+//! from 0, answers echo the id of what they answer, an answer whose id is
+//! not pending (or of the wrong type) is a protocol error, and an Error may
+//! answer anything.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+use neo_proto::{Address, ErrorCode, Packet, PacketKind};
+
+use crate::io::{ConnId, Level, Output};
+
+/// A request we sent and the context to handle its answer in.
+#[derive(Debug)]
+struct Pending<R> {
+    answer_code: u16,
+    context: R,
+}
+
+/// What a node knows of one of its connections. `S` is the node's own
+/// notion of what the connection is for (its "handler" in NEO/py).
+#[derive(Debug)]
+pub struct Conn<R, S> {
+    pub id: ConnId,
+    /// Role of the connection for the node.
+    pub state: S,
+    /// Outgoing connection not established yet.
+    pub connecting: bool,
+    next_msg_id: u32,
+    pending: HashMap<u32, Pending<R>>,
+}
+
+impl<R, S> Conn<R, S> {
+    /// Whether requests we sent on this connection still wait for answers.
+    pub fn has_pending_requests(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Contexts of the requests still waiting for an answer.
+    pub fn pending_contexts(&self) -> impl Iterator<Item = &R> {
+        self.pending.values().map(|p| &p.context)
+    }
+}
+
+/// Why a received packet is refused, and how: an Error answer carrying the
+/// packet's message id, then, for protocol errors and "not ready", the
+/// connection is closed (NEO/py's `dispatch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub code: ErrorCode,
+    pub message: String,
+    pub close: bool,
+}
+
+impl Reject {
+    pub fn protocol(message: impl Into<String>) -> Reject {
+        Reject {
+            code: ErrorCode::ProtocolError,
+            message: message.into(),
+            close: true,
+        }
+    }
+
+    pub fn not_ready(message: impl Into<String>) -> Reject {
+        Reject {
+            code: ErrorCode::NotReady,
+            message: message.into(),
+            close: true,
+        }
+    }
+
+    pub fn denied(message: impl Into<String>) -> Reject {
+        Reject {
+            code: ErrorCode::Denied,
+            message: message.into(),
+            close: false,
+        }
+    }
+
+    /// An error answer that leaves the connection open.
+    pub fn answer(code: ErrorCode, message: impl Into<String>) -> Reject {
+        Reject {
+            code,
+            message: message.into(),
+            close: false,
+        }
+    }
+
+    /// A packet the current role of the connection does not handle.
+    pub fn unexpected(packet: &Packet, role: &str) -> Reject {
+        Reject::protocol(format!("unexpected packet {} in {role}", packet.name()))
+    }
+}
+
+/// Outcome of matching a received answer with the request it answers.
+#[derive(Debug)]
+pub enum AnswerMatch<R> {
+    /// The request's context.
+    Matched(R),
+    /// An Error nobody asked for: NEO/py logs it and goes on.
+    StrayError,
+    /// Not a pending id, or the wrong answer type: the sender misbehaves.
+    Unexpected,
+}
+
+/// A node's connections and the outputs waiting to be drained.
+#[derive(Debug)]
+pub struct Net<R, S, E> {
+    conns: HashMap<ConnId, Conn<R, S>>,
+    next_outgoing: u64,
+    outputs: VecDeque<Output<E>>,
+    /// Log records at this level or more verbose are dropped.
+    log_level: Level,
+}
+
+impl<R, S, E> Default for Net<R, S, E> {
+    fn default() -> Self {
+        Net {
+            conns: HashMap::new(),
+            next_outgoing: 1,
+            outputs: VecDeque::new(),
+            log_level: Level::Info,
+        }
+    }
+}
+
+impl<R, S, E> Net<R, S, E> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps log records up to `level` (default Info).
+    pub fn set_log_level(&mut self, level: Level) {
+        self.log_level = level;
+    }
+
+    /// Asks the runtime for a connection to `addr`.
+    pub fn connect(&mut self, addr: Address, state: S) -> ConnId {
+        let id = ConnId::outgoing(self.next_outgoing);
+        self.next_outgoing += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                id,
+                state,
+                connecting: true,
+                next_msg_id: 0,
+                pending: HashMap::new(),
+            },
+        );
+        self.outputs.push_back(Output::Connect { conn: id, addr });
+        id
+    }
+
+    /// Registers a connection the runtime accepted.
+    pub fn accept(&mut self, id: ConnId, state: S) {
+        self.conns.insert(
+            id,
+            Conn {
+                id,
+                state,
+                connecting: false,
+                next_msg_id: 0,
+                pending: HashMap::new(),
+            },
+        );
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&Conn<R, S>> {
+        self.conns.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<R, S>> {
+        self.conns.get_mut(&id)
+    }
+
+    pub fn contains(&self, id: ConnId) -> bool {
+        self.conns.contains_key(&id)
+    }
+
+    pub fn state(&self, id: ConnId) -> Option<&S> {
+        self.conns.get(&id).map(|c| &c.state)
+    }
+
+    pub fn state_mut(&mut self, id: ConnId) -> Option<&mut S> {
+        self.conns.get_mut(&id).map(|c| &mut c.state)
+    }
+
+    pub fn ids(&self) -> Vec<ConnId> {
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        // Deterministic order: hash map order must never leak into outputs.
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    fn next_msg_id(&mut self, id: ConnId) -> Option<u32> {
+        let conn = self.conns.get_mut(&id)?;
+        let msg_id = conn.next_msg_id;
+        conn.next_msg_id = conn.next_msg_id.wrapping_add(1);
+        Some(msg_id)
+    }
+
+    /// Sends a notification; returns its message id, or `None` if the
+    /// connection is gone.
+    pub fn send(&mut self, conn: ConnId, packet: impl Into<Packet>) -> Option<u32> {
+        let msg_id = self.next_msg_id(conn)?;
+        self.outputs.push_back(Output::Send {
+            conn,
+            msg_id,
+            packet: packet.into(),
+        });
+        Some(msg_id)
+    }
+
+    /// Sends a packet reusing a message id (answers sent later, replication
+    /// notifications that borrow their request's id).
+    pub fn send_with_id(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
+        if self.conns.contains_key(&conn) {
+            self.outputs.push_back(Output::Send {
+                conn,
+                msg_id,
+                packet: packet.into(),
+            });
+        }
+    }
+
+    /// Sends a request and remembers `context` for its answer.
+    pub fn ask(&mut self, conn: ConnId, packet: impl Into<Packet>, context: R) -> Option<u32> {
+        let packet = packet.into();
+        let PacketKind::Request { answer_code } = packet.kind() else {
+            panic!("{} is not a request", packet.name());
+        };
+        let msg_id = self.next_msg_id(conn)?;
+        self.conns.get_mut(&conn)?.pending.insert(
+            msg_id,
+            Pending {
+                answer_code,
+                context,
+            },
+        );
+        self.outputs.push_back(Output::Send {
+            conn,
+            msg_id,
+            packet,
+        });
+        Some(msg_id)
+    }
+
+    /// Answers the packet with id `msg_id`.
+    pub fn answer(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
+        self.send_with_id(conn, msg_id, packet);
+    }
+
+    /// Matches an answer with the request it answers.
+    pub fn match_answer(&mut self, conn: ConnId, msg_id: u32, packet: &Packet) -> AnswerMatch<R> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return AnswerMatch::Unexpected;
+        };
+        let is_error = matches!(packet, Packet::Error(_));
+        match c.pending.get(&msg_id) {
+            Some(pending) if is_error || pending.answer_code == packet.code() => {
+                AnswerMatch::Matched(c.pending.remove(&msg_id).unwrap().context)
+            }
+            None if is_error => AnswerMatch::StrayError,
+            _ => AnswerMatch::Unexpected,
+        }
+    }
+
+    /// Removes and returns the contexts of every pending request (the
+    /// connection is going away).
+    pub fn drain_pending(&mut self, conn: ConnId) -> Vec<R> {
+        match self.conns.get_mut(&conn) {
+            Some(c) => {
+                let mut pending: Vec<(u32, Pending<R>)> = c.pending.drain().collect();
+                pending.sort_unstable_by_key(|(msg_id, _)| *msg_id);
+                pending.into_iter().map(|(_, p)| p.context).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Refuses a received packet: Error answer, then close if the kind of
+    /// refusal calls for it.
+    pub fn reject(&mut self, conn: ConnId, msg_id: u32, reject: Reject) -> Option<Conn<R, S>> {
+        if reject.code == ErrorCode::ProtocolError {
+            self.log(
+                Level::Error,
+                format!("protocol error on {conn}: {}", reject.message),
+            );
+        }
+        self.answer(conn, msg_id, Packet::error(reject.code, reject.message));
+        if reject.close {
+            self.close(conn)
+        } else {
+            None
+        }
+    }
+
+    /// Closes a connection (after what is queued is sent) and forgets it.
+    pub fn close(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
+        let removed = self.conns.remove(&conn);
+        if removed.is_some() {
+            self.outputs.push_back(Output::Close { conn });
+        }
+        removed
+    }
+
+    /// Forgets a connection the runtime reported closed.
+    pub fn forget(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
+        self.conns.remove(&conn)
+    }
+
+    pub fn log(&mut self, level: Level, message: impl Into<String>) {
+        if level <= self.log_level {
+            self.outputs.push_back(Output::Log {
+                level,
+                message: message.into(),
+            });
+        }
+    }
+
+    pub fn emit(&mut self, output: Output<E>) {
+        self.outputs.push_back(output);
+    }
+
+    pub fn poll(&mut self) -> Option<Output<E>> {
+        self.outputs.pop_front()
+    }
+
+    /// Whether outputs wait to be drained.
+    pub fn has_outputs(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neo_proto::{AnswerRecovery, AskRecovery, Ping, Pong};
+
+    type TestNet = Net<&'static str, (), ()>;
+
+    fn drain(net: &mut TestNet) -> Vec<Output<()>> {
+        std::iter::from_fn(|| net.poll()).collect()
+    }
+
+    #[test]
+    fn message_ids_count_per_connection_and_answers_match() {
+        let mut net = TestNet::new();
+        let a = net.connect(Address::new("127.0.0.1", 1), ());
+        net.accept(ConnId::incoming(1), ());
+        assert_eq!(net.ask(a, Ping {}, "ping"), Some(0));
+        assert_eq!(net.send(a, Pong {}), Some(1));
+        assert_eq!(
+            net.ask(ConnId::incoming(1), AskRecovery {}, "recovery"),
+            Some(0)
+        );
+        let outputs = drain(&mut net);
+        assert_eq!(outputs.len(), 4); // connect + 3 sends
+                                      // The answer to Ping is matched; a second one is unexpected.
+        assert!(matches!(
+            net.match_answer(a, 0, &Pong {}.into()),
+            AnswerMatch::Matched("ping")
+        ));
+        assert!(matches!(
+            net.match_answer(a, 0, &Pong {}.into()),
+            AnswerMatch::Unexpected
+        ));
+        // A wrong answer type is unexpected and leaves the request pending.
+        let wrong = AnswerRecovery {
+            ptid: None,
+            backup_tid: None,
+            truncate_tid: None,
+        };
+        assert!(matches!(
+            net.match_answer(ConnId::incoming(1), 0, &Pong {}.into()),
+            AnswerMatch::Unexpected
+        ));
+        assert!(matches!(
+            net.match_answer(ConnId::incoming(1), 0, &wrong.into()),
+            AnswerMatch::Matched("recovery")
+        ));
+        // An Error with no request pending is stray, not a protocol error.
+        assert!(matches!(
+            net.match_answer(a, 9, &Packet::error(ErrorCode::Ack, "")),
+            AnswerMatch::StrayError
+        ));
+    }
+
+    #[test]
+    fn reject_answers_then_closes_for_protocol_errors() {
+        let mut net = TestNet::new();
+        let conn = ConnId::incoming(3);
+        net.accept(conn, ());
+        assert!(net.reject(conn, 7, Reject::denied("no")).is_none());
+        assert!(net.contains(conn));
+        assert!(net.reject(conn, 8, Reject::protocol("bad")).is_some());
+        assert!(!net.contains(conn));
+        let outputs = drain(&mut net);
+        assert!(matches!(
+            &outputs[..],
+            [
+                Output::Send { msg_id: 7, .. },
+                Output::Log {
+                    level: Level::Error,
+                    ..
+                },
+                Output::Send { msg_id: 8, .. },
+                Output::Close { .. }
+            ]
+        ));
+        // Nothing more can be sent on a closed connection.
+        assert_eq!(net.send(conn, Ping {}), None);
+    }
+}

@@ -1,0 +1,626 @@
+//! The node table: what a node knows of the other nodes of the cluster
+//! (NEO/py's NodeManager).
+//!
+//! An entry has a type, an address (nodes that listen), a node id (once the
+//! primary master gave one), a state, and the master's identification
+//! timestamp; at most one entry per address and per id. The primary master
+//! fills its table from identifications; every other node mirrors it from
+//! NotifyNodeInformation.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use neo_proto::{Address, Map, Nid, NodeInfo, NodeState, NodeType, Timestamp, Value};
+
+use crate::io::ConnId;
+
+/// Handle of an entry in a [`NodeTable`]; stable while the entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeKey(usize);
+
+/// What is known of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeEntry {
+    pub node_type: NodeType,
+    address: Option<Address>,
+    nid: Option<Nid>,
+    pub state: NodeState,
+    /// When the node identified to the primary master (its clock).
+    pub id_timestamp: Option<Timestamp>,
+    /// Our connection to the node, if any.
+    pub conn: Option<ConnId>,
+    /// Identification packets were exchanged on `conn`.
+    pub identified: bool,
+    /// Properties sent at identification (kept by the master: topology
+    /// path of storages, backup names of admins...).
+    pub extra: Map<Bytes, Value>,
+}
+
+impl NodeEntry {
+    pub fn address(&self) -> Option<&Address> {
+        self.address.as_ref()
+    }
+
+    pub fn nid(&self) -> Option<Nid> {
+        self.nid
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state == NodeState::Running
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.state == NodeState::Pending
+    }
+
+    /// The record NEO sends about this node.
+    pub fn info(&self) -> NodeInfo {
+        NodeInfo {
+            node_type: self.node_type,
+            address: self.address.clone(),
+            nid: self.nid,
+            state: self.state,
+            id_timestamp: self.id_timestamp,
+        }
+    }
+
+    /// A short description for logs: `S1 (127.0.0.1:20001)`.
+    pub fn describe(&self) -> String {
+        match (self.nid, &self.address) {
+            (Some(nid), Some(address)) => format!("{nid} ({address})"),
+            (Some(nid), None) => nid.to_string(),
+            (None, Some(address)) => format!("{} {address}", self.node_type),
+            (None, None) => format!("{} without id", self.node_type),
+        }
+    }
+}
+
+/// Why a NotifyNodeInformation cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationError(pub String);
+
+/// What applying a NotifyNodeInformation changed, for the caller to react.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct NotificationEffects {
+    /// Connections to nodes that were forgotten (state UNKNOWN, or absent
+    /// from the first full list): the caller closes them.
+    pub closed_conns: Vec<ConnId>,
+    /// Ids of forgotten storages (they must leave the partition table
+    /// bookkeeping too).
+    pub forgotten_storages: Vec<Nid>,
+    /// The receiver's own state, if the notification mentioned it.
+    pub own_state: Option<NodeState>,
+    /// Nodes whose new state is not RUNNING (storages abort the
+    /// transactions of such clients; clients close connections to such
+    /// storages).
+    pub not_running: Vec<(NodeType, Nid)>,
+}
+
+/// The table.
+#[derive(Debug, Clone, Default)]
+pub struct NodeTable {
+    slots: Vec<Option<NodeEntry>>,
+    free: Vec<usize>,
+    by_nid: HashMap<Nid, usize>,
+    by_address: HashMap<Address, usize>,
+    /// Timestamp of the last NotifyNodeInformation applied (receivers).
+    last_notification: f64,
+}
+
+impl NodeTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the notification order: a (new) master starts its own.
+    pub fn reset_notification_clock(&mut self) {
+        self.last_notification = 0.0;
+    }
+
+    /// Timestamp of the last notification applied.
+    pub fn last_notification(&self) -> f64 {
+        self.last_notification
+    }
+
+    pub fn get(&self, key: NodeKey) -> Option<&NodeEntry> {
+        self.slots.get(key.0).and_then(Option::as_ref)
+    }
+
+    /// Mutable access to the fields that do not index the entry.
+    pub fn get_mut(&mut self, key: NodeKey) -> Option<&mut NodeEntry> {
+        self.slots.get_mut(key.0).and_then(Option::as_mut)
+    }
+
+    pub fn by_nid(&self, nid: Nid) -> Option<NodeKey> {
+        self.by_nid.get(&nid).copied().map(NodeKey)
+    }
+
+    pub fn by_address(&self, address: &Address) -> Option<NodeKey> {
+        self.by_address.get(address).copied().map(NodeKey)
+    }
+
+    pub fn entry_by_nid(&self, nid: Nid) -> Option<&NodeEntry> {
+        self.by_nid(nid).and_then(|key| self.get(key))
+    }
+
+    pub fn state_of(&self, nid: Nid) -> Option<NodeState> {
+        self.entry_by_nid(nid).map(|e| e.state)
+    }
+
+    /// Adds an entry; the address and nid must be free.
+    pub fn add(
+        &mut self,
+        node_type: NodeType,
+        address: Option<Address>,
+        nid: Option<Nid>,
+        state: NodeState,
+    ) -> NodeKey {
+        let entry = NodeEntry {
+            node_type,
+            address: None,
+            nid: None,
+            state,
+            id_timestamp: None,
+            conn: None,
+            identified: false,
+            extra: Map::new(),
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = Some(entry);
+                index
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        let key = NodeKey(index);
+        self.set_address(key, address);
+        self.set_nid(key, nid);
+        key
+    }
+
+    /// Finds the entry matching `address` or `nid`, or adds one (NEO/py's
+    /// `_createNode`). Fails if they designate two different entries or
+    /// contradict the entry found.
+    pub fn find_or_add(
+        &mut self,
+        node_type: NodeType,
+        address: Option<Address>,
+        nid: Option<Nid>,
+        state: NodeState,
+    ) -> Result<NodeKey, String> {
+        let by_address = address.as_ref().and_then(|a| self.by_address(a));
+        let by_nid = nid.and_then(|n| self.by_nid(n));
+        let key = match (by_address, by_nid) {
+            (None, None) => return Ok(self.add(node_type, address, nid, state)),
+            (Some(a), Some(n)) if a != n => {
+                return Err(format!(
+                    "{} and {} designate different nodes",
+                    nid.unwrap(),
+                    address.unwrap()
+                ))
+            }
+            (Some(key), _) | (None, Some(key)) => key,
+        };
+        let entry = self.get(key).expect("indexed entry exists");
+        if entry.node_type != node_type {
+            return Err(format!(
+                "{} is a {}, not a {node_type}",
+                entry.describe(),
+                entry.node_type
+            ));
+        }
+        if let (Some(nid), Some(existing)) = (nid, entry.nid) {
+            if nid != existing {
+                return Err(format!("expected {nid} on {}", entry.describe()));
+            }
+        }
+        if let (Some(address), Some(existing)) = (&address, &entry.address) {
+            if address != existing {
+                return Err(format!(
+                    "expected address {address} on {}",
+                    entry.describe()
+                ));
+            }
+        }
+        if entry.nid.is_none() && nid.is_some() {
+            self.set_nid(key, nid);
+        }
+        if entry_address_missing(self, key) && address.is_some() {
+            self.set_address(key, address);
+        }
+        Ok(key)
+    }
+
+    pub fn remove(&mut self, key: NodeKey) -> Option<NodeEntry> {
+        let entry = self.slots.get_mut(key.0)?.take()?;
+        if let Some(nid) = entry.nid {
+            self.by_nid.remove(&nid);
+        }
+        if let Some(address) = &entry.address {
+            self.by_address.remove(address);
+        }
+        self.free.push(key.0);
+        Some(entry)
+    }
+
+    /// Changes the id of an entry, keeping the index right. Another entry
+    /// holding `nid` loses it (NEO/py's `setUUID` on a conflict).
+    pub fn set_nid(&mut self, key: NodeKey, nid: Option<Nid>) {
+        let Some(entry) = self.slots.get_mut(key.0).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.nid == nid {
+            return;
+        }
+        if let Some(old) = entry.nid.take() {
+            self.by_nid.remove(&old);
+        }
+        if let Some(nid) = nid {
+            if let Some(other) = self.by_nid.insert(nid, key.0) {
+                if let Some(other) = self.slots[other].as_mut() {
+                    other.nid = None;
+                }
+            }
+        }
+        self.slots[key.0].as_mut().unwrap().nid = nid;
+    }
+
+    /// Changes the address of an entry, keeping the index right.
+    pub fn set_address(&mut self, key: NodeKey, address: Option<Address>) {
+        let Some(entry) = self.slots.get_mut(key.0).and_then(Option::as_mut) else {
+            return;
+        };
+        if entry.address == address {
+            return;
+        }
+        if let Some(old) = entry.address.take() {
+            self.by_address.remove(&old);
+        }
+        if let Some(address) = &address {
+            if let Some(other) = self.by_address.insert(address.clone(), key.0) {
+                if let Some(other) = self.slots[other].as_mut() {
+                    other.address = None;
+                }
+            }
+        }
+        self.slots[key.0].as_mut().unwrap().address = address;
+    }
+
+    /// Every entry, in a deterministic order (slot order).
+    pub fn iter(&self) -> impl Iterator<Item = (NodeKey, &NodeEntry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (NodeKey(i), e)))
+    }
+
+    pub fn keys(&self) -> Vec<NodeKey> {
+        self.iter().map(|(key, _)| key).collect()
+    }
+
+    pub fn of_type(&self, node_type: NodeType) -> impl Iterator<Item = (NodeKey, &NodeEntry)> {
+        self.iter().filter(move |(_, e)| e.node_type == node_type)
+    }
+
+    pub fn identified(&self) -> impl Iterator<Item = (NodeKey, &NodeEntry)> {
+        self.iter().filter(|(_, e)| e.identified)
+    }
+
+    pub fn by_conn(&self, conn: ConnId) -> Option<NodeKey> {
+        self.iter()
+            .find(|(_, e)| e.conn == Some(conn))
+            .map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies a NotifyNodeInformation from the primary master (every node
+    /// but the primary does this).
+    ///
+    /// `own` identifies the receiver (its nid) and `first` says whether this
+    /// is the first notification since it identified: then the list is
+    /// complete and entries it does not mention are forgotten — storages
+    /// only if `has_cells` says they hold no cell.
+    pub fn apply_notification(
+        &mut self,
+        own: Option<Nid>,
+        first: bool,
+        timestamp: f64,
+        nodes: &[NodeInfo],
+        has_cells: &dyn Fn(Nid) -> bool,
+    ) -> Result<NotificationEffects, NotificationError> {
+        if timestamp <= self.last_notification {
+            return Err(NotificationError(format!(
+                "node notification timestamp {timestamp} is not after {}",
+                self.last_notification
+            )));
+        }
+        self.last_notification = timestamp;
+        let mut effects = NotificationEffects::default();
+        let mut listed = Vec::new();
+        for info in nodes {
+            let by_nid = info.nid.and_then(|n| self.by_nid(n));
+            let by_address = info.address.as_ref().and_then(|a| self.by_address(a));
+            let found = by_address.or(by_nid);
+            if own.is_some() && info.nid == own {
+                effects.own_state = Some(info.state);
+            }
+            if info.state != NodeState::Running {
+                if let Some(nid) = info.nid {
+                    effects.not_running.push((info.node_type, nid));
+                }
+            }
+            let key = match found {
+                None => {
+                    if info.state == NodeState::Unknown {
+                        // Forgetting a node we never knew: nothing to do.
+                        continue;
+                    }
+                    self.add(info.node_type, info.address.clone(), info.nid, info.state)
+                }
+                Some(key) => {
+                    let entry = self.get(key).unwrap();
+                    if entry.node_type != info.node_type {
+                        return Err(NotificationError(format!(
+                            "{} announced as a {}",
+                            entry.describe(),
+                            info.node_type
+                        )));
+                    }
+                    if let (Some(a), Some(n)) = (by_address, by_nid) {
+                        if a != n {
+                            // The id moved to the node at this address.
+                            self.set_nid(n, None);
+                        }
+                    }
+                    if info.state == NodeState::Unknown {
+                        let entry = self.get(key).unwrap();
+                        if let Some(conn) = entry.conn {
+                            effects.closed_conns.push(conn);
+                        }
+                        if info.nid != own {
+                            if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid) {
+                                effects.forgotten_storages.push(nid);
+                            }
+                        }
+                        self.remove(key);
+                        continue;
+                    }
+                    self.set_nid(key, info.nid);
+                    self.set_address(key, info.address.clone());
+                    self.get_mut(key).unwrap().state = info.state;
+                    key
+                }
+            };
+            self.get_mut(key).unwrap().id_timestamp = info.id_timestamp;
+            listed.push(key);
+        }
+        if first {
+            for key in self.keys() {
+                if listed.contains(&key) {
+                    continue;
+                }
+                let entry = self.get(key).unwrap();
+                let forget = match (entry.node_type, entry.nid) {
+                    (NodeType::Storage, Some(nid)) => !has_cells(nid),
+                    _ => true,
+                };
+                if forget {
+                    if let Some(conn) = entry.conn {
+                        effects.closed_conns.push(conn);
+                    }
+                    if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid) {
+                        effects.forgotten_storages.push(nid);
+                    }
+                    self.remove(key);
+                }
+            }
+        }
+        Ok(effects)
+    }
+}
+
+fn entry_address_missing(table: &NodeTable, key: NodeKey) -> bool {
+    table.get(key).is_some_and(|e| e.address.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> Address {
+        Address::new("127.0.0.1", port)
+    }
+
+    fn info(
+        node_type: NodeType,
+        port: Option<u16>,
+        nid: Option<i32>,
+        state: NodeState,
+    ) -> NodeInfo {
+        NodeInfo {
+            node_type,
+            address: port.map(addr),
+            nid: nid.map(Nid),
+            state,
+            id_timestamp: Some(Timestamp(1.0)),
+        }
+    }
+
+    #[test]
+    fn entries_are_indexed_by_nid_and_address() {
+        let mut table = NodeTable::new();
+        let s1 = table.add(
+            NodeType::Storage,
+            Some(addr(1)),
+            Some(Nid(1)),
+            NodeState::Running,
+        );
+        assert_eq!(table.by_nid(Nid(1)), Some(s1));
+        assert_eq!(table.by_address(&addr(1)), Some(s1));
+        table.set_nid(s1, Some(Nid(2)));
+        assert_eq!(table.by_nid(Nid(1)), None);
+        assert_eq!(table.by_nid(Nid(2)), Some(s1));
+        // Taking an id another entry holds strips it from that entry.
+        let s3 = table.add(NodeType::Storage, Some(addr(3)), None, NodeState::Down);
+        table.set_nid(s3, Some(Nid(2)));
+        assert_eq!(table.get(s1).unwrap().nid(), None);
+        table.remove(s3);
+        assert_eq!(table.by_nid(Nid(2)), None);
+        assert_eq!(table.by_address(&addr(3)), None);
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn find_or_add_merges_and_detects_contradictions() {
+        let mut table = NodeTable::new();
+        let m = table.add(NodeType::Master, Some(addr(10)), None, NodeState::Down);
+        let found = table
+            .find_or_add(
+                NodeType::Master,
+                Some(addr(10)),
+                Some(Nid(-0x0fff_ffff)),
+                NodeState::Down,
+            )
+            .unwrap();
+        assert_eq!(found, m);
+        assert_eq!(table.get(m).unwrap().nid(), Some(Nid(-0x0fff_ffff)));
+        assert!(table
+            .find_or_add(NodeType::Storage, Some(addr(10)), None, NodeState::Down)
+            .is_err());
+    }
+
+    #[test]
+    fn notifications_must_be_strictly_ordered() {
+        let mut table = NodeTable::new();
+        let none = |_| false;
+        table
+            .apply_notification(None, true, 5.0, &[], &none)
+            .unwrap();
+        assert!(table
+            .apply_notification(None, false, 5.0, &[], &none)
+            .is_err());
+        table.reset_notification_clock();
+        assert!(table
+            .apply_notification(None, true, 1.0, &[], &none)
+            .is_ok());
+    }
+
+    #[test]
+    fn first_notification_is_a_full_list() {
+        let mut table = NodeTable::new();
+        let old_client = table.add(
+            NodeType::Client,
+            None,
+            Some(Nid(-0x1fff_ffff)),
+            NodeState::Running,
+        );
+        table.get_mut(old_client).unwrap().conn = Some(ConnId::incoming(4));
+        table.add(
+            NodeType::Storage,
+            Some(addr(2)),
+            Some(Nid(2)),
+            NodeState::Running,
+        );
+        table.add(
+            NodeType::Storage,
+            Some(addr(3)),
+            Some(Nid(3)),
+            NodeState::Running,
+        );
+        let has_cells = |nid: Nid| nid == Nid(3);
+        let effects = table
+            .apply_notification(
+                Some(Nid(1)),
+                true,
+                10.0,
+                &[
+                    info(NodeType::Storage, Some(1), Some(1), NodeState::Running),
+                    info(
+                        NodeType::Master,
+                        Some(100),
+                        Some(-0x0fff_ffff),
+                        NodeState::Running,
+                    ),
+                ],
+                &has_cells,
+            )
+            .unwrap();
+        assert_eq!(effects.own_state, Some(NodeState::Running));
+        assert_eq!(effects.closed_conns, vec![ConnId::incoming(4)]);
+        assert_eq!(effects.forgotten_storages, vec![Nid(2)]);
+        // S3 holds cells: kept; S2 and the old client: forgotten.
+        assert!(table.by_nid(Nid(3)).is_some());
+        assert!(table.by_nid(Nid(2)).is_none());
+        assert!(table.by_nid(Nid(-0x1fff_ffff)).is_none());
+        assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn unknown_state_forgets_and_others_update() {
+        let mut table = NodeTable::new();
+        let none = |_| false;
+        table
+            .apply_notification(
+                None,
+                true,
+                1.0,
+                &[info(
+                    NodeType::Storage,
+                    Some(2),
+                    Some(2),
+                    NodeState::Running,
+                )],
+                &none,
+            )
+            .unwrap();
+        let effects = table
+            .apply_notification(
+                None,
+                false,
+                2.0,
+                &[
+                    info(NodeType::Storage, Some(2), Some(2), NodeState::Down),
+                    info(
+                        NodeType::Client,
+                        None,
+                        Some(-0x1fff_fffe),
+                        NodeState::Unknown,
+                    ),
+                ],
+                &none,
+            )
+            .unwrap();
+        assert_eq!(table.state_of(Nid(2)), Some(NodeState::Down));
+        assert_eq!(
+            effects.not_running,
+            vec![
+                (NodeType::Storage, Nid(2)),
+                (NodeType::Client, Nid(-0x1fff_fffe))
+            ]
+        );
+        table
+            .apply_notification(
+                None,
+                false,
+                3.0,
+                &[info(
+                    NodeType::Storage,
+                    Some(2),
+                    Some(2),
+                    NodeState::Unknown,
+                )],
+                &none,
+            )
+            .unwrap();
+        assert!(table.is_empty());
+    }
+}
