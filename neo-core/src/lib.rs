@@ -10,12 +10,17 @@
 //! - [`data`]: object data as stored and transmitted.
 //! - [`time`], [`rng`]: time and randomness, both inputs.
 
+pub mod admin;
+pub mod bootstrap;
 pub mod data;
 pub mod io;
+pub mod master;
 pub mod net;
 pub mod nodes;
 pub mod pt;
 pub mod rng;
+pub mod storage;
+pub mod throttle;
 pub mod time;
 
 pub use io::{ConnId, Input, Level, Node, Output};

@@ -113,6 +113,12 @@ pub struct Net<R, S, E> {
     conns: HashMap<ConnId, Conn<R, S>>,
     next_outgoing: u64,
     outputs: VecDeque<Output<E>>,
+    /// Outputs that wait for the store to be synced up to their sequence
+    /// number (storages: answers that promise durability), and those queued
+    /// behind them on the same connection. Released in order.
+    held: VecDeque<(u64, Output<E>)>,
+    /// Store writes up to this sequence number are durable.
+    released: u64,
     /// Log records at this level or more verbose are dropped.
     log_level: Level,
 }
@@ -123,6 +129,8 @@ impl<R, S, E> Default for Net<R, S, E> {
             conns: HashMap::new(),
             next_outgoing: 1,
             outputs: VecDeque::new(),
+            held: VecDeque::new(),
+            released: 0,
             log_level: Level::Info,
         }
     }
@@ -212,32 +220,92 @@ impl<R, S, E> Net<R, S, E> {
         Some(msg_id)
     }
 
+    /// Queues an output of `conn`, held if it needs store writes up to
+    /// `seq` to be durable or if earlier outputs of `conn` are held.
+    fn push(&mut self, conn: ConnId, seq: u64, output: Output<E>) {
+        let behind_held = !self.held.is_empty()
+            && self
+                .held
+                .iter()
+                .any(|(_, held)| output_conn(held) == Some(conn));
+        if seq > self.released || behind_held {
+            self.held.push_back((seq, output));
+        } else {
+            self.outputs.push_back(output);
+        }
+    }
+
+    /// Releases held outputs: store writes up to `seq` are durable.
+    pub fn release_until(&mut self, seq: u64) {
+        self.released = self.released.max(seq);
+        while self.held.front().is_some_and(|(s, _)| *s <= self.released) {
+            let (_, output) = self.held.pop_front().unwrap();
+            self.outputs.push_back(output);
+        }
+    }
+
+    /// Whether outputs wait for a store sync.
+    pub fn has_held_outputs(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Sends a notification; returns its message id, or `None` if the
     /// connection is gone.
     pub fn send(&mut self, conn: ConnId, packet: impl Into<Packet>) -> Option<u32> {
+        self.send_after(0, conn, packet)
+    }
+
+    /// Sends a notification once store writes up to `seq` are durable.
+    pub fn send_after(&mut self, seq: u64, conn: ConnId, packet: impl Into<Packet>) -> Option<u32> {
         let msg_id = self.next_msg_id(conn)?;
-        self.outputs.push_back(Output::Send {
+        let packet = packet.into();
+        self.push(
             conn,
-            msg_id,
-            packet: packet.into(),
-        });
+            seq,
+            Output::Send {
+                conn,
+                msg_id,
+                packet,
+            },
+        );
         Some(msg_id)
     }
 
     /// Sends a packet reusing a message id (answers sent later, replication
     /// notifications that borrow their request's id).
     pub fn send_with_id(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
+        self.answer_after(0, conn, msg_id, packet);
+    }
+
+    /// Answers once store writes up to `seq` are durable.
+    pub fn answer_after(&mut self, seq: u64, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
         if self.conns.contains_key(&conn) {
-            self.outputs.push_back(Output::Send {
+            let packet = packet.into();
+            self.push(
                 conn,
-                msg_id,
-                packet: packet.into(),
-            });
+                seq,
+                Output::Send {
+                    conn,
+                    msg_id,
+                    packet,
+                },
+            );
         }
     }
 
     /// Sends a request and remembers `context` for its answer.
     pub fn ask(&mut self, conn: ConnId, packet: impl Into<Packet>, context: R) -> Option<u32> {
+        self.ask_after(0, conn, packet, context)
+    }
+
+    /// Sends a request once store writes up to `seq` are durable.
+    pub fn ask_after(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        packet: impl Into<Packet>,
+        context: R,
+    ) -> Option<u32> {
         let packet = packet.into();
         let PacketKind::Request { answer_code } = packet.kind() else {
             panic!("{} is not a request", packet.name());
@@ -250,11 +318,15 @@ impl<R, S, E> Net<R, S, E> {
                 context,
             },
         );
-        self.outputs.push_back(Output::Send {
+        self.push(
             conn,
-            msg_id,
-            packet,
-        });
+            seq,
+            Output::Send {
+                conn,
+                msg_id,
+                packet,
+            },
+        );
         Some(msg_id)
     }
 
@@ -312,13 +384,16 @@ impl<R, S, E> Net<R, S, E> {
     pub fn close(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
         let removed = self.conns.remove(&conn);
         if removed.is_some() {
-            self.outputs.push_back(Output::Close { conn });
+            self.push(conn, 0, Output::Close { conn });
         }
         removed
     }
 
-    /// Forgets a connection the runtime reported closed.
+    /// Forgets a connection the runtime reported closed (what was held
+    /// for it can no longer be sent).
     pub fn forget(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
+        self.held
+            .retain(|(_, output)| output_conn(output) != Some(conn));
         self.conns.remove(&conn)
     }
 
@@ -342,6 +417,15 @@ impl<R, S, E> Net<R, S, E> {
     /// Whether outputs wait to be drained.
     pub fn has_outputs(&self) -> bool {
         !self.outputs.is_empty()
+    }
+}
+
+fn output_conn<E>(output: &Output<E>) -> Option<ConnId> {
+    match output {
+        Output::Connect { conn, .. } | Output::Send { conn, .. } | Output::Close { conn } => {
+            Some(*conn)
+        }
+        _ => None,
     }
 }
 
@@ -423,5 +507,32 @@ mod tests {
         ));
         // Nothing more can be sent on a closed connection.
         assert_eq!(net.send(conn, Ping {}), None);
+    }
+
+    #[test]
+    fn held_outputs_wait_for_durability_and_keep_connection_order() {
+        let mut net = TestNet::new();
+        let (a, b) = (ConnId::incoming(1), ConnId::incoming(2));
+        net.accept(a, ());
+        net.accept(b, ());
+        net.answer_after(3, a, 1, Pong {}); // needs writes up to 3 durable
+        net.send(a, Ping {}); // same connection: queued behind
+        net.send(b, Ping {}); // another connection: goes at once
+        net.close(a);
+        let first = drain(&mut net);
+        assert!(matches!(&first[..], [Output::Send { conn, .. }] if *conn == b));
+        net.release_until(2);
+        assert!(drain(&mut net).is_empty());
+        net.release_until(3);
+        let released = drain(&mut net);
+        assert!(matches!(
+            &released[..],
+            [
+                Output::Send { msg_id: 1, .. },
+                Output::Send { msg_id: 0, .. },
+                Output::Close { .. }
+            ]
+        ));
+        assert!(!net.has_held_outputs());
     }
 }

@@ -2,6 +2,8 @@
 //! in `tests/`): simulator campaigns, real processes on loopback, interop
 //! with NEO/py.
 
+pub mod sim;
+
 use bytes::BytesMut;
 use neo_proto::{encode, Decoder, Frame, Packet, HANDSHAKE};
 

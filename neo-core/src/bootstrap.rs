@@ -1,0 +1,139 @@
+//! Finding the primary master (storages, admins, clients): cycle over the
+//! known masters, identify, follow NotPrimaryMaster to the primary it
+//! names, until a master accepts us.
+
+use neo_proto::{Address, NodeState, NodeType};
+
+use crate::nodes::NodeTable;
+use crate::throttle::ConnectThrottle;
+use crate::time::Time;
+
+/// What to do next while looking for the primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Connect to this master now.
+    Connect(Address),
+    /// The throttle forbids connecting before this instant.
+    RetryAt(Time),
+    /// No master is known at all.
+    NoMaster,
+}
+
+/// Which master to try next.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// The master a NotPrimaryMaster named, to try first.
+    named: Option<Address>,
+    /// Index of the last master tried, in address order.
+    index: usize,
+}
+
+impl Bootstrap {
+    pub fn new() -> Bootstrap {
+        Bootstrap::default()
+    }
+
+    /// The next master to try: the one named primary if any, else the next
+    /// known master in a round-robin over addresses. Records the attempt
+    /// in `throttle` when it returns `Connect`.
+    pub fn next(
+        &mut self,
+        nodes: &NodeTable,
+        throttle: &mut ConnectThrottle,
+        now: Time,
+    ) -> Attempt {
+        let mut masters: Vec<Address> = nodes
+            .of_type(NodeType::Master)
+            .filter_map(|(_, e)| e.address().cloned())
+            .collect();
+        if masters.is_empty() {
+            return Attempt::NoMaster;
+        }
+        masters.sort();
+        let target = match self.named.take() {
+            Some(named) => {
+                if let Some(i) = masters.iter().position(|m| *m == named) {
+                    self.index = i;
+                }
+                named
+            }
+            None => {
+                self.index = (self.index + 1) % masters.len();
+                masters[self.index].clone()
+            }
+        };
+        let allowed = throttle.allowed_at(&target);
+        if allowed > now {
+            // Try the same target when allowed.
+            self.named = Some(target);
+            return Attempt::RetryAt(allowed);
+        }
+        throttle.record(&target, now);
+        Attempt::Connect(target)
+    }
+
+    /// A master answered NotPrimaryMaster: learn the masters it knows and,
+    /// if it names the primary, try that one next.
+    pub fn not_primary(&mut self, nodes: &mut NodeTable, known: &[Address], primary: Option<u32>) {
+        for addr in known {
+            if nodes.by_address(addr).is_none() {
+                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
+            }
+        }
+        if let Some(addr) = primary.and_then(|i| known.get(i as usize)) {
+            self.named = Some(addr.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn table(ports: &[u16]) -> NodeTable {
+        let mut nodes = NodeTable::new();
+        for &port in ports {
+            nodes.add(
+                NodeType::Master,
+                Some(Address::new("127.0.0.1", port)),
+                None,
+                NodeState::Down,
+            );
+        }
+        nodes
+    }
+
+    #[test]
+    fn cycles_over_masters_and_prefers_the_named_primary() {
+        let mut nodes = table(&[1, 2, 3]);
+        let mut throttle = ConnectThrottle::default();
+        let mut bootstrap = Bootstrap::new();
+        let mut now = Time::from_nanos(10_000_000_000);
+        let mut tried = Vec::new();
+        for _ in 0..3 {
+            match bootstrap.next(&nodes, &mut throttle, now) {
+                Attempt::Connect(addr) => tried.push(addr.port),
+                other => panic!("{other:?}"),
+            }
+        }
+        tried.sort();
+        assert_eq!(tried, vec![1, 2, 3]);
+        bootstrap.not_primary(&mut nodes, &[Address::new("127.0.0.1", 9)], Some(0));
+        // Port 9 is new and unthrottled: tried next.
+        assert_eq!(
+            bootstrap.next(&nodes, &mut throttle, now),
+            Attempt::Connect(Address::new("127.0.0.1", 9))
+        );
+        // Everything was tried less than a second ago: wait.
+        assert!(matches!(
+            bootstrap.next(&nodes, &mut throttle, now),
+            Attempt::RetryAt(_)
+        ));
+        now = now + Duration::from_secs(1);
+        assert!(matches!(
+            bootstrap.next(&nodes, &mut throttle, now),
+            Attempt::Connect(_)
+        ));
+    }
+}

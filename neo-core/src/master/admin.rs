@@ -1,0 +1,346 @@
+//! Operator commands, forwarded by the admin node (NEO/py's
+//! AdministrationHandler): cluster state, node states, adding storages,
+//! tweaking the table, replicas, truncation, repair.
+
+use neo_proto::{
+    AnswerTweakPartitionTable, ClusterState, ErrorCode, Nid, NodeInfo, NodeState, NodeType,
+    NotifyNodeInformation, NotifyRepair, Packet, Timestamp,
+};
+
+use super::{Master, StoppedOperation};
+use crate::io::{ConnId, Level};
+use crate::net::Reject;
+use crate::nodes::NodeKey;
+
+fn ack(message: impl Into<String>) -> Packet {
+    Packet::error(ErrorCode::Ack, message)
+}
+
+impl Master {
+    pub(super) fn on_admin_packet(
+        &mut self,
+        conn: ConnId,
+        _key: NodeKey,
+        msg_id: u32,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        let state = self.cluster_state().unwrap_or(ClusterState::Recovering);
+        let pt_change_allowed = matches!(
+            state,
+            ClusterState::Running | ClusterState::StartingBackup | ClusterState::Backingup
+        );
+        let denied_in_state =
+            |name: &str| Reject::denied(format!("{name} RPC can not be used in {state} state"));
+        match packet {
+            Packet::SetClusterState(request) => {
+                self.set_cluster_state_command(conn, msg_id, request.state)
+            }
+            Packet::SetNodeState(request) => {
+                self.set_node_state_command(conn, msg_id, request.nid, request.state)
+            }
+            Packet::AddPendingNodes(request) => {
+                if !pt_change_allowed {
+                    return Err(denied_in_state("addPendingNodes"));
+                }
+                let pending: Vec<NodeKey> = self
+                    .nodes
+                    .of_type(NodeType::Storage)
+                    .filter(|(_, e)| {
+                        e.is_pending() && e.nid().is_some_and(|n| request.nids.contains(&n))
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                let nids: Vec<Nid> = pending
+                    .iter()
+                    .filter_map(|&k| self.nodes.get(k).unwrap().nid())
+                    .collect();
+                let added = self.pt.add_nodes(&nids);
+                let added_keys: Vec<NodeKey> = pending
+                    .into_iter()
+                    .filter(|&k| added.contains(&self.nodes.get(k).unwrap().nid().unwrap()))
+                    .collect();
+                if added_keys.is_empty() {
+                    self.log(Level::Warn, "no node added".to_string());
+                    self.net.answer(conn, msg_id, ack("No node added"));
+                    return Ok(());
+                }
+                for &key in &added_keys {
+                    self.nodes.get_mut(key).unwrap().state = NodeState::Running;
+                    self.start_storage(key);
+                }
+                self.broadcast_nodes(&added_keys);
+                let names: Vec<String> = added.iter().map(Nid::to_string).collect();
+                self.log(Level::Info, format!("nodes added: {}", names.join(", ")));
+                self.net.answer(
+                    conn,
+                    msg_id,
+                    ack(format!("Nodes added: {}", names.join(", "))),
+                );
+                Ok(())
+            }
+            Packet::TweakPartitionTable(request) => {
+                if !pt_change_allowed {
+                    return Err(denied_in_state("tweakPartitionTable"));
+                }
+                let mut drop_list = Vec::new();
+                for (_, entry) in self.nodes.of_type(NodeType::Storage) {
+                    let Some(nid) = entry.nid() else { continue };
+                    if request.drop_nids.contains(&nid) || entry.is_pending() {
+                        drop_list.push(nid);
+                    } else if !entry.is_running() {
+                        return Err(Reject::denied(
+                            "tweak: down nodes must be listed explicitly",
+                        ));
+                    }
+                }
+                let devpaths = self.devpaths();
+                let devpath_of = |nid| devpaths.get(&nid).cloned().unwrap_or_default();
+                let state_of = |nid| self.nodes.state_of(nid);
+                let mut pt = if request.dry_run {
+                    let mut copy = self.pt.clone();
+                    // As NEO/py's copy: nodes without cell stay candidates.
+                    copy.add_nodes(&self.pt.balancing_set());
+                    copy
+                } else {
+                    self.pt.clone()
+                };
+                let changes = pt
+                    .tweak(&drop_list, &devpath_of, &state_of)
+                    .map_err(|e| Reject::denied(e.0))?;
+                let rows = pt.rows();
+                if !request.dry_run {
+                    self.pt = pt;
+                    self.broadcast_pt_changes(changes.clone(), None);
+                }
+                self.net.answer(
+                    conn,
+                    msg_id,
+                    AnswerTweakPartitionTable {
+                        changed: !changes.is_empty(),
+                        rows,
+                    },
+                );
+                Ok(())
+            }
+            Packet::SetNumReplicas(request) => {
+                if !pt_change_allowed {
+                    return Err(denied_in_state("setNumReplicas"));
+                }
+                self.broadcast_pt_changes(Vec::new(), Some(request.num_replicas));
+                self.net.answer(conn, msg_id, ack(""));
+                Ok(())
+            }
+            Packet::Truncate(request) => {
+                if state != ClusterState::Running {
+                    return Err(denied_in_state("truncate"));
+                }
+                let primary = self.primary().unwrap();
+                if primary.last_transaction <= request.tid {
+                    return Err(Reject::denied(
+                        "Truncating after last transaction does nothing",
+                    ));
+                }
+                if primary.first_tid > request.tid {
+                    return Err(Reject::denied(
+                        "Truncating before first transaction is probably not what you intended to do",
+                    ));
+                }
+                self.net.answer(conn, msg_id, ack(""));
+                self.log(
+                    Level::Warn,
+                    format!("truncating the database after {}", request.tid),
+                );
+                self.stopped_operation(StoppedOperation {
+                    truncate: Some(request.tid),
+                });
+                Ok(())
+            }
+            Packet::Repair(request) => {
+                let mut conns = Vec::new();
+                for nid in &request.nids {
+                    match self.nodes.entry_by_nid(*nid) {
+                        Some(e) if e.node_type == NodeType::Storage && e.identified => {
+                            conns.push(e.conn.unwrap())
+                        }
+                        _ => return Err(Reject::denied(format!("invalid storage node {nid}"))),
+                    }
+                }
+                for c in conns {
+                    self.net.send(
+                        c,
+                        NotifyRepair {
+                            dry_run: request.dry_run,
+                        },
+                    );
+                }
+                self.net.answer(conn, msg_id, ack(""));
+                Ok(())
+            }
+            Packet::CheckReplicas(_) => {
+                self.net.answer(conn, msg_id, ack(""));
+                Ok(())
+            }
+            other => Err(Reject::unexpected(&other, "administration")),
+        }
+    }
+
+    fn set_cluster_state_command(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        requested: ClusterState,
+    ) -> Result<(), Reject> {
+        let state = self.cluster_state().unwrap();
+        let allowed_from: &[ClusterState] = match requested {
+            ClusterState::Verifying => &[ClusterState::Recovering],
+            ClusterState::StartingBackup => &[ClusterState::Running, ClusterState::StoppingBackup],
+            ClusterState::StoppingBackup => {
+                &[ClusterState::Backingup, ClusterState::StartingBackup]
+            }
+            ClusterState::Stopping => ClusterState::ALL,
+            _ => return Err(Reject::denied("Invalid state requested")),
+        };
+        if !allowed_from.contains(&state) {
+            return Err(Reject::denied("Can not switch to this state"));
+        }
+        match requested {
+            ClusterState::Verifying => {
+                let storages: Vec<NodeKey> = self
+                    .nodes
+                    .of_type(NodeType::Storage)
+                    .filter(|(_, e)| e.identified)
+                    .map(|(k, _)| k)
+                    .collect();
+                if storages.is_empty() {
+                    return Err(Reject::denied(
+                        "Cannot exit recovery without any storage node",
+                    ));
+                }
+                for key in storages {
+                    let busy = self
+                        .conn_of(key)
+                        .and_then(|c| self.net.get(c))
+                        .is_some_and(|c| c.has_pending_requests());
+                    if busy {
+                        return Err(Reject::denied(format!(
+                            "Cannot exit recovery now: node {} is entering cluster",
+                            self.node_desc(key)
+                        )));
+                    }
+                }
+                self.primary_mut().unwrap().startup_allowed = true;
+                self.net.answer(conn, msg_id, ack("Cluster state changed"));
+                self.log(
+                    Level::Info,
+                    "startup allowed by the administrator".to_string(),
+                );
+            }
+            ClusterState::Stopping => {
+                self.net.answer(conn, msg_id, ack("Cluster state changed"));
+                self.begin_shutdown();
+            }
+            _ => {
+                return Err(Reject::denied(
+                    "No upstream cluster to backup defined in configuration",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn set_node_state_command(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        nid: Nid,
+        state: NodeState,
+    ) -> Result<(), Reject> {
+        let Some(key) = self.nodes.by_nid(nid) else {
+            return Err(Reject::denied("unknown node"));
+        };
+        let entry = self.nodes.get(key).unwrap();
+        let allowed: &[NodeState] = match entry.node_type {
+            NodeType::Master => &[NodeState::Down],
+            NodeType::Storage => &[NodeState::Down, NodeState::Unknown],
+            _ => &[],
+        };
+        if !allowed.contains(&state) {
+            return Err(Reject::denied(format!(
+                "can not switch node to {state} state"
+            )));
+        }
+        if Some(nid) == self.nid() {
+            return Err(Reject::denied("can not kill primary master node"));
+        }
+        let changed = state != entry.state;
+        let mut message = if changed {
+            "state changed".to_string()
+        } else {
+            format!("node already in {state} state")
+        };
+        let timestamp = |master: &mut Master| Timestamp(master.clock.now(master.now));
+        if entry.node_type == NodeType::Storage {
+            let keep = state == NodeState::Down;
+            if entry.is_running() && !keep {
+                return Err(Reject::denied(
+                    "a running node must be stopped before removal",
+                ));
+            }
+            // With `keep` (kill), only check that no partition loses its
+            // last readable copy; otherwise really drop the node's cells.
+            let mut changes = self
+                .pt
+                .drop_nodes(&[nid], keep)
+                .map_err(|e| Reject::denied(e.0))?;
+            self.nodes.get_mut(key).unwrap().state = state;
+            if let Some(c) = self.conn_of(key) {
+                let info = self.nodes.get(key).unwrap().info();
+                let ts = timestamp(self);
+                self.net.send(
+                    c,
+                    NotifyNodeInformation {
+                        timestamp: ts,
+                        nodes: vec![info],
+                    },
+                );
+                // Closed without handling it as a loss: it is DOWN already.
+                self.net.close(c);
+                let entry = self.nodes.get_mut(key).unwrap();
+                entry.conn = None;
+                entry.identified = false;
+            }
+            if keep {
+                let state_of = |n| self.nodes.state_of(n);
+                changes = self.pt.outdate(None, &state_of);
+            } else if !changes.is_empty() {
+                message = "node permanently removed".to_string();
+            }
+            if let Some(primary) = self.primary_mut() {
+                primary.starting.remove(&nid);
+                primary.ready.remove(&nid);
+            }
+            self.broadcast_pt_changes(changes, None);
+        } else {
+            self.nodes.get_mut(key).unwrap().state = state;
+        }
+        self.net.answer(conn, msg_id, ack(message));
+        if changed {
+            if let Some(c) = self.conn_of(key) {
+                let info: NodeInfo = self.nodes.get(key).unwrap().info();
+                let ts = timestamp(self);
+                self.net.send(
+                    c,
+                    NotifyNodeInformation {
+                        timestamp: ts,
+                        nodes: vec![info],
+                    },
+                );
+            }
+            self.broadcast_nodes(&[key]);
+            if state == NodeState::Unknown {
+                self.forget_node(key);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! Accepting nodes that connect to us (primary), or turning them away with
+//! NotPrimaryMaster (secondary).
+
+use neo_proto::{
+    AcceptIdentification, AskRecovery, CellChange, CellState, ClusterState, ErrorCode, Nid,
+    NodeState, NodeType, NotPrimaryMaster, Packet, RequestIdentification, Timestamp,
+};
+
+use super::{election::ElectionKey, ConnRole, Master, Phase, Request, Role};
+use crate::io::{ConnId, Level};
+use crate::net::Reject;
+use crate::nodes::NodeKey;
+
+impl Master {
+    /// The first packet of an accepted connection.
+    pub(super) fn identify(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        let Packet::RequestIdentification(request) = packet else {
+            return Err(Reject::unexpected(&packet, "identification"));
+        };
+        if request.cluster_name != self.config.cluster {
+            self.log(
+                Level::Error,
+                format!("rejecting a node of another cluster on {conn}"),
+            );
+            return Err(Reject::protocol("invalid cluster name"));
+        }
+        if request.address.as_ref() == Some(&self.config.bind) {
+            return Err(Reject::protocol("address conflict"));
+        }
+        match &self.role {
+            Role::Primary(_) => self.identify_as_primary(conn, msg_id, request),
+            Role::Secondary(_) => self.turn_away(conn, request),
+            Role::Exited => Ok(()),
+        }
+    }
+
+    fn identify_as_primary(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        mut request: RequestIdentification,
+    ) -> Result<(), Reject> {
+        let node_type = request.node_type;
+        let nid = request.nid;
+        let address = request.address.clone();
+        // Find the node's record (NEO/py's identification loop).
+        let by_nid = nid.and_then(|n| self.nodes.by_nid(n));
+        let by_address = address.as_ref().and_then(|a| self.nodes.by_address(a));
+        let mut node = by_nid;
+        let mut nid = nid;
+        let already_connected = || Reject::protocol("already connected");
+        if let Some(by_address) = by_address {
+            let identified = self.nodes.get(by_address).unwrap().identified;
+            if identified {
+                return Err(already_connected());
+            }
+            if node != Some(by_address) {
+                if node.is_none() || nid.is_some_and(Nid::is_temporary) {
+                    // Address conflict with a temporary id: a new id will
+                    // be chosen.
+                    node = Some(by_address);
+                } else {
+                    return Err(already_connected());
+                }
+            }
+        } else if let Some(key) = node {
+            if self.nodes.get(key).unwrap().identified {
+                if nid.is_some_and(Nid::is_temporary) {
+                    // The temporary id is taken: give another one.
+                    node = None;
+                    nid = None;
+                } else if self.evict_newcomer(key) {
+                    // We gave that id to a newcomer before knowing it was
+                    // taken: the node presenting it has precedence.
+                    self.nodes.set_address(key, address.clone());
+                } else {
+                    return Err(already_connected());
+                }
+            } else if key == self.own {
+                node = None;
+            } else {
+                self.nodes.set_address(key, address.clone());
+            }
+        }
+
+        let new_nid_offsets: Vec<u32> = match take_extra(&mut request, b"new_nid") {
+            Some(value) => value
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_i64())
+                        .map(|o| o as u32)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let cluster_state = self.cluster_state().unwrap();
+        let mut state = NodeState::Running;
+        match node_type {
+            NodeType::Client => {
+                let read_only = match take_extra(&mut request, b"read_only") {
+                    Some(value) => value.as_bool().unwrap_or(false),
+                    None => request.extra.get(&b"backup"[..]).is_some(),
+                };
+                match cluster_state {
+                    ClusterState::Running => {}
+                    ClusterState::Backingup if read_only => {}
+                    ClusterState::Backingup => {
+                        self.net.answer(
+                            conn,
+                            msg_id,
+                            Packet::error(
+                                ErrorCode::ReadOnlyAccess,
+                                "read-write access requested but cluster is backing up",
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    _ => return Err(Reject::not_ready("cluster is not running")),
+                }
+                let _ = read_only; // read-only sessions: transactions refuse writes
+            }
+            NodeType::Storage => {
+                if cluster_state == ClusterState::StoppingBackup {
+                    return Err(Reject::not_ready("cluster is leaving backup mode"));
+                }
+                let known = nid.is_some() && node.is_some();
+                state = match self.primary().unwrap().phase {
+                    Phase::Recovery(_) => NodeState::Pending,
+                    _ if known => NodeState::Running,
+                    _ => NodeState::Pending,
+                };
+                if address.is_none() {
+                    if cluster_state == ClusterState::Recovering {
+                        return Err(Reject::not_ready("cluster is recovering"));
+                    }
+                    if nid.is_some() || new_nid_offsets.is_empty() {
+                        return Err(Reject::protocol("storage without address"));
+                    }
+                    state = NodeState::Down;
+                }
+            }
+            NodeType::Master => {
+                if cluster_state == ClusterState::Recovering {
+                    let own_key = self.election_key();
+                    if let (Some(ts), Some(addr)) = (request.id_timestamp, &address) {
+                        let peer_key = ElectionKey::new(ts.0, addr);
+                        if peer_key < own_key {
+                            // An older candidate: it wins, we follow it.
+                            let winner = match by_address {
+                                Some(key) => key,
+                                None => self.nodes.add(
+                                    NodeType::Master,
+                                    Some(addr.clone()),
+                                    None,
+                                    NodeState::Down,
+                                ),
+                            };
+                            self.log(Level::Info, format!("lost the election against {addr}"));
+                            self.net.close(conn);
+                            self.play_secondary(winner);
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            NodeType::Admin => {}
+        }
+
+        let requested = nid;
+        let nid = self.new_nid(nid, address.as_ref(), node_type);
+        let election_unsettled = cluster_state == ClusterState::Recovering
+            && !self.primary().unwrap().unheard_masters.is_empty();
+        if node_type == NodeType::Storage && requested != Some(nid) && election_unsettled {
+            return Err(Reject::not_ready("election in progress"));
+        }
+        if node_type == NodeType::Storage && requested != Some(nid) {
+            if let Phase::Recovery(recovery) = &mut self.primary_mut().unwrap().phase {
+                recovery.fresh_nids.insert(nid);
+            }
+        }
+        let key = match node {
+            None => self.nodes.add(node_type, address.clone(), Some(nid), state),
+            Some(key) => {
+                self.nodes.set_nid(key, Some(nid));
+                key
+            }
+        };
+        let id_timestamp = Timestamp(self.clock.now(self.now));
+        {
+            let entry = self.nodes.get_mut(key).unwrap();
+            entry.extra = request.extra;
+            entry.id_timestamp = Some(id_timestamp);
+            entry.state = state;
+        }
+        self.log(
+            Level::Info,
+            format!("accepted {} {} ({state})", node_type, self.node_desc(key)),
+        );
+        if node_type == NodeType::Master {
+            self.master_heard(key);
+        }
+        self.broadcast_nodes(&[key]);
+        if !new_nid_offsets.is_empty() {
+            let mut changes = Vec::new();
+            for offset in new_nid_offsets {
+                if offset < self.pt.num_partitions() {
+                    self.pt.set_cell(offset as usize, nid, CellState::OutOfDate);
+                    changes.push(CellChange {
+                        offset,
+                        nid,
+                        state: CellState::OutOfDate,
+                    });
+                }
+            }
+            self.broadcast_pt_changes(changes, None);
+        }
+        // Attach the connection; an older unidentified one is replaced.
+        if let Some(old) = self.nodes.get(key).unwrap().conn {
+            if old != conn {
+                self.net.close(old);
+            }
+        }
+        {
+            let entry = self.nodes.get_mut(key).unwrap();
+            entry.conn = Some(conn);
+            entry.identified = true;
+        }
+        if let Some(role) = self.net.state_mut(conn) {
+            *role = ConnRole::Peer(key);
+        }
+        let own_nid = self.nid();
+        self.net.answer(
+            conn,
+            msg_id,
+            AcceptIdentification {
+                node_type: NodeType::Master,
+                nid: own_nid,
+                your_nid: Some(nid),
+            },
+        );
+        self.send_initial_node_information(key);
+        self.greet(key, conn, node_type, state);
+        Ok(())
+    }
+
+    /// What a newly identified node receives after the node list
+    /// (NEO/py's `handlerSwitched(conn, new=True)`).
+    fn greet(&mut self, key: NodeKey, conn: ConnId, node_type: NodeType, state: NodeState) {
+        match node_type {
+            NodeType::Master => {}
+            NodeType::Storage => {
+                let phase_is_recovery = matches!(self.primary().unwrap().phase, Phase::Recovery(_));
+                if phase_is_recovery {
+                    let epoch = self.primary().unwrap().epoch;
+                    self.net
+                        .ask(conn, AskRecovery {}, Request::Recovery { epoch });
+                } else {
+                    self.send_partition_table(key);
+                    if state == NodeState::Running && self.in_service() {
+                        self.start_storage(key);
+                    }
+                }
+            }
+            NodeType::Client | NodeType::Admin => self.send_partition_table(key),
+        }
+    }
+
+    /// A secondary answers every identification with the list of masters
+    /// and the primary it follows (once identified with it), then closes.
+    fn turn_away(&mut self, conn: ConnId, request: RequestIdentification) -> Result<(), Reject> {
+        let Role::Secondary(secondary) = &self.role else {
+            return Ok(());
+        };
+        let primary_key = secondary.primary;
+        let primary_identified = self.nodes.get(primary_key).is_some_and(|e| e.identified);
+        let mut primary_address = self
+            .nodes
+            .get(primary_key)
+            .and_then(|e| e.address().cloned());
+        if primary_address == request.address {
+            primary_address = None;
+        } else if !primary_identified {
+            if request.node_type == NodeType::Master {
+                if let Some(addr) = &request.address {
+                    let key = match self.nodes.by_address(addr) {
+                        Some(key) => key,
+                        None => self.nodes.add(
+                            NodeType::Master,
+                            Some(addr.clone()),
+                            None,
+                            NodeState::Down,
+                        ),
+                    };
+                    if request.id_timestamp.is_some() {
+                        // A candidate while we have not reached our primary
+                        // yet: follow it instead.
+                        self.net.close(conn);
+                        self.follow(key);
+                        return Ok(());
+                    }
+                }
+            }
+            primary_address = None;
+        }
+        let known_masters: Vec<_> = self
+            .nodes
+            .of_type(NodeType::Master)
+            .filter_map(|(_, e)| e.address().cloned())
+            .collect();
+        let primary = primary_address
+            .and_then(|a| known_masters.iter().position(|m| *m == a))
+            .map(|i| i as u32);
+        self.net.send(
+            conn,
+            NotPrimaryMaster {
+                primary,
+                known_masters,
+            },
+        );
+        self.net.close(conn);
+        Ok(())
+    }
+}
+
+/// Removes a key from the request's `extra` properties (the master keeps
+/// the others as node properties).
+fn take_extra(request: &mut RequestIdentification, key: &[u8]) -> Option<neo_proto::Value> {
+    let index = request.extra.0.iter().position(|(k, _)| &k[..] == key)?;
+    Some(request.extra.0.remove(index).1)
+}

@@ -1,0 +1,930 @@
+//! The master node.
+//!
+//! Every master runs the same loop: play the primary role — as a candidate
+//! in RECOVERING, which is where the election happens — and, when another
+//! master wins, play the secondary role until that primary fails, then
+//! play primary again. The primary does every central job: node ids,
+//! cluster state, the partition table, recovery and verification, and (in
+//! service) transactions.
+//!
+//! Submodules, one per concept:
+//! - [`identification`]: accepting nodes (primary) and turning them away
+//!   (secondary);
+//! - [`election`]: candidate connections to other masters, secondary role;
+//! - [`recovery`], [`verification`]: the cluster states before service;
+//! - [`service`]: storages in RUNNING (readiness, loss, replication done);
+//! - [`admin`]: operator commands forwarded by the admin node.
+
+mod admin;
+mod election;
+mod identification;
+mod recovery;
+mod service;
+mod verification;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use neo_proto::{
+    Address, AnswerClusterState, AnswerLastIDs, AnswerLastTransaction, AnswerRecovery,
+    ClusterState, Nid, NodeInfo, NodeState, NodeType, NotifyClusterInformation,
+    NotifyNodeInformation, NotifyPartitionChanges, Oid, Packet, Pong, SendPartitionTable,
+    StopOperation, Tid, Timestamp, Truncate,
+};
+
+use crate::io::{ConnId, Input, Level, Node, Output};
+use crate::net::{AnswerMatch, Net, Reject};
+use crate::nodes::{NodeKey, NodeTable};
+use crate::pt::{Changes, PartitionTable};
+use crate::throttle::ConnectThrottle;
+use crate::time::{MonotonicClock, Time};
+
+pub use election::ElectionKey;
+
+/// What a master is started with (NEO/py's `neomaster` options).
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Cluster name; every node must present the same.
+    pub cluster: Bytes,
+    /// Our listening address (already bound by the runtime).
+    pub bind: Address,
+    /// Addresses of every master of the cluster (ours may be among them).
+    pub masters: Vec<Address>,
+    /// Partitions of a new cluster's table (fixed at creation).
+    pub partitions: u32,
+    /// Replicas of a new cluster's table.
+    pub replicas: u32,
+    /// Create a new cluster automatically once this many storages wait.
+    pub autostart: Option<u32>,
+    /// Node id to use (testing).
+    pub nid: Option<Nid>,
+}
+
+/// Context of a request the master sent, to handle its answer in.
+/// `epoch` ties answers to the phase that asked: an answer arriving after
+/// the phase ended is ignored (NEO/py's deferred handler switch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    /// Our RequestIdentification to another master.
+    Identification,
+    Recovery {
+        epoch: u64,
+    },
+    PartitionTable {
+        epoch: u64,
+    },
+    LockedTransactions {
+        epoch: u64,
+    },
+    FinalTid {
+        epoch: u64,
+    },
+    LastIds {
+        epoch: u64,
+    },
+    PackOrders {
+        epoch: u64,
+    },
+    /// A request from an admin, forwarded nowhere: answered directly.
+    #[allow(dead_code)]
+    Other,
+}
+
+/// What a connection is for, from the master's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnRole {
+    /// Accepted, before RequestIdentification.
+    Unidentified,
+    /// Accepted and identified: the peer's entry.
+    Peer(NodeKey),
+    /// Opened by a primary candidate to another master.
+    Election(NodeKey),
+    /// Opened by a secondary to the master it follows.
+    ToPrimary(NodeKey),
+}
+
+/// The primary role's phases.
+#[derive(Debug)]
+enum Phase {
+    Recovery(recovery::Recovery),
+    Verification(verification::Verification),
+    Service,
+    /// Shutting down: waiting for transactions, then telling nodes.
+    Stopping,
+}
+
+#[derive(Debug)]
+struct Primary {
+    /// When we started playing primary: our election key (with our
+    /// address) while RECOVERING.
+    election_ts: f64,
+    cluster_state: ClusterState,
+    /// The cluster may start without every node that holds readable
+    /// cells: set by `neoctl start` only.
+    startup_allowed: bool,
+    /// Before starting the cluster, a candidate hears once more from every
+    /// master not identified with it (connected, refused, or unreachable):
+    /// one of them may be a primary still serving behind a network cut
+    /// that just healed. NEO/py starts at once and, the simulator showed,
+    /// can then run two primaries on two versions of the table. `None`: no
+    /// round under way; otherwise the masters still to hear from.
+    election_round: Option<BTreeSet<NodeKey>>,
+    /// Masters not heard from since we started playing primary. Until all
+    /// are, we give no fresh id to a storage: a candidate that turns out to
+    /// have lost would give ids the winner gives to other storages.
+    unheard_masters: BTreeSet<NodeKey>,
+    /// Incremented at every phase change.
+    epoch: u64,
+    phase: Phase,
+    truncate_tid: Option<Tid>,
+    /// Last committed TID.
+    last_transaction: Tid,
+    last_oid: Oid,
+    first_tid: Tid,
+    /// Readiness of storages (NotifyReady order) and those started but not
+    /// ready yet.
+    readiness: u64,
+    ready: BTreeMap<Nid, u64>,
+    starting: BTreeSet<Nid>,
+    /// Pack ids completed by each storage (NotifyPackCompleted).
+    completed_pack: BTreeMap<Nid, Tid>,
+}
+
+#[derive(Debug)]
+enum Role {
+    Primary(Box<Primary>),
+    Secondary(election::Secondary),
+    Exited,
+}
+
+/// The master node state machine.
+#[derive(Debug)]
+pub struct Master {
+    config: MasterConfig,
+    now: Time,
+    clock: MonotonicClock,
+    net: Net<Request, ConnRole, Infallible>,
+    nodes: NodeTable,
+    own: NodeKey,
+    pt: PartitionTable,
+    role: Role,
+    throttle: ConnectThrottle,
+    /// When the current role wants to be woken (connection retries).
+    wake_at: Option<Time>,
+}
+
+/// Why the primary stops serving (NEO/py's StoppedOperation).
+#[derive(Debug)]
+struct StoppedOperation {
+    truncate: Option<Tid>,
+}
+
+impl Master {
+    pub fn new(config: MasterConfig, now: Time) -> Master {
+        let mut nodes = NodeTable::new();
+        for addr in &config.masters {
+            if *addr != config.bind && nodes.by_address(addr).is_none() {
+                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
+            }
+        }
+        let own = nodes.add(
+            NodeType::Master,
+            Some(config.bind.clone()),
+            config.nid,
+            NodeState::Down,
+        );
+        let pt = PartitionTable::new(config.partitions, config.replicas);
+        let mut master = Master {
+            config,
+            now,
+            clock: MonotonicClock::default(),
+            net: Net::new(),
+            nodes,
+            own,
+            pt,
+            role: Role::Exited,
+            throttle: ConnectThrottle::default(),
+            wake_at: None,
+        };
+        master.log(
+            Level::Info,
+            format!(
+                "master of cluster {:?} listening on {}: {} partitions, {} replicas",
+                String::from_utf8_lossy(&master.config.cluster),
+                master.config.bind,
+                master.config.partitions,
+                master.config.replicas
+            ),
+        );
+        master.play_primary();
+        master
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// Our node id, once we have one.
+    pub fn nid(&self) -> Option<Nid> {
+        self.nodes.get(self.own).and_then(|e| e.nid())
+    }
+
+    pub fn address(&self) -> &Address {
+        &self.config.bind
+    }
+
+    pub fn is_primary(&self) -> bool {
+        matches!(self.role, Role::Primary(_))
+    }
+
+    /// The cluster state if we are primary.
+    pub fn cluster_state(&self) -> Option<ClusterState> {
+        match &self.role {
+            Role::Primary(primary) => Some(primary.cluster_state),
+            _ => None,
+        }
+    }
+
+    /// Whether the master has stopped (told to, or shut down).
+    pub fn has_exited(&self) -> bool {
+        matches!(self.role, Role::Exited)
+    }
+
+    /// The address of the primary we follow, if secondary.
+    pub fn primary_address(&self) -> Option<&Address> {
+        match &self.role {
+            Role::Secondary(secondary) => {
+                self.nodes.get(secondary.primary).and_then(|e| e.address())
+            }
+            Role::Primary(_) => Some(&self.config.bind),
+            Role::Exited => None,
+        }
+    }
+
+    pub fn partition_table(&self) -> &PartitionTable {
+        &self.pt
+    }
+
+    pub fn nodes(&self) -> &NodeTable {
+        &self.nodes
+    }
+
+    /// Last committed TID (primary).
+    pub fn last_transaction(&self) -> Option<Tid> {
+        match &self.role {
+            Role::Primary(primary) => Some(primary.last_transaction),
+            _ => None,
+        }
+    }
+
+    /// Storages that are identified and RUNNING (primary's view).
+    pub fn running_storages(&self) -> Vec<Nid> {
+        self.nodes
+            .of_type(NodeType::Storage)
+            .filter(|(_, e)| e.identified && e.is_running())
+            .filter_map(|(_, e)| e.nid())
+            .collect()
+    }
+
+    // ------------------------------------------------------------ helpers
+
+    fn log(&mut self, level: Level, message: impl Into<String>) {
+        self.net.log(level, message);
+    }
+
+    fn primary(&self) -> Option<&Primary> {
+        match &self.role {
+            Role::Primary(primary) => Some(primary),
+            _ => None,
+        }
+    }
+
+    fn primary_mut(&mut self) -> Option<&mut Primary> {
+        match &mut self.role {
+            Role::Primary(primary) => Some(primary),
+            _ => None,
+        }
+    }
+
+    fn state_of(&self) -> impl Fn(Nid) -> Option<NodeState> + '_ {
+        |nid| self.nodes.state_of(nid)
+    }
+
+    fn node_desc(&self, key: NodeKey) -> String {
+        self.nodes
+            .get(key)
+            .map_or_else(|| "?".into(), |e| e.describe())
+    }
+
+    fn conn_of(&self, key: NodeKey) -> Option<ConnId> {
+        self.nodes.get(key).and_then(|e| e.conn)
+    }
+
+    /// Sends to the node's connection, if it has one.
+    fn send_to(&mut self, key: NodeKey, packet: impl Into<Packet>) {
+        if let Some(conn) = self.conn_of(key) {
+            self.net.send(conn, packet);
+        }
+    }
+
+    fn identified_keys(&self) -> Vec<NodeKey> {
+        self.nodes.identified().map(|(k, _)| k).collect()
+    }
+
+    /// Broadcasts what changed about these nodes, to every identified node
+    /// that is allowed to know (protocol.md §11.5: admins and storages hear
+    /// about every non-admin node, clients about masters and storages,
+    /// masters about masters).
+    fn broadcast_nodes(&mut self, changed: &[NodeKey]) {
+        if changed.is_empty() {
+            return;
+        }
+        let infos: Vec<(NodeType, NodeInfo)> = changed
+            .iter()
+            .filter_map(|&k| self.nodes.get(k))
+            .map(|e| (e.node_type, e.info()))
+            .collect();
+        if infos.is_empty() {
+            return;
+        }
+        let timestamp = Timestamp(self.clock.now(self.now));
+        for key in self.identified_keys() {
+            let receiver = self.nodes.get(key).unwrap().node_type;
+            let list: Vec<NodeInfo> = infos
+                .iter()
+                .filter(|(changed_type, _)| visible_to(*changed_type, receiver))
+                .map(|(_, info)| info.clone())
+                .collect();
+            if !list.is_empty() {
+                self.send_to(
+                    key,
+                    NotifyNodeInformation {
+                        timestamp,
+                        nodes: list,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The first NotifyNodeInformation after identification: the peer
+    /// itself first (so it learns its id_timestamp), then every node it may
+    /// know about.
+    fn send_initial_node_information(&mut self, peer: NodeKey) {
+        let receiver = self.nodes.get(peer).unwrap().node_type;
+        let mut list = vec![self.nodes.get(peer).unwrap().info()];
+        for (key, entry) in self.nodes.iter() {
+            if key != peer && visible_to(entry.node_type, receiver) {
+                list.push(entry.info());
+            }
+        }
+        let timestamp = Timestamp(self.clock.now(self.now));
+        self.send_to(
+            peer,
+            NotifyNodeInformation {
+                timestamp,
+                nodes: list,
+            },
+        );
+    }
+
+    /// Broadcasts a change list (bumping the ptid) to every identified node
+    /// but masters. With `num_replicas`, announces a new replica count even
+    /// without changes.
+    fn broadcast_pt_changes(&mut self, changes: Changes, num_replicas: Option<u32>) {
+        if let Some(num_replicas) = num_replicas {
+            self.pt.set_num_replicas(num_replicas);
+        } else if changes.is_empty() {
+            return;
+        }
+        let ptid = self.pt.next_ptid();
+        self.log(
+            Level::Info,
+            format!(
+                "partition table {ptid}: {} change(s){}",
+                changes.len(),
+                describe_changes(&changes)
+            ),
+        );
+        let packet = NotifyPartitionChanges {
+            ptid,
+            num_replicas: self.pt.num_replicas(),
+            changes,
+        };
+        for key in self.identified_keys() {
+            if self.nodes.get(key).unwrap().node_type != NodeType::Master {
+                self.send_to(key, packet.clone());
+            }
+        }
+    }
+
+    fn send_partition_table(&mut self, key: NodeKey) {
+        let packet = SendPartitionTable {
+            ptid: self.pt.ptid(),
+            num_replicas: self.pt.num_replicas(),
+            rows: self.pt.rows(),
+        };
+        self.send_to(key, packet);
+    }
+
+    fn notify_admins(&mut self, packet: Packet) {
+        let admins: Vec<NodeKey> = self
+            .nodes
+            .of_type(NodeType::Admin)
+            .filter(|(_, e)| e.identified)
+            .map(|(k, _)| k)
+            .collect();
+        for key in admins {
+            self.send_to(key, packet.clone());
+        }
+    }
+
+    /// Changes the cluster state and tells every identified node.
+    fn set_cluster_state(&mut self, state: ClusterState) {
+        let Some(primary) = self.primary_mut() else {
+            return;
+        };
+        if primary.cluster_state == state {
+            return;
+        }
+        primary.cluster_state = state;
+        self.log(Level::Info, format!("cluster state: {state}"));
+        for key in self.identified_keys() {
+            self.send_to(key, NotifyClusterInformation { state });
+        }
+    }
+
+    /// Sets a node's state (UNKNOWN removes it).
+    fn set_node_state(&mut self, key: NodeKey, state: NodeState) {
+        if state == NodeState::Unknown {
+            if let Some(entry) = self.nodes.get_mut(key) {
+                entry.state = state;
+            }
+        } else if let Some(entry) = self.nodes.get_mut(key) {
+            entry.state = state;
+        }
+    }
+
+    /// Removes a node whose state was set UNKNOWN after broadcasting it.
+    fn forget_node(&mut self, key: NodeKey) {
+        if let Some(entry) = self.nodes.get(key) {
+            if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid()) {
+                self.pt.drop_node(nid);
+            }
+        }
+        self.nodes.remove(key);
+    }
+
+    /// Closes a connection we decided to close, then handles it as lost
+    /// (NEO/py runs the connection-lost logic on its own closes too).
+    fn close_conn(&mut self, conn: ConnId) {
+        let pending = self.net.drain_pending(conn);
+        if let Some(closed) = self.net.close(conn) {
+            self.conn_lost(conn, closed.state, pending);
+        }
+    }
+
+    fn reject(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
+        let close = reject.close;
+        let role = self.net.state(conn).copied();
+        let pending = if close {
+            self.net.drain_pending(conn)
+        } else {
+            Vec::new()
+        };
+        if self.net.reject(conn, msg_id, reject).is_some() {
+            if let Some(role) = role {
+                self.conn_lost(conn, role, pending);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ roles
+
+    /// Starts (or restarts) playing the primary role: a candidate in
+    /// RECOVERING.
+    fn play_primary(&mut self) {
+        for conn in self.net.ids() {
+            self.net.close(conn);
+        }
+        for key in self.nodes.keys() {
+            if let Some(entry) = self.nodes.get_mut(key) {
+                entry.conn = None;
+                entry.identified = false;
+                if entry.node_type == NodeType::Storage {
+                    entry.state = NodeState::Down;
+                }
+            }
+        }
+        // Forget non-storage, non-master nodes of a previous life.
+        for (key, entry) in self
+            .nodes
+            .iter()
+            .map(|(k, e)| (k, e.node_type))
+            .collect::<Vec<_>>()
+        {
+            if matches!(entry, NodeType::Client | NodeType::Admin) {
+                self.nodes.remove(key);
+            }
+        }
+        if self.nid().is_none() {
+            let nid = self.new_nid(None, Some(&self.config.bind.clone()), NodeType::Master);
+            self.nodes.set_nid(self.own, Some(nid));
+        }
+        let own = self.nodes.get_mut(self.own).unwrap();
+        own.state = NodeState::Running;
+        own.id_timestamp = None;
+        let election_ts = self.clock.now(self.now);
+        let unheard_masters: BTreeSet<NodeKey> = self
+            .nodes
+            .of_type(NodeType::Master)
+            .map(|(k, _)| k)
+            .filter(|&k| k != self.own)
+            .collect();
+        self.log(
+            Level::Info,
+            format!("playing the primary role as {}", self.nid().unwrap()),
+        );
+        self.role = Role::Primary(Box::new(Primary {
+            election_ts,
+            cluster_state: ClusterState::Recovering,
+            startup_allowed: false,
+            election_round: None,
+            unheard_masters,
+            epoch: 0,
+            phase: Phase::Service,
+            truncate_tid: None,
+            last_transaction: Tid::ZERO,
+            last_oid: Oid::ZERO,
+            first_tid: Tid::ZERO,
+            readiness: 0,
+            ready: BTreeMap::new(),
+            starting: BTreeSet::new(),
+            completed_pack: BTreeMap::new(),
+        }));
+        self.enter_recovery();
+    }
+
+    /// NEO/py's `getNewUUID`: keep the requested id when free (or held by
+    /// the same address), else the lowest free id of the type's namespace.
+    fn new_nid(
+        &self,
+        requested: Option<Nid>,
+        address: Option<&Address>,
+        node_type: NodeType,
+    ) -> Nid {
+        let own = self.nid();
+        if let Some(nid) = requested {
+            if Some(nid) != own {
+                match self.nodes.entry_by_nid(nid) {
+                    None => return nid,
+                    Some(entry) if entry.address() == address => return nid,
+                    _ => {}
+                }
+            }
+        }
+        let base = Nid::namespace(node_type) << 24;
+        for n in 1..0x1000_0000 {
+            let nid = Nid(base + n);
+            match self.nodes.entry_by_nid(nid) {
+                None => return nid,
+                Some(entry) if address.is_some() && entry.address() == address => return nid,
+                _ => {}
+            }
+        }
+        unreachable!("node id namespace exhausted")
+    }
+
+    /// Leaves service (or verification): tells storages and clients to
+    /// stop, back to RECOVERING, where the cluster restarts once every node
+    /// holding readable cells is back (see `recovery`: NEO/py restarts
+    /// with fewer and can lose data or split the cluster).
+    fn stopped_operation(&mut self, stopped: StoppedOperation) {
+        self.log(Level::Error, "cluster no longer operational".to_string());
+        let truncate = stopped.truncate;
+        {
+            let primary = self.primary_mut().unwrap();
+            primary.startup_allowed = false;
+            primary.readiness = 0;
+            primary.ready.clear();
+            primary.starting.clear();
+        }
+        let mut changed = Vec::new();
+        for key in self.identified_keys() {
+            let entry = self.nodes.get(key).unwrap();
+            let node_type = entry.node_type;
+            if !matches!(node_type, NodeType::Storage | NodeType::Client) {
+                continue;
+            }
+            let conn = entry.conn.unwrap();
+            self.net.send(conn, StopOperation {});
+            if node_type == NodeType::Client {
+                self.close_conn(conn);
+                continue;
+            }
+            if let Some(tid) = truncate {
+                self.net.send(conn, Truncate { tid });
+            }
+            let entry = self.nodes.get_mut(key).unwrap();
+            if entry.is_running() {
+                entry.state = NodeState::Pending;
+                changed.push(key);
+            }
+        }
+        self.broadcast_nodes(&changed);
+        if let Some(tid) = truncate {
+            self.primary_mut().unwrap().truncate_tid = Some(tid);
+        }
+        self.enter_recovery();
+    }
+
+    // ------------------------------------------------------------ input
+
+    fn on_packet(&mut self, conn: ConnId, msg_id: u32, packet: Packet) {
+        let Some(role) = self.net.state(conn).copied() else {
+            return; // closed by us meanwhile
+        };
+        if packet.is_answer() {
+            match self.net.match_answer(conn, msg_id, &packet) {
+                AnswerMatch::Matched(request) => self.on_answer(conn, role, request, packet),
+                AnswerMatch::StrayError => {
+                    if let Packet::Error(error) = &packet {
+                        self.log(
+                            Level::Warn,
+                            format!(
+                                "{} from {conn}: {}",
+                                error.code,
+                                String::from_utf8_lossy(&error.message)
+                            ),
+                        );
+                    }
+                }
+                AnswerMatch::Unexpected => {
+                    let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
+                    self.reject(conn, msg_id, reject);
+                }
+            }
+            return;
+        }
+        // Packets every role answers the same way.
+        match &packet {
+            Packet::Ping(_) => {
+                self.net.answer(conn, msg_id, Pong {});
+                return;
+            }
+            Packet::FlushLog(_) | Packet::CloseClient(_) => return,
+            _ => {}
+        }
+        let result = match role {
+            ConnRole::Unidentified => self.identify(conn, msg_id, packet),
+            ConnRole::Peer(key) => self.on_peer_packet(conn, key, msg_id, packet),
+            ConnRole::Election(key) => self.on_election_packet(conn, key, packet),
+            ConnRole::ToPrimary(key) => self.on_primary_packet(conn, key, packet),
+        };
+        if let Err(reject) = result {
+            if self.net.contains(conn) {
+                self.reject(conn, msg_id, reject);
+            }
+        }
+    }
+
+    fn on_answer(&mut self, conn: ConnId, role: ConnRole, request: Request, packet: Packet) {
+        match (role, request) {
+            (ConnRole::Election(key) | ConnRole::ToPrimary(key), Request::Identification) => {
+                self.on_master_identification_answer(conn, key, packet)
+            }
+            (ConnRole::Peer(key), request) => {
+                let epoch_now = self.primary().map(|p| p.epoch);
+                let epoch = match request {
+                    Request::Recovery { epoch }
+                    | Request::PartitionTable { epoch }
+                    | Request::LockedTransactions { epoch }
+                    | Request::FinalTid { epoch }
+                    | Request::LastIds { epoch }
+                    | Request::PackOrders { epoch } => Some(epoch),
+                    _ => None,
+                };
+                if epoch.is_some() && epoch != epoch_now {
+                    self.log(
+                        Level::Debug,
+                        format!(
+                            "ignoring late {} from {}",
+                            packet.name(),
+                            self.node_desc(key)
+                        ),
+                    );
+                    return;
+                }
+                match request {
+                    Request::Recovery { .. } | Request::PartitionTable { .. } => {
+                        self.on_recovery_answer(key, packet)
+                    }
+                    Request::LockedTransactions { .. }
+                    | Request::FinalTid { .. }
+                    | Request::LastIds { .. }
+                    | Request::PackOrders { .. } => self.on_verification_answer(key, packet),
+                    Request::Identification | Request::Other => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Packets from identified peers, by the peer's type.
+    fn on_peer_packet(
+        &mut self,
+        conn: ConnId,
+        key: NodeKey,
+        msg_id: u32,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        let Some(node_type) = self.nodes.get(key).map(|e| e.node_type) else {
+            return Ok(());
+        };
+        // Requests any identified node may send (NEO/py's MasterHandler).
+        match &packet {
+            Packet::AskClusterState(_) => {
+                let state = self.cluster_state();
+                self.net.answer(conn, msg_id, AnswerClusterState { state });
+                return Ok(());
+            }
+            Packet::AskLastTransaction(_) => {
+                let tid = self.last_transaction().unwrap_or(Tid::ZERO);
+                self.net.answer(conn, msg_id, AnswerLastTransaction { tid });
+                return Ok(());
+            }
+            Packet::AskRecovery(_) if node_type != NodeType::Storage => {
+                let answer = AnswerRecovery {
+                    ptid: self.pt.ptid(),
+                    backup_tid: None,
+                    truncate_tid: self.primary().and_then(|p| p.truncate_tid),
+                };
+                self.net.answer(conn, msg_id, answer);
+                return Ok(());
+            }
+            Packet::AskLastIDs(_) if node_type != NodeType::Storage => {
+                let primary = self.primary().unwrap();
+                let answer = AnswerLastIDs {
+                    last_tid: Some(primary.last_transaction),
+                    last_oid: Some(primary.last_oid),
+                    first_tid: primary.first_tid,
+                };
+                self.net.answer(conn, msg_id, answer);
+                return Ok(());
+            }
+            _ => {}
+        }
+        match node_type {
+            NodeType::Storage => self.on_storage_packet(conn, key, msg_id, packet),
+            NodeType::Admin => self.on_admin_packet(conn, key, msg_id, packet),
+            NodeType::Client => Err(Reject::unexpected(&packet, "client service")),
+            NodeType::Master => Err(Reject::unexpected(&packet, "secondary master")),
+        }
+    }
+
+    /// A connection closed (by the peer, or by us).
+    fn conn_lost(&mut self, conn: ConnId, role: ConnRole, _pending: Vec<Request>) {
+        match role {
+            ConnRole::Unidentified => {}
+            ConnRole::Election(key) => self.election_conn_lost(key),
+            ConnRole::ToPrimary(key) => self.primary_conn_lost(key),
+            ConnRole::Peer(key) => {
+                let Some(entry) = self.nodes.get_mut(key) else {
+                    return;
+                };
+                if entry.conn != Some(conn) {
+                    return;
+                }
+                entry.conn = None;
+                entry.identified = false;
+                let node_type = entry.node_type;
+                let desc = entry.describe();
+                self.log(Level::Info, format!("lost {desc}"));
+                if !self.is_primary() {
+                    return;
+                }
+                match node_type {
+                    NodeType::Storage => self.storage_lost(key),
+                    NodeType::Client => {
+                        self.set_node_state(key, NodeState::Unknown);
+                        self.broadcast_nodes(&[key]);
+                        self.forget_node(key);
+                    }
+                    NodeType::Admin => {
+                        self.nodes.remove(key);
+                    }
+                    NodeType::Master => self.secondary_master_lost(key),
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        if self.wake_at.is_some_and(|at| at <= self.now) {
+            self.wake_at = None;
+            match &self.role {
+                Role::Primary(primary) => {
+                    if matches!(primary.phase, Phase::Recovery(_)) {
+                        self.recovery_step();
+                    }
+                }
+                Role::Secondary(_) => self.secondary_step(),
+                Role::Exited => {}
+            }
+        }
+    }
+
+    fn wake_no_later_than(&mut self, at: Time) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    fn exit(&mut self, reason: impl Into<String>) {
+        for conn in self.net.ids() {
+            self.net.close(conn);
+        }
+        self.role = Role::Exited;
+        self.wake_at = None;
+        self.net.emit(Output::Exit {
+            code: 0,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Whether a node of type `receiver` hears about nodes of type `changed`.
+fn visible_to(changed: NodeType, receiver: NodeType) -> bool {
+    match changed {
+        NodeType::Admin => false,
+        NodeType::Client => matches!(receiver, NodeType::Admin | NodeType::Storage),
+        NodeType::Storage => !matches!(receiver, NodeType::Master),
+        NodeType::Master => true,
+    }
+}
+
+fn describe_changes(changes: &Changes) -> String {
+    const SHOWN_MAX: usize = 8;
+    let mut text: String = changes
+        .iter()
+        .take(SHOWN_MAX)
+        .map(|c| {
+            format!(
+                " {}:{}:{}",
+                c.offset,
+                c.nid,
+                crate::pt::cell_letter(c.state)
+            )
+        })
+        .collect();
+    if changes.len() > SHOWN_MAX {
+        text.push_str(" ...");
+    }
+    text
+}
+
+impl Node for Master {
+    type Event = Infallible;
+
+    fn handle(&mut self, now: Time, input: Input) {
+        self.now = self.now.max(now);
+        if matches!(self.role, Role::Exited) {
+            return;
+        }
+        match input {
+            Input::Accepted { conn } => self.net.accept(conn, ConnRole::Unidentified),
+            Input::Connected { conn } => self.on_connected(conn),
+            Input::ConnectFailed { conn } | Input::Closed { conn } => {
+                let pending = self.net.drain_pending(conn);
+                if let Some(closed) = self.net.forget(conn) {
+                    self.conn_lost(conn, closed.state, pending);
+                }
+            }
+            Input::Packet {
+                conn,
+                msg_id,
+                packet,
+            } => self.on_packet(conn, msg_id, packet),
+            Input::Timeout => self.on_timeout(),
+        }
+        self.after_event();
+    }
+
+    fn poll_output(&mut self) -> Option<Output<Infallible>> {
+        self.net.poll()
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        self.wake_at
+    }
+}
+
+impl Master {
+    /// Re-evaluates what waits on conditions (NEO/py's managers re-check
+    /// after every event).
+    fn after_event(&mut self) {
+        match self.primary().map(|p| &p.phase) {
+            Some(Phase::Recovery(_)) => self.recovery_step(),
+            Some(Phase::Verification(_)) => self.verification_step(),
+            Some(Phase::Stopping) => self.stopping_step(),
+            _ => {}
+        }
+    }
+}

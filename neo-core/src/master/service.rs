@@ -1,0 +1,236 @@
+//! RUNNING (and STOPPING): storages in service.
+//!
+//! A RUNNING storage is sent StartOperation and is *starting* until it
+//! answers NotifyReady; its readiness number then tells which transactions
+//! it is expected to hold in full (those that began after it was ready).
+//! A lost storage has its cells outdated; when that leaves a partition
+//! without readable cell, the cluster stops serving and recovers.
+
+use neo_proto::{
+    AnswerPackOrders, AnswerUnfinishedTransactions, ClusterState, Nid, NodeInfo, NodeState,
+    NodeType, NotifyNodeInformation, Packet, StartOperation, Timestamp,
+};
+
+use super::{Master, Phase, StoppedOperation};
+use crate::io::{ConnId, Level};
+use crate::net::Reject;
+use crate::nodes::NodeKey;
+
+impl Master {
+    pub(super) fn enter_service(&mut self) {
+        let primary = self.primary_mut().unwrap();
+        primary.epoch += 1;
+        primary.phase = Phase::Service;
+        self.set_cluster_state(ClusterState::Running);
+        let running: Vec<NodeKey> = self
+            .nodes
+            .of_type(NodeType::Storage)
+            .filter(|(_, e)| e.identified && e.is_running())
+            .map(|(k, _)| k)
+            .collect();
+        for key in running {
+            self.start_storage(key);
+        }
+    }
+
+    pub(super) fn in_service(&self) -> bool {
+        self.primary()
+            .is_some_and(|p| matches!(p.phase, Phase::Service | Phase::Stopping))
+    }
+
+    /// Tells a RUNNING storage to start operating.
+    pub(super) fn start_storage(&mut self, key: NodeKey) {
+        let Some(nid) = self.nodes.get(key).and_then(|e| e.nid()) else {
+            return;
+        };
+        self.send_to(key, StartOperation { backup: false });
+        let primary = self.primary_mut().unwrap();
+        debug_assert!(!primary.ready.contains_key(&nid));
+        primary.starting.insert(nid);
+    }
+
+    /// Storages that were ready when a transaction with `readiness` began.
+    #[allow(dead_code)]
+    pub(super) fn ready_storages(&self, readiness: u64) -> Vec<Nid> {
+        self.primary()
+            .map(|p| {
+                p.ready
+                    .iter()
+                    .filter(|(_, &r)| r <= readiness)
+                    .map(|(&n, _)| n)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(super) fn on_storage_packet(
+        &mut self,
+        conn: ConnId,
+        key: NodeKey,
+        msg_id: u32,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        let nid = self.nodes.get(key).and_then(|e| e.nid()).unwrap();
+        match packet {
+            Packet::NotifyReady(_) => {
+                let Some(primary) = self.primary_mut() else {
+                    return Ok(());
+                };
+                if primary.starting.remove(&nid) {
+                    primary.readiness += 1;
+                    primary.ready.insert(nid, primary.readiness);
+                    let desc = self.node_desc(key);
+                    self.log(Level::Info, format!("{desc} is ready"));
+                }
+                Ok(())
+            }
+            Packet::NotifyPackCompleted(completed) => {
+                if let Some(primary) = self.primary_mut() {
+                    primary.completed_pack.insert(nid, completed.pack_id);
+                }
+                Ok(())
+            }
+            Packet::AskUnfinishedTransactions(ask) if self.in_service() => {
+                let last = self.primary().unwrap().last_transaction;
+                self.net.answer(
+                    conn,
+                    msg_id,
+                    AnswerUnfinishedTransactions {
+                        max_tid: last,
+                        ttids: Vec::new(),
+                    },
+                );
+                self.pt.mark_updatable(nid, &ask.partitions);
+                Ok(())
+            }
+            Packet::NotifyReplicationDone(done) if self.in_service() => {
+                match self.pt.set_up_to_date(nid, done.partition) {
+                    Err(error) => Err(Reject::protocol(error.0)),
+                    Ok(None) => {
+                        self.log(
+                            Level::Info,
+                            format!(
+                                "ignored late notification that {nid} replicated partition {} up to {}",
+                                done.partition, done.tid
+                            ),
+                        );
+                        Ok(())
+                    }
+                    Ok(Some(changes)) => {
+                        self.log(
+                            Level::Info,
+                            format!("{nid} is up to date for partition {}", done.partition),
+                        );
+                        self.broadcast_pt_changes(changes, None);
+                        Ok(())
+                    }
+                }
+            }
+            Packet::NotifyPartitionCorrupted(corrupted) => {
+                let nids: Vec<String> = corrupted.nids.iter().map(Nid::to_string).collect();
+                self.log(
+                    Level::Error,
+                    format!(
+                        "partition {} corrupted in: {}",
+                        corrupted.partition,
+                        nids.join(", ")
+                    ),
+                );
+                Ok(())
+            }
+            Packet::AskPackOrders(_) => {
+                self.net
+                    .answer(conn, msg_id, AnswerPackOrders { orders: Vec::new() });
+                Ok(())
+            }
+            Packet::AnswerInformationLocked(_) => Ok(()),
+            other => Err(Reject::unexpected(&other, "storage service")),
+        }
+    }
+
+    /// A storage's connection is gone (any phase of the primary).
+    pub(super) fn storage_lost(&mut self, key: NodeKey) {
+        let (state, nid) = {
+            let entry = self.nodes.get(key).unwrap();
+            (entry.state, entry.nid())
+        };
+        if matches!(self.primary().unwrap().phase, Phase::Recovery(_)) {
+            self.recovery_storage_lost(key);
+            return;
+        }
+        if let Some(nid) = nid {
+            self.verification_forget(nid);
+            let primary = self.primary_mut().unwrap();
+            primary.starting.remove(&nid);
+            primary.ready.remove(&nid);
+        }
+        match state {
+            NodeState::Pending => {
+                // Forget it: it comes back PENDING, not RUNNING.
+                self.nodes.get_mut(key).unwrap().state = NodeState::Unknown;
+                self.broadcast_nodes(&[key]);
+                self.forget_node(key);
+                return;
+            }
+            NodeState::Down => return, // stopped by `neoctl kill`
+            _ => {
+                self.nodes.get_mut(key).unwrap().state = NodeState::Down;
+                self.broadcast_nodes(&[key]);
+            }
+        }
+        if self.primary().unwrap().truncate_tid.is_some() {
+            self.stopped_operation(StoppedOperation { truncate: None });
+            return;
+        }
+        let state_of = |n| self.nodes.state_of(n);
+        let changes = self.pt.outdate(nid, &state_of);
+        self.broadcast_pt_changes(changes, None);
+        if !self.pt.operational(&self.state_of(), &[]) {
+            self.stopped_operation(StoppedOperation { truncate: None });
+        }
+    }
+
+    // ------------------------------------------------------------ STOPPING
+
+    /// `neoctl set cluster STOPPING`: block new transactions, then tell
+    /// storages they are DOWN (so their cells are not outdated and the next
+    /// start is clean) and exit.
+    pub(super) fn begin_shutdown(&mut self) {
+        self.set_cluster_state(ClusterState::Stopping);
+        let primary = self.primary_mut().unwrap();
+        primary.epoch += 1;
+        primary.phase = Phase::Stopping;
+        self.stopping_step();
+    }
+
+    pub(super) fn stopping_step(&mut self) {
+        // No transaction manager yet: nothing pending to wait for.
+        self.log(
+            Level::Info,
+            "asking remaining nodes to shut down".to_string(),
+        );
+        let timestamp = Timestamp(self.clock.now(self.now));
+        for key in self.nodes.keys() {
+            let entry = self.nodes.get(key).unwrap();
+            let Some(conn) = entry.conn else {
+                continue;
+            };
+            if entry.node_type == NodeType::Storage && entry.identified {
+                let info = NodeInfo {
+                    state: NodeState::Down,
+                    id_timestamp: None,
+                    ..entry.info()
+                };
+                self.net.send(
+                    conn,
+                    NotifyNodeInformation {
+                        timestamp,
+                        nodes: vec![info],
+                    },
+                );
+            }
+            self.net.close(conn);
+        }
+        self.exit("cluster stopped");
+    }
+}

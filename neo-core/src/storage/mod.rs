@@ -1,0 +1,879 @@
+//! The storage node.
+//!
+//! Lifecycle (cluster.md 3.9): *bootstrapping* (find the primary master,
+//! identify with our persistent id) → *initializing* (answer recovery and
+//! verification, store the partition table the master sends) →
+//! *operating* after StartOperation (accept clients and other storages,
+//! replicate out-of-date cells, take part in commits). StopOperation goes
+//! back to initializing; losing the primary goes back to bootstrapping.
+//!
+//! Durability: every store write bumps a sequence number; packets to the
+//! master (answers that promise something is on disk, and anything after
+//! them) are held until the runtime has synced the store
+//! ([`Output::SyncStore`], then [`Storage::sync_store`]). One sync covers
+//! every write made before it, so concurrent commits share an fsync.
+
+pub mod memory;
+pub mod store;
+
+use bytes::Bytes;
+use neo_proto::{
+    AcceptIdentification, Address, AnswerFinalTID, AnswerLastIDs, AnswerLockedTransactions,
+    AnswerPackOrders, AnswerPartitionTable, AnswerRecovery, ClusterState, Map, Nid, NodeState,
+    NodeType, NotifyReady, Packet, Pong, RequestIdentification, Timestamp, Value,
+};
+
+use crate::bootstrap::{Attempt, Bootstrap};
+use crate::io::{ConnId, Input, Level, Node, Output};
+use crate::net::{AnswerMatch, Net, Reject};
+use crate::nodes::{NodeKey, NodeTable};
+use crate::pt::PartitionTable;
+use crate::throttle::ConnectThrottle;
+use crate::time::Time;
+
+use store::{Store, StoredTable};
+
+/// Longest time a write nothing waits for stays unsynced.
+pub const DEFERRED_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a storage is started with (NEO/py's `neostorage` options).
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub cluster: Bytes,
+    /// Our listening address (already bound by the runtime).
+    pub bind: Address,
+    pub masters: Vec<Address>,
+    /// Topology path (most general first: data centre, rack, host...), for
+    /// spreading replicas.
+    pub devpath: Vec<Bytes>,
+    /// Node id to use for a new database (testing).
+    pub nid: Option<Nid>,
+    /// Seed of the node's random choices.
+    pub seed: u64,
+}
+
+/// Why a storage cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    /// The database belongs to another cluster.
+    WrongCluster { database: Bytes, configured: Bytes },
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageError::WrongCluster {
+                database,
+                configured,
+            } => write!(
+                f,
+                "the database belongs to cluster {:?}, not {:?}",
+                String::from_utf8_lossy(database),
+                String::from_utf8_lossy(configured)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Context of requests the storage sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    Identification,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnRole {
+    /// To a master: while bootstrapping, then to the primary.
+    Master,
+    /// Accepted, before identification.
+    Unidentified,
+    /// An identified client.
+    Client(NodeKey),
+    /// An identified storage (replication, checks).
+    Storage(NodeKey),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Bootstrapping,
+    Initializing,
+    Operating,
+    Exited,
+}
+
+/// Node-specific events (none yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageEvent {}
+
+/// The storage node state machine over a [`Store`].
+#[derive(Debug)]
+pub struct Storage<S: Store> {
+    config: StorageConfig,
+    store: S,
+    now: Time,
+    net: Net<Request, ConnRole, StorageEvent>,
+    nodes: NodeTable,
+    pt: Option<PartitionTable>,
+    phase: Phase,
+    bootstrap: Bootstrap,
+    throttle: ConnectThrottle,
+    wake_at: Option<Time>,
+    /// The connection to the primary (or to the master being tried).
+    master_conn: Option<ConnId>,
+    nid: Option<Nid>,
+    /// Our identification timestamp, as the master announced it.
+    id_timestamp: Option<Timestamp>,
+    /// The next node notification is the first since we identified.
+    first_notification: bool,
+    cluster_state: Option<ClusterState>,
+    /// Store writes made / made durable.
+    write_seq: u64,
+    synced_seq: u64,
+    sync_requested: bool,
+    /// When unsynced writes that nothing waits for must be synced anyway.
+    sync_deadline: Option<Time>,
+    /// Identifications from peers the master has not told us about yet,
+    /// retried after each node notification.
+    postponed: Vec<(ConnId, u32, RequestIdentification)>,
+}
+
+impl<S: Store> Storage<S> {
+    /// A storage over `store`; fails if the database belongs to another
+    /// cluster.
+    pub fn new(config: StorageConfig, mut store: S, now: Time) -> Result<Storage<S>, StorageError> {
+        let stored = store.config();
+        match stored.cluster {
+            Some(database) if database != config.cluster => {
+                return Err(StorageError::WrongCluster {
+                    database,
+                    configured: config.cluster,
+                })
+            }
+            Some(_) => {}
+            None => {
+                store.set_cluster(config.cluster.clone());
+                store.sync();
+            }
+        }
+        let nid = stored.nid.or(config.nid);
+        let mut nodes = NodeTable::new();
+        for addr in &config.masters {
+            if nodes.by_address(addr).is_none() {
+                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
+            }
+        }
+        let mut storage = Storage {
+            config,
+            store,
+            now,
+            net: Net::new(),
+            nodes,
+            pt: None,
+            phase: Phase::Bootstrapping,
+            bootstrap: Bootstrap::new(),
+            throttle: ConnectThrottle::default(),
+            wake_at: None,
+            master_conn: None,
+            nid,
+            id_timestamp: None,
+            first_notification: true,
+            cluster_state: None,
+            write_seq: 0,
+            synced_seq: 0,
+            sync_requested: false,
+            sync_deadline: None,
+            postponed: Vec::new(),
+        };
+        storage.log(
+            Level::Info,
+            format!(
+                "storage {} of cluster {:?} listening on {}",
+                nid.map_or_else(|| "without id yet".to_string(), |n| n.to_string()),
+                String::from_utf8_lossy(&storage.config.cluster),
+                storage.config.bind
+            ),
+        );
+        storage.connect_to_master();
+        Ok(storage)
+    }
+
+    // ------------------------------------------------------------ getters
+
+    pub fn nid(&self) -> Option<Nid> {
+        self.nid
+    }
+
+    pub fn address(&self) -> &Address {
+        &self.config.bind
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, e.g. for the simulator to crash it. Writing through it
+    /// bypasses the node's bookkeeping.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    pub fn partition_table(&self) -> Option<&PartitionTable> {
+        self.pt.as_ref()
+    }
+
+    pub fn nodes(&self) -> &NodeTable {
+        &self.nodes
+    }
+
+    /// Whether the storage was told to start operating.
+    pub fn is_operational(&self) -> bool {
+        self.phase == Phase::Operating
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.phase == Phase::Exited
+    }
+
+    /// The address of the master we are connected to (identified or not).
+    pub fn master_connection(&self) -> Option<ConnId> {
+        self.master_conn
+    }
+
+    /// Whether we are identified with a primary master.
+    pub fn has_primary(&self) -> bool {
+        matches!(self.phase, Phase::Initializing | Phase::Operating)
+    }
+
+    // ------------------------------------------------------------ durability
+
+    /// Makes every store write so far durable and releases what waited for
+    /// it. The runtime calls it after [`Output::SyncStore`], as late as it
+    /// likes (one sync may serve many requests).
+    pub fn sync_store(&mut self, now: Time) {
+        self.now = self.now.max(now);
+        self.store.sync();
+        self.synced_seq = self.write_seq;
+        self.sync_requested = false;
+        self.net.release_until(self.synced_seq);
+    }
+
+    /// Runs a store write and records that durability now lags.
+    fn write<T>(&mut self, f: impl FnOnce(&mut S) -> T) -> T {
+        self.write_seq += 1;
+        f(&mut self.store)
+    }
+
+    /// Asks for a sync at once when outputs wait for one, else within
+    /// [`DEFERRED_SYNC`] of the first unsynced write (NEO/py commits
+    /// unlocked transactions within a second).
+    fn request_sync_if_needed(&mut self) {
+        if self.write_seq <= self.synced_seq || self.sync_requested {
+            self.sync_deadline = None;
+            return;
+        }
+        let due = self.sync_deadline.is_some_and(|at| at <= self.now);
+        if self.net.has_held_outputs() || due {
+            self.sync_requested = true;
+            self.sync_deadline = None;
+            self.net.emit(Output::SyncStore);
+        } else if self.sync_deadline.is_none() {
+            self.sync_deadline = Some(self.now + DEFERRED_SYNC);
+        }
+    }
+
+    /// Sends to the master once what we wrote so far is durable.
+    fn send_master(&mut self, packet: impl Into<Packet>) {
+        if let Some(conn) = self.master_conn {
+            self.net.send_after(self.write_seq, conn, packet);
+        }
+    }
+
+    fn answer_master(&mut self, msg_id: u32, packet: impl Into<Packet>) {
+        if let Some(conn) = self.master_conn {
+            self.net.answer_after(self.write_seq, conn, msg_id, packet);
+        }
+    }
+
+    // ------------------------------------------------------------ helpers
+
+    fn log(&mut self, level: Level, message: impl Into<String>) {
+        self.net.log(level, message);
+    }
+
+    /// Looks for the primary master.
+    fn connect_to_master(&mut self) {
+        if self.master_conn.is_some() || self.phase != Phase::Bootstrapping {
+            return;
+        }
+        match self
+            .bootstrap
+            .next(&self.nodes, &mut self.throttle, self.now)
+        {
+            Attempt::Connect(addr) => {
+                let key = self.nodes.by_address(&addr);
+                let conn = self.net.connect(addr, ConnRole::Master);
+                if let Some(entry) = key.and_then(|k| self.nodes.get_mut(k)) {
+                    entry.conn = Some(conn);
+                }
+                self.master_conn = Some(conn);
+            }
+            Attempt::RetryAt(at) => self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at))),
+            Attempt::NoMaster => self.log(Level::Error, "no master configured".to_string()),
+        }
+    }
+
+    /// The primary is gone (or refused us): drop everything and look again.
+    fn primary_lost(&mut self, why: &str) {
+        if self.phase != Phase::Bootstrapping {
+            self.log(Level::Error, format!("primary master lost: {why}"));
+        }
+        for conn in self.net.ids() {
+            self.net.close(conn);
+        }
+        self.postponed.clear();
+        for key in self.nodes.keys() {
+            if let Some(entry) = self.nodes.get_mut(key) {
+                entry.conn = None;
+                entry.identified = false;
+            }
+        }
+        self.master_conn = None;
+        self.phase = Phase::Bootstrapping;
+        self.cluster_state = None;
+        self.connect_to_master();
+    }
+
+    /// StopOperation: back to initializing, keeping only the master
+    /// connection.
+    fn stop_operation(&mut self) {
+        self.log(Level::Warn, "operation stopped by the master".to_string());
+        for conn in self.net.ids() {
+            if Some(conn) != self.master_conn {
+                self.close_conn(conn);
+            }
+        }
+        self.postponed.clear();
+        self.phase = Phase::Initializing;
+    }
+
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some(closed) = self.net.close(conn) {
+            self.conn_lost(conn, closed.state);
+        }
+    }
+
+    fn shutdown(&mut self, erase: bool) {
+        if erase {
+            self.log(
+                Level::Warn,
+                "removed from the cluster: erasing the database".to_string(),
+            );
+            self.write(|store| store.erase());
+        }
+        self.store.sync();
+        for conn in self.net.ids() {
+            self.net.close(conn);
+        }
+        self.phase = Phase::Exited;
+        self.wake_at = None;
+        self.net.emit(Output::Exit {
+            code: 0,
+            reason: if erase {
+                "removed from the cluster".into()
+            } else {
+                "stopped by the master".into()
+            },
+        });
+    }
+
+    // ------------------------------------------------------------ input
+
+    fn on_connected(&mut self, conn: ConnId) {
+        let Some(c) = self.net.get_mut(conn) else {
+            return;
+        };
+        c.connecting = false;
+        if c.state == ConnRole::Master {
+            let mut extra = Map::new();
+            extra.0.push((
+                Bytes::from_static(b"devpath"),
+                Value::Array(
+                    self.config
+                        .devpath
+                        .iter()
+                        .cloned()
+                        .map(Value::Bin)
+                        .collect(),
+                ),
+            ));
+            extra
+                .0
+                .push((Bytes::from_static(b"new_nid"), Value::Array(Vec::new())));
+            let request = RequestIdentification {
+                node_type: NodeType::Storage,
+                nid: self.nid,
+                address: Some(self.config.bind.clone()),
+                cluster_name: self.config.cluster.clone(),
+                id_timestamp: None,
+                extra,
+            };
+            self.net.ask(conn, request, Request::Identification);
+        }
+    }
+
+    fn on_packet(&mut self, conn: ConnId, msg_id: u32, packet: Packet) {
+        let Some(role) = self.net.state(conn).copied() else {
+            return;
+        };
+        if packet.is_answer() {
+            match self.net.match_answer(conn, msg_id, &packet) {
+                AnswerMatch::Matched(Request::Identification) => {
+                    self.on_identification_answer(conn, packet)
+                }
+                AnswerMatch::StrayError => {
+                    if let Packet::Error(error) = &packet {
+                        self.log(
+                            Level::Warn,
+                            format!(
+                                "{} from {conn}: {}",
+                                error.code,
+                                String::from_utf8_lossy(&error.message)
+                            ),
+                        );
+                    }
+                }
+                AnswerMatch::Unexpected => {
+                    let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
+                    self.reject(conn, msg_id, reject);
+                }
+            }
+            return;
+        }
+        if let Packet::Ping(_) = packet {
+            self.net.answer(conn, msg_id, Pong {});
+            return;
+        }
+        let result = match role {
+            ConnRole::Master => self.on_master_packet(conn, msg_id, packet),
+            ConnRole::Unidentified => self.identify(conn, msg_id, packet),
+            ConnRole::Client(_) | ConnRole::Storage(_) => match packet {
+                Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
+                other => Err(Reject::unexpected(&other, "storage operation")),
+            },
+        };
+        if let Err(reject) = result {
+            self.reject(conn, msg_id, reject);
+        }
+    }
+
+    fn reject(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
+        let role = self.net.state(conn).copied();
+        if self.net.reject(conn, msg_id, reject).is_some() {
+            if let Some(role) = role {
+                self.conn_lost(conn, role);
+            }
+        }
+    }
+
+    fn on_identification_answer(&mut self, conn: ConnId, packet: Packet) {
+        match packet {
+            Packet::AcceptIdentification(AcceptIdentification {
+                node_type: NodeType::Master,
+                nid,
+                your_nid: Some(your_nid),
+            }) => {
+                if let Some(key) = self.nodes.by_conn(conn) {
+                    self.nodes.set_nid(key, nid);
+                    let entry = self.nodes.get_mut(key).unwrap();
+                    entry.state = NodeState::Running;
+                    entry.identified = true;
+                }
+                if self.nid != Some(your_nid) {
+                    self.log(Level::Info, format!("the master gave us id {your_nid}"));
+                }
+                self.nid = Some(your_nid);
+                self.write(|store| store.set_nid(your_nid));
+                self.id_timestamp = None;
+                self.first_notification = true;
+                self.nodes.reset_notification_clock();
+                self.load_partition_table();
+                self.phase = Phase::Initializing;
+                self.log(
+                    Level::Info,
+                    format!("identified with the primary master as {your_nid}"),
+                );
+            }
+            Packet::AcceptIdentification(_) => {
+                self.primary_lost("identified by something that is not a master");
+            }
+            Packet::Error(error) => {
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "master refused us: {} {}",
+                        error.code,
+                        String::from_utf8_lossy(&error.message)
+                    ),
+                );
+                // Two candidate masters of a new cluster may give the same
+                // id to two storages (NEO/py's testSplitBrainAtCreation);
+                // the winner then refuses one of them forever. A storage
+                // that holds no partition table has no data: its id means
+                // nothing yet, so it gives it up and asks for a new one.
+                let conflict = error.code == neo_proto::ErrorCode::ProtocolError
+                    && &error.message[..] == b"already connected";
+                if conflict && self.nid.is_some() && self.store.partition_table().is_none() {
+                    self.log(
+                        Level::Warn,
+                        "our id is taken and we hold no data: asking for a new one".to_string(),
+                    );
+                    self.nid = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn load_partition_table(&mut self) {
+        self.pt = self
+            .store
+            .partition_table()
+            .map(|t| PartitionTable::from_rows(Some(t.ptid), t.num_replicas, &t.rows));
+        if let Some(pt) = &self.pt {
+            for nid in pt.nodes(false) {
+                if self.nodes.by_nid(nid).is_none() {
+                    self.nodes
+                        .add(NodeType::Storage, None, Some(nid), NodeState::Down);
+                }
+            }
+        }
+    }
+
+    /// Packets from the master, in every phase.
+    fn on_master_packet(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        if self.phase == Phase::Bootstrapping {
+            return match packet {
+                Packet::NotPrimaryMaster(not_primary) => {
+                    self.bootstrap.not_primary(
+                        &mut self.nodes,
+                        &not_primary.known_masters,
+                        not_primary.primary,
+                    );
+                    Ok(())
+                }
+                other => Err(Reject::unexpected(&other, "bootstrap")),
+            };
+        }
+        let _ = conn;
+        match packet {
+            Packet::NotifyNodeInformation(notification) => {
+                self.on_node_information(notification.timestamp.0, &notification.nodes)
+            }
+            Packet::NotifyClusterInformation(info) => {
+                self.cluster_state = Some(info.state);
+                Ok(())
+            }
+            Packet::SendPartitionTable(table) => {
+                let Some(ptid) = table.ptid else {
+                    return Err(Reject::protocol("partition table without id"));
+                };
+                let pt = PartitionTable::from_rows(Some(ptid), table.num_replicas, &table.rows);
+                if !pt.filled() {
+                    return Err(Reject::protocol("Partial partition table received"));
+                }
+                let own = self.nid.unwrap();
+                let stored = StoredTable {
+                    ptid,
+                    num_replicas: table.num_replicas,
+                    rows: table.rows,
+                };
+                self.write(|store| store.reset_partition_table(own, &stored));
+                self.pt = Some(pt);
+                Ok(())
+            }
+            Packet::NotifyPartitionChanges(changes) => {
+                let pt = self.pt.get_or_insert_with(|| PartitionTable::new(0, 0));
+                pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
+                    .map_err(|e| Reject::protocol(e.0))?;
+                let own = self.nid.unwrap();
+                self.write(|store| {
+                    store.change_partition_table(
+                        own,
+                        changes.ptid,
+                        changes.num_replicas,
+                        &changes.changes,
+                    )
+                });
+                Ok(())
+            }
+            Packet::Truncate(truncate) => {
+                self.write(|store| {
+                    store.set_backup_tid(None);
+                    store.set_truncate_tid(Some(truncate.tid));
+                });
+                Ok(())
+            }
+            Packet::AskRecovery(_) => {
+                let config = self.store.config();
+                let answer = AnswerRecovery {
+                    ptid: self.pt.as_ref().and_then(|pt| pt.ptid()),
+                    backup_tid: config.backup_tid,
+                    truncate_tid: config.truncate_tid,
+                };
+                self.answer_master(msg_id, answer);
+                Ok(())
+            }
+            Packet::AskPartitionTable(_) => {
+                let Some(pt) = &self.pt else {
+                    return Err(Reject::protocol("no partition table"));
+                };
+                let answer = AnswerPartitionTable {
+                    ptid: pt.ptid().unwrap_or_default(),
+                    num_replicas: pt.num_replicas(),
+                    rows: pt.rows(),
+                };
+                self.answer_master(msg_id, answer);
+                Ok(())
+            }
+            Packet::AskLastIDs(_) => {
+                self.write(|store| store.truncate());
+                let (last_tid, last_oid) = self.store.last_ids();
+                let first_tid = self.store.first_tid();
+                self.answer_master(
+                    msg_id,
+                    AnswerLastIDs {
+                        last_tid,
+                        last_oid,
+                        first_tid,
+                    },
+                );
+                Ok(())
+            }
+            Packet::AskLockedTransactions(_) => {
+                let transactions = self.store.unfinished_transactions().into_iter().collect();
+                self.answer_master(msg_id, AnswerLockedTransactions { transactions });
+                Ok(())
+            }
+            Packet::AskFinalTID(ask) => {
+                let tid = self.store.final_tid(ask.ttid);
+                self.answer_master(msg_id, AnswerFinalTID { tid });
+                Ok(())
+            }
+            Packet::ValidateTransaction(validate) => {
+                self.write(|store| store.validate_transaction(validate.ttid, validate.tid));
+                Ok(())
+            }
+            Packet::AskPackOrders(_) => {
+                self.answer_master(msg_id, AnswerPackOrders { orders: Vec::new() });
+                Ok(())
+            }
+            Packet::StartOperation(_) => {
+                if self.phase == Phase::Initializing {
+                    self.phase = Phase::Operating;
+                    self.log(Level::Info, "operational".to_string());
+                    self.send_master(NotifyReady {});
+                    // Verification decided the fate of every unfinished
+                    // transaction: what remains is abandoned.
+                    self.write(|store| store.drop_unfinished());
+                }
+                Ok(())
+            }
+            Packet::StopOperation(_) => {
+                self.stop_operation();
+                Ok(())
+            }
+            Packet::NotifyPackSigned(_) | Packet::NotifyRepair(_) | Packet::FlushLog(_) => Ok(()),
+            other => Err(Reject::unexpected(&other, "master")),
+        }
+    }
+
+    fn on_node_information(
+        &mut self,
+        timestamp: f64,
+        nodes: &[neo_proto::NodeInfo],
+    ) -> Result<(), Reject> {
+        let first = std::mem::replace(&mut self.first_notification, false);
+        let pt = self.pt.clone();
+        let has_cells = |nid| pt.as_ref().is_some_and(|pt| pt.has_cells(nid));
+        let effects = self
+            .nodes
+            .apply_notification(self.nid, first, timestamp, nodes, &has_cells)
+            .map_err(|e| Reject::protocol(e.0))?;
+        if let Some(own) = nodes.iter().find(|n| n.nid.is_some() && n.nid == self.nid) {
+            self.id_timestamp = own.id_timestamp;
+        }
+        for conn in effects.closed_conns {
+            if Some(conn) != self.master_conn {
+                self.close_conn(conn);
+            }
+        }
+        for nid in effects.forgotten_storages {
+            if let Some(pt) = &mut self.pt {
+                pt.drop_node(nid);
+            }
+        }
+        match effects.own_state {
+            Some(NodeState::Down) => {
+                self.shutdown(false);
+                return Ok(());
+            }
+            Some(NodeState::Unknown) => {
+                self.shutdown(true);
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.retry_postponed();
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ peers
+
+    /// Identification of a client or another storage (cluster.md 1.4).
+    fn identify(&mut self, conn: ConnId, msg_id: u32, packet: Packet) -> Result<(), Reject> {
+        let Packet::RequestIdentification(request) = packet else {
+            return Err(Reject::unexpected(&packet, "identification"));
+        };
+        if request.cluster_name != self.config.cluster {
+            return Err(Reject::protocol("invalid cluster name"));
+        }
+        if self.phase != Phase::Operating {
+            return Err(Reject::not_ready("not operational"));
+        }
+        let Some(nid) = request.nid else {
+            // Anonymous storages replicate for backup clusters (not
+            // supported yet).
+            return Err(Reject::protocol("reject anonymous node"));
+        };
+        if Some(nid) == self.nid {
+            return Err(Reject::protocol("uuid conflict or loopback connection"));
+        }
+        let known = self
+            .nodes
+            .by_nid(nid)
+            .filter(|&k| self.nodes.get(k).unwrap().id_timestamp == request.id_timestamp);
+        let Some(key) = known else {
+            let newer = request
+                .id_timestamp
+                .is_some_and(|ts| self.nodes.last_notification() < ts.0);
+            if newer {
+                // The master has not told us about it yet.
+                self.postponed.push((conn, msg_id, request));
+                return Ok(());
+            }
+            return Err(Reject::not_ready("unknown by master"));
+        };
+        let role = match request.node_type {
+            NodeType::Client => ConnRole::Client(key),
+            NodeType::Storage => ConnRole::Storage(key),
+            _ => return Err(Reject::protocol("reject non-client-or-storage node")),
+        };
+        if let Some(existing) = self.nodes.get(key).unwrap().conn {
+            // Both sides connected at once: keep one, deterministically.
+            let replace =
+                request.node_type == NodeType::Storage && self.nid.is_some_and(|own| own < nid);
+            if !replace {
+                return Err(Reject::protocol("already connected"));
+            }
+            self.net.close(existing);
+        }
+        let entry = self.nodes.get_mut(key).unwrap();
+        entry.conn = Some(conn);
+        entry.identified = true;
+        *self.net.state_mut(conn).unwrap() = role;
+        self.net.answer(
+            conn,
+            msg_id,
+            AcceptIdentification {
+                node_type: NodeType::Storage,
+                nid: self.nid,
+                your_nid: Some(nid),
+            },
+        );
+        Ok(())
+    }
+
+    fn retry_postponed(&mut self) {
+        for (conn, msg_id, request) in std::mem::take(&mut self.postponed) {
+            if !self.net.contains(conn) {
+                continue;
+            }
+            if let Err(reject) = self.identify(conn, msg_id, Packet::RequestIdentification(request))
+            {
+                self.reject(conn, msg_id, reject);
+            }
+        }
+    }
+
+    fn conn_lost(&mut self, conn: ConnId, role: ConnRole) {
+        match role {
+            ConnRole::Master => {
+                if Some(conn) == self.master_conn {
+                    self.master_conn = None;
+                    self.primary_lost("connection closed");
+                }
+            }
+            ConnRole::Unidentified => self.postponed.retain(|(c, _, _)| *c != conn),
+            ConnRole::Client(key) | ConnRole::Storage(key) => {
+                if let Some(entry) = self.nodes.get_mut(key) {
+                    if entry.conn == Some(conn) {
+                        entry.conn = None;
+                        entry.identified = false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        if self.wake_at.is_some_and(|at| at <= self.now) {
+            self.wake_at = None;
+            self.connect_to_master();
+        }
+    }
+}
+
+impl<S: Store> Node for Storage<S> {
+    type Event = StorageEvent;
+
+    fn handle(&mut self, now: Time, input: Input) {
+        self.now = self.now.max(now);
+        if self.phase == Phase::Exited {
+            return;
+        }
+        match input {
+            Input::Accepted { conn } => self.net.accept(conn, ConnRole::Unidentified),
+            Input::Connected { conn } => self.on_connected(conn),
+            Input::ConnectFailed { conn } | Input::Closed { conn } => {
+                if let Some(closed) = self.net.forget(conn) {
+                    self.conn_lost(conn, closed.state);
+                }
+            }
+            Input::Packet {
+                conn,
+                msg_id,
+                packet,
+            } => self.on_packet(conn, msg_id, packet),
+            Input::Timeout => self.on_timeout(),
+        }
+        self.request_sync_if_needed();
+    }
+
+    fn poll_output(&mut self) -> Option<Output<StorageEvent>> {
+        self.net.poll()
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        match (self.wake_at, self.sync_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

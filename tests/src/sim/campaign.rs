@@ -1,0 +1,347 @@
+//! Simulation campaigns: a random cluster per seed, a random fault plan,
+//! invariants checked at every step, then faults stop and the cluster must
+//! serve again.
+//!
+//! Seeds come from the environment so that a failure replays exactly:
+//! `NEO_SIM_SEED=<n>` runs one seed (with its logs printed), and
+//! `NEO_SIM_SEEDS=<count>` overrides how many a campaign runs.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use neo_proto::{ClusterState, SetClusterState};
+
+use super::check::{invariants, partition_tables_agree, running_primary};
+use super::{NodeId, NodeKind, Sim, SimConfig};
+use crate::sim::node::Machine;
+
+/// A fault or operator action at a scheduled instant.
+#[derive(Debug, Clone)]
+pub enum Action {
+    CrashRandom { kinds: Vec<NodeKind> },
+    RestartRandom,
+    DropRandomConnection,
+    PartitionRandom,
+    Heal,
+    Start,
+}
+
+/// The shape of a campaign's clusters and faults.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub masters: (usize, usize),
+    pub storages: (usize, usize),
+    pub max_replicas: u32,
+    pub partitions: (u32, u32),
+    /// Faults happen during this window (after the first start).
+    pub fault_window: Duration,
+    pub faults: (usize, usize),
+    pub actions: Vec<Action>,
+    /// Time allowed for the cluster to serve again after faults stop.
+    pub recovery_deadline: Duration,
+}
+
+/// What a passing seed did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub steps: u64,
+    pub faults: usize,
+    pub virtual_time: Duration,
+}
+
+/// Runs one seed of a campaign.
+pub fn run(seed: u64, shape: &Shape) -> Result<Outcome, Box<(String, Sim)>> {
+    run_with(seed, shape, std::env::var("NEO_SIM_TRANSCRIPT").is_ok()).map(|(outcome, _)| outcome)
+}
+
+/// Runs one seed and returns its transcript and logs, whatever the outcome
+/// (determinism checks).
+pub fn run_traced(seed: u64, shape: &Shape) -> Vec<String> {
+    let sim = match run_with(seed, shape, true) {
+        Ok((_, sim)) => sim,
+        Err(failure) => failure.1,
+    };
+    let mut lines = sim.transcript;
+    lines.extend(sim.logs);
+    lines
+}
+
+fn run_with(
+    seed: u64,
+    shape: &Shape,
+    transcript: bool,
+) -> Result<(Outcome, Sim), Box<(String, Sim)>> {
+    let mut config = SimConfig::new(seed);
+    config.transcript = transcript;
+    let mut rng = neo_core::rng::Rng::new(seed.wrapping_mul(0x9e37_79b9) ^ 0x5eed);
+    let pick = |rng: &mut neo_core::rng::Rng, (lo, hi): (usize, usize)| {
+        lo + rng.below((hi - lo + 1) as u64) as usize
+    };
+    let masters = pick(&mut rng, shape.masters);
+    let storages = pick(&mut rng, shape.storages);
+    config.partitions =
+        shape.partitions.0 + rng.below((shape.partitions.1 - shape.partitions.0 + 1) as u64) as u32;
+    config.replicas = rng.below(shape.max_replicas.min(storages as u32 - 1) as u64 + 1) as u32;
+    let use_autostart = rng.chance(1, 2);
+    if use_autostart {
+        config.autostart = Some(storages as u32);
+    }
+    let mut sim = Sim::new(config);
+    sim.add_masters(masters);
+    for _ in 0..storages {
+        sim.add_storage();
+    }
+    let admin = sim.add_admin();
+    let ctl = sim.add_ctl();
+
+    // The plan: an operator start, then faults, then a heal of everything.
+    let mut plan: Vec<(Duration, Action)> = Vec::new();
+    if !use_autostart {
+        plan.push((Duration::from_millis(500 + rng.below(1500)), Action::Start));
+    }
+    let fault_count = pick(&mut rng, shape.faults);
+    for _ in 0..fault_count {
+        let at = Duration::from_millis(1000 + rng.below(shape.fault_window.as_millis() as u64));
+        let action = shape.actions[rng.below(shape.actions.len() as u64) as usize].clone();
+        plan.push((at, action));
+    }
+    let faults_end = Duration::from_millis(1000) + shape.fault_window;
+    plan.sort_by_key(|(at, _)| *at);
+    let start = sim.now;
+    for (index, (at, _)) in plan.iter().enumerate() {
+        sim.schedule_script(start + *at, index);
+    }
+    let heal_index = plan.len();
+    let retry_start_index = heal_index + 1;
+    sim.schedule_script(start + faults_end, heal_index);
+    let deadline = start + faults_end + shape.recovery_deadline;
+
+    let script = |sim: &mut Sim, index: usize| {
+        if index == heal_index {
+            heal_everything(sim);
+            if sim.config.autostart.is_none() {
+                sim.schedule_script(sim.now, retry_start_index);
+            }
+            return;
+        }
+        if index == retry_start_index {
+            // The operator asks again until the cluster exists: the first
+            // request may have met an admin without master. Like a real
+            // operator, never to force the start of a cluster whose
+            // storages hold data (that would make a new, empty database).
+            if !serving(sim) && !any_storage_has_table(sim) {
+                perform(sim, &Action::Start, ctl, admin);
+                sim.schedule_script(sim.now + Duration::from_secs(2), retry_start_index);
+            }
+            return;
+        }
+        perform(sim, &plan[index].1, ctl, admin);
+    };
+    let mut served = false;
+    let result = loop {
+        let Some(action) = sim.step(deadline) else {
+            break Ok(());
+        };
+        if let Some(index) = action {
+            script(&mut sim, index);
+        }
+        if let Err(error) = invariants(&sim) {
+            break Err(error);
+        }
+        if sim.now >= start + faults_end && serving(&sim) {
+            served = true;
+            break Ok(());
+        }
+    };
+    let outcome = Outcome {
+        steps: sim.steps,
+        faults: fault_count,
+        virtual_time: sim.now.saturating_since(start),
+    };
+    match result {
+        Err(error) => Err(Box::new((error, sim))),
+        Ok(()) if !served => Err(Box::new((
+            format!(
+                "cluster not serving {:?} after faults stopped",
+                shape.recovery_deadline
+            ),
+            sim,
+        ))),
+        Ok(()) => Ok((outcome, sim)),
+    }
+}
+
+fn perform(sim: &mut Sim, action: &Action, ctl: NodeId, admin: NodeId) {
+    match action {
+        Action::Start => {
+            sim.ctl(
+                ctl,
+                admin,
+                SetClusterState {
+                    state: ClusterState::Verifying,
+                }
+                .into(),
+            );
+        }
+        Action::CrashRandom { kinds } => {
+            let candidates: Vec<NodeId> = kinds
+                .iter()
+                .flat_map(|&k| sim.node_ids(k))
+                .filter(|&n| sim.nodes[n.0].alive)
+                .collect();
+            if !candidates.is_empty() {
+                let index = sim.rng.below(candidates.len() as u64) as usize;
+                sim.crash(candidates[index]);
+            }
+        }
+        Action::RestartRandom => {
+            let dead: Vec<NodeId> = (0..sim.nodes.len())
+                .map(NodeId)
+                .filter(|&n| !sim.nodes[n.0].alive && sim.nodes[n.0].kind != NodeKind::Ctl)
+                .collect();
+            if !dead.is_empty() {
+                let index = sim.rng.below(dead.len() as u64) as usize;
+                sim.restart(dead[index]);
+            }
+        }
+        Action::DropRandomConnection => {
+            let links = sim.network.open_links();
+            if !links.is_empty() {
+                let index = sim.rng.below(links.len() as u64) as usize;
+                sim.drop_connection(links[index]);
+            }
+        }
+        Action::PartitionRandom => {
+            let nodes: Vec<NodeId> = (0..sim.nodes.len())
+                .map(NodeId)
+                .filter(|&n| sim.nodes[n.0].kind != NodeKind::Ctl)
+                .collect();
+            let side: BTreeSet<NodeId> =
+                nodes.into_iter().filter(|_| sim.rng.chance(1, 2)).collect();
+            sim.partition(&side);
+        }
+        Action::Heal => sim.heal(),
+    }
+}
+
+/// Faults stop: the network heals and every dead node restarts.
+fn heal_everything(sim: &mut Sim) {
+    sim.heal();
+    for node in 0..sim.nodes.len() {
+        if !sim.nodes[node].alive && sim.nodes[node].kind != NodeKind::Ctl {
+            sim.restart(NodeId(node));
+        }
+    }
+}
+
+fn any_storage_has_table(sim: &Sim) -> bool {
+    use neo_core::storage::store::Store;
+    sim.node_ids(NodeKind::Storage)
+        .iter()
+        .any(|&n| match &sim.nodes[n.0].machine {
+            Machine::Storage(s) => s.store().partition_table().is_some(),
+            _ => false,
+        })
+}
+
+/// The cluster serves: one primary RUNNING, every storage of its table
+/// operational and following it, tables agreeing.
+pub fn serving(sim: &Sim) -> bool {
+    let Some(primary) = running_primary(sim) else {
+        return false;
+    };
+    let master = sim.nodes[primary.0].as_master().unwrap();
+    let in_table = master.partition_table().nodes(false);
+    let followers = super::check::followers(sim);
+    let following = followers.get(&primary).cloned().unwrap_or_default();
+    for storage in sim.node_ids(NodeKind::Storage) {
+        let Some(s) = sim.nodes[storage.0].as_storage() else {
+            return false;
+        };
+        let Some(nid) = s.nid() else { continue };
+        if in_table.contains(&nid) && !(s.is_operational() && following.contains(&storage)) {
+            return false;
+        }
+    }
+    !sim.network_busy() && partition_tables_agree(sim).is_ok()
+}
+
+/// Runs a campaign over the seeds the environment asks for (default
+/// `default_count` from seed 0) and panics on the first failure with the
+/// command that replays it and the failing run's logs.
+pub fn run_campaign(
+    name: &str,
+    test_path: &str,
+    default_count: u64,
+    shape: &Shape,
+) -> Vec<Outcome> {
+    let seeds: Vec<u64> = match std::env::var("NEO_SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("NEO_SIM_SEED is a number")],
+        Err(_) => {
+            let count = std::env::var("NEO_SIM_SEEDS")
+                .ok()
+                .map(|c| c.parse().expect("NEO_SIM_SEEDS is a number"))
+                .unwrap_or(default_count);
+            let first: u64 = std::env::var("NEO_SIM_FIRST_SEED")
+                .ok()
+                .map(|c| c.parse().expect("NEO_SIM_FIRST_SEED is a number"))
+                .unwrap_or(0);
+            (first..first + count).collect()
+        }
+    };
+    let verbose = std::env::var("NEO_SIM_SEED").is_ok();
+    let mut outcomes = Vec::new();
+    for seed in seeds {
+        match run(seed, shape) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(failure) => {
+                let (error, sim) = *failure;
+                let tail = if verbose {
+                    0
+                } else {
+                    sim.logs.len().saturating_sub(80)
+                };
+                for line in &sim.logs[tail..] {
+                    eprintln!("{line}");
+                }
+                for line in &sim.transcript {
+                    eprintln!("{line}");
+                }
+                describe(&sim);
+                panic!(
+                    "{name}: seed {seed} failed: {error}\nreplay: NEO_SIM_SEED={seed} cargo test -p neo-tests --test {test_path} -- --nocapture"
+                );
+            }
+        }
+    }
+    outcomes
+}
+
+/// Prints the final state of every node (for failure reports).
+fn describe(sim: &Sim) {
+    for node in &sim.nodes {
+        let state = match &node.machine {
+            Machine::Master(m) => format!(
+                "primary={} state={:?} ptid={:?} storages={:?}",
+                m.is_primary(),
+                m.cluster_state(),
+                m.partition_table().ptid(),
+                m.running_storages()
+            ),
+            Machine::Storage(s) => format!(
+                "nid={:?} primary={} operational={} ptid={:?}",
+                s.nid(),
+                s.has_primary(),
+                s.is_operational(),
+                s.partition_table().and_then(|p| p.ptid())
+            ),
+            Machine::Admin(a) => format!(
+                "connected={} state={:?}",
+                a.is_connected(),
+                a.cluster_state()
+            ),
+            Machine::Ctl(_) => String::new(),
+        };
+        eprintln!("{} alive={} {state}", node.name, node.alive);
+    }
+}
