@@ -105,7 +105,8 @@ fn storage_loss_campaign() {
 /// the campaigns keep covering the same ground either way.
 #[test]
 fn seeds_that_found_bugs() {
-    let cases: &[(&str, fn() -> Shape, u64)] = &[
+    type Case = (&'static str, fn() -> Shape, u64);
+    let cases: &[Case] = &[
         // Two candidates of a new cluster gave the same id to two storages;
         // the winner refused one forever ("already connected").
         ("boot", boot_shape, 6),
