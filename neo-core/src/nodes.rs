@@ -33,6 +33,8 @@ pub struct NodeEntry {
     /// Properties sent at identification (kept by the master: topology
     /// path of storages, backup names of admins...).
     pub extra: Map<Bytes, Value>,
+    /// A client session that may only read (master's view).
+    pub read_only: bool,
 }
 
 impl NodeEntry {
@@ -163,6 +165,7 @@ impl NodeTable {
             conn: None,
             identified: false,
             extra: Map::new(),
+            read_only: false,
         };
         let index = match self.free.pop() {
             Some(index) => {

@@ -12,6 +12,7 @@ fn same_seed_same_run() {
         storages: (2, 3),
         max_replicas: 1,
         partitions: (2, 4),
+        clients: (1, 2),
         fault_window: Duration::from_secs(10),
         faults: (3, 6),
         actions: vec![
@@ -44,6 +45,7 @@ fn digest() {
         storages: (1, 3),
         max_replicas: 1,
         partitions: (1, 6),
+        clients: (0, 2),
         fault_window: Duration::from_secs(10),
         faults: (1, 6),
         actions: vec![

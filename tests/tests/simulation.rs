@@ -28,6 +28,7 @@ fn boot_shape() -> Shape {
         storages: (1, 4),
         max_replicas: 2,
         partitions: (1, 8),
+        clients: (0, 3),
         fault_window: Duration::from_secs(5),
         faults: (0, 4),
         actions: vec![Action::DropRandomConnection],
@@ -42,6 +43,7 @@ fn election_shape() -> Shape {
         storages: (1, 3),
         max_replicas: 1,
         partitions: (1, 6),
+        clients: (0, 2),
         fault_window: Duration::from_secs(10),
         faults: (1, 6),
         actions: vec![
@@ -64,6 +66,7 @@ fn storage_loss_shape() -> Shape {
         storages: (2, 4),
         max_replicas: 2,
         partitions: (2, 8),
+        clients: (0, 2),
         fault_window: Duration::from_secs(10),
         faults: (1, 6),
         actions: vec![
@@ -71,7 +74,12 @@ fn storage_loss_shape() -> Shape {
                 kinds: vec![NodeKind::Storage],
             },
             Action::CrashRandom {
-                kinds: vec![NodeKind::Storage, NodeKind::Master, NodeKind::Admin],
+                kinds: vec![
+                    NodeKind::Storage,
+                    NodeKind::Master,
+                    NodeKind::Admin,
+                    NodeKind::Client,
+                ],
             },
             Action::RestartRandom,
             Action::DropRandomConnection,

@@ -207,7 +207,6 @@ impl Master {
     /// Packets on a candidate's connection to another master.
     pub(super) fn on_election_packet(
         &mut self,
-        conn: ConnId,
         key: NodeKey,
         packet: Packet,
     ) -> Result<(), Reject> {
@@ -225,7 +224,6 @@ impl Master {
                     }
                 }
                 self.set_try_secondary();
-                let _ = conn;
                 Ok(())
             }
             Packet::NotifyNodeInformation(_) | Packet::NotifyClusterInformation(_) => Ok(()),

@@ -103,6 +103,7 @@ impl Master {
         };
         let cluster_state = self.cluster_state().unwrap();
         let mut state = NodeState::Running;
+        let mut session_read_only = false;
         match node_type {
             NodeType::Client => {
                 let read_only = match take_extra(&mut request, b"read_only") {
@@ -125,7 +126,7 @@ impl Master {
                     }
                     _ => return Err(Reject::not_ready("cluster is not running")),
                 }
-                let _ = read_only; // read-only sessions: transactions refuse writes
+                session_read_only = read_only;
             }
             NodeType::Storage => {
                 if cluster_state == ClusterState::StoppingBackup {
@@ -197,6 +198,7 @@ impl Master {
         {
             let entry = self.nodes.get_mut(key).unwrap();
             entry.extra = request.extra;
+            entry.read_only = session_read_only;
             entry.id_timestamp = Some(id_timestamp);
             entry.state = state;
         }

@@ -86,9 +86,6 @@ enum Request {
     PackOrders {
         epoch: u64,
     },
-    /// A request from an admin, forwarded nowhere: answered directly.
-    #[allow(dead_code)]
-    Other,
 }
 
 /// What a connection is for, from the master's point of view.
@@ -218,6 +215,8 @@ impl Master {
             ),
         );
         master.play_primary();
+        // Reach the other masters at once, as NEO/py does on start.
+        master.after_event();
         master
     }
 
@@ -453,17 +452,6 @@ impl Master {
         }
     }
 
-    /// Sets a node's state (UNKNOWN removes it).
-    fn set_node_state(&mut self, key: NodeKey, state: NodeState) {
-        if state == NodeState::Unknown {
-            if let Some(entry) = self.nodes.get_mut(key) {
-                entry.state = state;
-            }
-        } else if let Some(entry) = self.nodes.get_mut(key) {
-            entry.state = state;
-        }
-    }
-
     /// Removes a node whose state was set UNKNOWN after broadcasting it.
     fn forget_node(&mut self, key: NodeKey) {
         if let Some(entry) = self.nodes.get(key) {
@@ -677,7 +665,7 @@ impl Master {
         let result = match role {
             ConnRole::Unidentified => self.identify(conn, msg_id, packet),
             ConnRole::Peer(key) => self.on_peer_packet(conn, key, msg_id, packet),
-            ConnRole::Election(key) => self.on_election_packet(conn, key, packet),
+            ConnRole::Election(key) => self.on_election_packet(key, packet),
             ConnRole::ToPrimary(key) => self.on_primary_packet(conn, key, packet),
         };
         if let Err(reject) = result {
@@ -722,7 +710,7 @@ impl Master {
                     | Request::FinalTid { .. }
                     | Request::LastIds { .. }
                     | Request::PackOrders { .. } => self.on_verification_answer(key, packet),
-                    Request::Identification | Request::Other => {}
+                    Request::Identification => {}
                 }
             }
             _ => {}
@@ -805,7 +793,7 @@ impl Master {
                 match node_type {
                     NodeType::Storage => self.storage_lost(key),
                     NodeType::Client => {
-                        self.set_node_state(key, NodeState::Unknown);
+                        self.nodes.get_mut(key).unwrap().state = NodeState::Unknown;
                         self.broadcast_nodes(&[key]);
                         self.forget_node(key);
                     }

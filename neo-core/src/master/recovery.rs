@@ -40,7 +40,6 @@ enum TableSource {
 pub(super) struct Recovery {
     target_ptid: u64,
     source: TableSource,
-    backup_tids: BTreeMap<Nid, Option<Tid>>,
     truncate_tids: BTreeMap<Nid, Option<Tid>>,
     /// Ids we gave, in this recovery, to storages that presented none.
     pub fresh_nids: BTreeSet<Nid>,
@@ -60,7 +59,6 @@ impl Master {
         primary.phase = Phase::Recovery(Recovery {
             target_ptid: 0,
             source: TableSource::Asking(Vec::new()),
-            backup_tids: BTreeMap::new(),
             truncate_tids: BTreeMap::new(),
             fresh_nids: BTreeSet::new(),
             try_secondary: true,
@@ -98,7 +96,6 @@ impl Master {
         match packet {
             Packet::AnswerRecovery(answer) => {
                 let recovery = self.recovery_mut().unwrap();
-                recovery.backup_tids.insert(nid, answer.backup_tid);
                 recovery.truncate_tids.insert(nid, answer.truncate_tid);
                 let Some(Ptid(ptid)) = answer.ptid else {
                     return;
@@ -136,10 +133,8 @@ impl Master {
                     return;
                 }
                 recovery.source = TableSource::Loaded;
-                let backup_tid = recovery.backup_tids.get(&nid).copied().flatten();
                 let truncate_tid = recovery.truncate_tids.get(&nid).copied().flatten();
                 self.load_table(answer.ptid, answer.num_replicas, &answer.rows);
-                let _ = backup_tid; // backup clusters are not supported yet
                 self.primary_mut().unwrap().truncate_tid = truncate_tid;
                 self.log(
                     Level::Info,
@@ -265,7 +260,6 @@ impl Master {
         let epoch = self.primary().unwrap().epoch;
         let mut ask_next = None;
         if let (Some(nid), Some(recovery)) = (nid, self.recovery_mut()) {
-            recovery.backup_tids.remove(&nid);
             recovery.truncate_tids.remove(&nid);
             if let TableSource::Asking(asked) = &mut recovery.source {
                 if let Some(i) = asked.iter().position(|&n| n == nid) {

@@ -49,20 +49,6 @@ impl Master {
         primary.starting.insert(nid);
     }
 
-    /// Storages that were ready when a transaction with `readiness` began.
-    #[allow(dead_code)]
-    pub(super) fn ready_storages(&self, readiness: u64) -> Vec<Nid> {
-        self.primary()
-            .map(|p| {
-                p.ready
-                    .iter()
-                    .filter(|(_, &r)| r <= readiness)
-                    .map(|(&n, _)| n)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     pub(super) fn on_storage_packet(
         &mut self,
         conn: ConnId,

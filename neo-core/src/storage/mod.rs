@@ -456,7 +456,7 @@ impl<S: Store> Storage<S> {
             return;
         }
         let result = match role {
-            ConnRole::Master => self.on_master_packet(conn, msg_id, packet),
+            ConnRole::Master => self.on_master_packet(msg_id, packet),
             ConnRole::Unidentified => self.identify(conn, msg_id, packet),
             ConnRole::Client(_) | ConnRole::Storage(_) => match packet {
                 Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
@@ -552,12 +552,7 @@ impl<S: Store> Storage<S> {
     }
 
     /// Packets from the master, in every phase.
-    fn on_master_packet(
-        &mut self,
-        conn: ConnId,
-        msg_id: u32,
-        packet: Packet,
-    ) -> Result<(), Reject> {
+    fn on_master_packet(&mut self, msg_id: u32, packet: Packet) -> Result<(), Reject> {
         if self.phase == Phase::Bootstrapping {
             return match packet {
                 Packet::NotPrimaryMaster(not_primary) => {
@@ -571,7 +566,6 @@ impl<S: Store> Storage<S> {
                 other => Err(Reject::unexpected(&other, "bootstrap")),
             };
         }
-        let _ = conn;
         match packet {
             Packet::NotifyNodeInformation(notification) => {
                 self.on_node_information(notification.timestamp.0, &notification.nodes)

@@ -33,6 +33,7 @@ pub struct Shape {
     pub storages: (usize, usize),
     pub max_replicas: u32,
     pub partitions: (u32, u32),
+    pub clients: (usize, usize),
     /// Faults happen during this window (after the first start).
     pub fault_window: Duration,
     pub faults: (usize, usize),
@@ -92,6 +93,9 @@ fn run_with(
         sim.add_storage();
     }
     let admin = sim.add_admin();
+    for _ in 0..pick(&mut rng, shape.clients) {
+        sim.add_client();
+    }
     let ctl = sim.add_ctl();
 
     // The plan: an operator start, then faults, then a heal of everything.
@@ -263,7 +267,11 @@ pub fn serving(sim: &Sim) -> bool {
             return false;
         }
     }
-    !sim.network_busy() && partition_tables_agree(sim).is_ok()
+    let clients_ready = sim
+        .node_ids(NodeKind::Client)
+        .iter()
+        .all(|&c| sim.nodes[c.0].as_client().is_some_and(|c| c.is_ready()));
+    clients_ready && !sim.network_busy() && partition_tables_agree(sim).is_ok()
 }
 
 /// Runs a campaign over the seeds the environment asks for (default
@@ -335,6 +343,7 @@ fn describe(sim: &Sim) {
                 s.is_operational(),
                 s.partition_table().and_then(|p| p.ptid())
             ),
+            Machine::Client(c) => format!("ready={} last_tid={:?}", c.is_ready(), c.last_tid()),
             Machine::Admin(a) => format!(
                 "connected={} state={:?}",
                 a.is_connected(),

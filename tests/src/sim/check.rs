@@ -92,6 +92,25 @@ pub fn partition_tables_agree(sim: &Sim) -> Result<(), String> {
             ));
         }
     }
+    for client in sim.node_ids(NodeKind::Client) {
+        let Some(c) = sim.nodes[client.0].as_client() else {
+            continue;
+        };
+        let follows_primary = c
+            .master_connection()
+            .and_then(|conn| sim.network.peer(client, conn))
+            == Some(primary);
+        if !c.is_ready() || !follows_primary {
+            continue;
+        }
+        let pt = c.partition_table().unwrap();
+        if pt.ptid() != expected.ptid() || pt.rows() != expected.rows() {
+            return Err(format!(
+                "{} disagrees with the primary's table",
+                sim.name(client)
+            ));
+        }
+    }
     for admin in sim.node_ids(NodeKind::Admin) {
         let Some(a) = sim.nodes[admin.0].as_admin() else {
             continue;

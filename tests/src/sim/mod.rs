@@ -238,6 +238,29 @@ impl Sim {
         id
     }
 
+    pub fn add_client(&mut self) -> NodeId {
+        let index = self
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Client)
+            .count();
+        let config = neo_core::client::ClientConfig {
+            cluster: self.config.cluster.clone(),
+            masters: self.master_addrs.clone(),
+            read_only: false,
+            seed: self.config.seed ^ (0x1000 + index as u64),
+        };
+        let id = NodeId(self.nodes.len());
+        self.nodes.push(SimNode::client(
+            format!("C{index}"),
+            index,
+            config,
+            self.now,
+        ));
+        self.after_step(id);
+        id
+    }
+
     /// Adds the operator's tool (a `neoctl` pseudo-node).
     pub fn add_ctl(&mut self) -> NodeId {
         let id = NodeId(self.nodes.len());

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use neo_core::admin::{Admin, AdminConfig};
+use neo_core::client::{Client, ClientConfig};
 use neo_core::master::{Master, MasterConfig};
 use neo_core::storage::memory::MemoryStore;
 use neo_core::storage::{Storage, StorageConfig};
@@ -116,6 +117,7 @@ impl Ctl {
 
 pub enum Machine {
     Master(Box<Master>),
+    Client(Box<Client>),
     Storage(Box<Storage<MemoryStore>>),
     Admin(Box<Admin>),
     Ctl(Ctl),
@@ -137,6 +139,7 @@ pub struct SimNode {
     /// What a restarted storage starts from.
     storage_config: Option<StorageConfig>,
     admin_config: Option<AdminConfig>,
+    client_config: Option<ClientConfig>,
 }
 
 impl SimNode {
@@ -159,6 +162,7 @@ impl SimNode {
             sync_requested: false,
             storage_config: None,
             admin_config: None,
+            client_config: None,
         }
     }
 
@@ -206,6 +210,19 @@ impl SimNode {
         node
     }
 
+    pub fn client(name: String, index: usize, config: ClientConfig, now: Time) -> SimNode {
+        let client = Client::new(config.clone(), now);
+        let mut node = SimNode::new(
+            name,
+            NodeKind::Client,
+            index,
+            None,
+            Machine::Client(Box::new(client)),
+        );
+        node.client_config = Some(config);
+        node
+    }
+
     pub fn ctl(name: String) -> SimNode {
         SimNode::new(name, NodeKind::Ctl, 0, None, Machine::Ctl(Ctl::default()))
     }
@@ -215,6 +232,7 @@ impl SimNode {
             Machine::Master(m) => m.handle(now, input),
             Machine::Storage(s) => s.handle(now, input),
             Machine::Admin(a) => a.handle(now, input),
+            Machine::Client(c) => c.handle(now, input),
             Machine::Ctl(c) => c.handle(input),
         }
     }
@@ -225,6 +243,7 @@ impl SimNode {
                 Machine::Master(m) => m.poll_output().map(convert),
                 Machine::Storage(s) => s.poll_output().map(convert),
                 Machine::Admin(a) => a.poll_output().map(convert),
+                Machine::Client(c) => c.poll_output().map(convert),
                 Machine::Ctl(c) => return c.outputs.pop_front(),
             }?;
             if let Some(output) = output {
@@ -238,6 +257,7 @@ impl SimNode {
             Machine::Master(m) => m.poll_timeout(),
             Machine::Storage(s) => s.poll_timeout(),
             Machine::Admin(a) => a.poll_timeout(),
+            Machine::Client(c) => c.poll_timeout(),
             Machine::Ctl(_) => None,
         }
     }
@@ -281,6 +301,10 @@ impl SimNode {
                     Storage::new(config, store, now).expect("storage restarts"),
                 ))
             }
+            Machine::Client(_) => Machine::Client(Box::new(Client::new(
+                self.client_config.clone().unwrap(),
+                now,
+            ))),
             Machine::Admin(_) => Machine::Admin(Box::new(Admin::new(
                 self.admin_config.clone().unwrap(),
                 now,
@@ -299,6 +323,13 @@ impl SimNode {
     pub fn as_storage(&self) -> Option<&Storage<MemoryStore>> {
         match &self.machine {
             Machine::Storage(s) if self.alive => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_client(&self) -> Option<&Client> {
+        match &self.machine {
+            Machine::Client(c) if self.alive => Some(c),
             _ => None,
         }
     }
