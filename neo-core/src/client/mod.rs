@@ -3,12 +3,39 @@
 //! It finds the primary master, identifies as CLIENT (accepted only while
 //! the cluster serves), learns the node list and the partition table and
 //! keeps them current, and tracks the last committed TID through
-//! invalidations — the view of the database its reads are made against.
-//! When the master connection is lost it forgets the table and reconnects.
+//! invalidations — the snapshot its reads are made against. It reads from
+//! a readable cell of the object's partition, failing over to other
+//! replicas, caches what it reads (MVCC, [`cache`]), and commits through
+//! store → vote → finish with conflict detection ([`commit`]).
+//!
+//! The application drives it with methods that start operations and
+//! return an [`OpId`]; each ends with [`ClientEvent::Done`]. Operations
+//! that need the cluster wait until the client is ready. Conflicts found
+//! while storing are reported ([`ClientEvent::Conflict`]) for the
+//! application to resolve before the vote completes.
+//!
+//! Internally an operation may start child operations (a read with
+//! failover under a load, a load under the iterator...): a child's result
+//! goes to its parent instead of the application.
 
+mod api;
+mod cache;
+mod commit;
+mod read;
+mod txn;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
 use neo_proto::{
     AcceptIdentification, Address, AskLastTransaction, ClusterState, Map, Nid, NodeState, NodeType,
     Oid, Packet, Pong, RequestIdentification, Tid, Timestamp, Value,
+};
+
+pub use api::{
+    Answer, ClientError, ClientEvent, Conflict, HistoryEntry, IteratorRecord, IteratorTransaction,
+    LoadMode, Loaded, OpId, TransactionInfo, TxnId, UndoConflict,
 };
 
 use crate::bootstrap::{Attempt, Bootstrap};
@@ -16,44 +43,128 @@ use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::NodeTable;
 use crate::pt::PartitionTable;
+use crate::rng::Rng;
 use crate::throttle::ConnectThrottle;
 use crate::time::Time;
+
+use cache::Cache;
+use txn::TxnContext;
+
+/// How long a storage that failed to connect goes last when choosing a
+/// replica to read from.
+pub const FAILURE_AGE: Duration = Duration::from_secs(600);
+
+/// Default cache size (NEO/py's `cache-size`): also what a transaction
+/// keeps of its own writes for the cache after commit.
+pub const DEFAULT_CACHE_SIZE: usize = 20 << 20;
 
 /// What a client is started with (NEO/py's `<NEOStorage>` options).
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    pub cluster: bytes::Bytes,
+    pub cluster: Bytes,
     pub masters: Vec<Address>,
     /// A read-only session: the master refuses writes.
     pub read_only: bool,
     /// Seed of the client's random choices (which replica to read).
     pub seed: u64,
+    /// Bytes of object data cached.
+    pub cache_size: usize,
+    /// Compress data with zlib when that makes it smaller.
+    pub compress: bool,
 }
 
-/// What the client tells the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// Connected to the primary, with an operational partition table.
-    /// `last_tid` is the database's last committed TID at that moment;
-    /// when it moved while we were away, the application must drop what it
-    /// cached ("invalidate everything"), as ZODB does.
-    Ready { last_tid: Tid },
-    /// The connection to the primary is lost; operations wait for
-    /// [`ClientEvent::Ready`].
-    Disconnected,
-    /// Another client committed `tid`, modifying `oids`.
-    Invalidated { tid: Tid, oids: Vec<Oid> },
+impl ClientConfig {
+    pub fn new(cluster: impl Into<Bytes>, masters: Vec<Address>) -> ClientConfig {
+        ClientConfig {
+            cluster: cluster.into(),
+            masters,
+            read_only: false,
+            seed: 0,
+            cache_size: DEFAULT_CACHE_SIZE,
+            compress: true,
+        }
+    }
 }
 
+/// Context of a request the client sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Request {
     Identification,
     LastTransaction,
+    /// A request of an operation to the master.
+    Master(OpId),
+    StorageIdentification,
+    /// A read of an operation from a storage.
+    Read(OpId),
+    /// AskStoreObject or AskCheckCurrentSerial.
+    Store {
+        txn: TxnId,
+        oid: Oid,
+        serial: Tid,
+    },
+    Relock {
+        txn: TxnId,
+        oid: Oid,
+    },
+    /// AskStoreTransaction or AskVoteTransaction.
+    Vote {
+        txn: TxnId,
+    },
+    /// AskTIDs of undoLog, to one storage.
+    Tids(OpId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnRole {
     Master,
+    Storage(Nid),
+}
+
+/// A connection to a storage; requests wait in `queued` until it is
+/// identified.
+#[derive(Debug)]
+struct StorageLink {
+    conn: ConnId,
+    ready: bool,
+    queued: Vec<(Packet, Request)>,
+}
+
+/// What a child operation hands its parent.
+#[derive(Debug)]
+enum Reply {
+    Packet(Packet),
+    Answer(Answer),
+}
+
+type OpResult = Result<Reply, ClientError>;
+
+#[derive(Debug)]
+struct Op {
+    parent: Option<OpId>,
+    kind: OpKind,
+}
+
+#[derive(Debug)]
+enum OpKind {
+    /// A request to the primary master (answer to the parent).
+    Master(Packet),
+    /// A read from a readable cell, with failover (answer to the parent).
+    Read(read::ReadState),
+    NewOid,
+    Sync,
+    Load(read::LoadState),
+    TransactionInfo(Tid),
+    History(read::HistoryState),
+    UndoLog(read::UndoLogState),
+    Iterate(read::IterateState),
+    FinalTid(read::FinalTidState),
+    Begin(TxnId),
+    Vote(commit::VoteState),
+    Finish(commit::FinishState),
+    Undo(commit::UndoState),
+    Pack(commit::PackState),
+    /// Conflicts of a transaction wait for this sync (internal).
+    ConflictSync(TxnId),
 }
 
 /// The client node state machine.
@@ -61,6 +172,7 @@ enum ConnRole {
 pub struct Client {
     config: ClientConfig,
     now: Time,
+    rng: Rng,
     net: Net<Request, ConnRole, ClientEvent>,
     nodes: NodeTable,
     pt: Option<PartitionTable>,
@@ -79,6 +191,22 @@ pub struct Client {
     /// AskLastTransaction tells where we stand.
     ignore_invalidations: bool,
     ready: bool,
+    cache: Cache,
+    storages: BTreeMap<Nid, StorageLink>,
+    /// Storages that failed to connect, until when they go last.
+    failures: BTreeMap<Nid, Time>,
+    next_op: u64,
+    ops: BTreeMap<OpId, Op>,
+    /// Operations waiting for the client to be ready.
+    waiting_ready: Vec<OpId>,
+    /// Loads in flight per oid (invalidations seen meanwhile fix their
+    /// validity range).
+    loading: BTreeMap<Oid, Vec<OpId>>,
+    next_txn: u64,
+    txns: BTreeMap<TxnId, TxnContext>,
+    oid_pool: VecDeque<Oid>,
+    oid_waiters: VecDeque<OpId>,
+    asking_oids: bool,
 }
 
 impl Client {
@@ -90,6 +218,8 @@ impl Client {
             }
         }
         let mut client = Client {
+            rng: Rng::new(config.seed),
+            cache: Cache::new(config.cache_size),
             config,
             now,
             net: Net::new(),
@@ -106,10 +236,23 @@ impl Client {
             last_tid: None,
             ignore_invalidations: true,
             ready: false,
+            storages: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            next_op: 0,
+            ops: BTreeMap::new(),
+            waiting_ready: Vec::new(),
+            loading: BTreeMap::new(),
+            next_txn: 0,
+            txns: BTreeMap::new(),
+            oid_pool: VecDeque::new(),
+            oid_waiters: VecDeque::new(),
+            asking_oids: false,
         };
         client.connect_to_master();
         client
     }
+
+    // ------------------------------------------------------------ getters
 
     pub fn nid(&self) -> Option<Nid> {
         self.nid
@@ -128,6 +271,7 @@ impl Client {
         &self.nodes
     }
 
+    /// The last committed TID we know of (ZODB's `lastTransaction`).
     pub fn last_tid(&self) -> Option<Tid> {
         self.last_tid
     }
@@ -141,6 +285,415 @@ impl Client {
     pub fn master_connection(&self) -> Option<ConnId> {
         self.master_conn
     }
+
+    /// Cache `(hits, misses)`.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+
+    /// Operations not finished yet.
+    pub fn pending_operations(&self) -> usize {
+        self.ops.values().filter(|op| op.parent.is_none()).count()
+    }
+
+    // ------------------------------------------------------------ operations
+
+    fn new_op(&mut self, parent: Option<OpId>, kind: OpKind) -> OpId {
+        self.next_op += 1;
+        let op = OpId(self.next_op);
+        self.ops.insert(op, Op { parent, kind });
+        op
+    }
+
+    /// Creates and starts an operation.
+    fn spawn(&mut self, parent: Option<OpId>, kind: OpKind) -> OpId {
+        let op = self.new_op(parent, kind);
+        self.start(op);
+        op
+    }
+
+    /// Starts (or restarts, once ready) an operation.
+    fn start(&mut self, op: OpId) {
+        let Some(entry) = self.ops.get(&op) else {
+            return;
+        };
+        match &entry.kind {
+            OpKind::Master(_) => self.start_master_request(op),
+            OpKind::Read(_) => self.start_read(op),
+            OpKind::NewOid => self.start_new_oid(op),
+            OpKind::Sync => {
+                self.spawn(Some(op), OpKind::Master(neo_proto::Ping {}.into()));
+            }
+            OpKind::Load(_) => self.start_load(op),
+            OpKind::TransactionInfo(_) | OpKind::History(_) | OpKind::Iterate(_) => {
+                self.start_read_composite(op)
+            }
+            OpKind::UndoLog(_) => self.start_undo_log(op),
+            OpKind::FinalTid(_) => self.start_final_tid(op),
+            OpKind::Begin(_) => self.start_begin(op),
+            OpKind::Vote(_) => self.vote_progress(op),
+            OpKind::Finish(_) => self.finish_progress(op),
+            OpKind::Undo(_) => self.start_undo(op),
+            OpKind::Pack(_) => self.pack_progress(op, None),
+            OpKind::ConflictSync(_) => {}
+        }
+    }
+
+    /// Puts an operation aside until the client is ready.
+    fn wait_ready(&mut self, op: OpId) {
+        self.waiting_ready.push(op);
+    }
+
+    /// Ends an operation: its parent continues, or the application hears.
+    fn finish_op(&mut self, op: OpId, result: OpResult) {
+        let Some(entry) = self.ops.remove(&op) else {
+            return;
+        };
+        if let OpKind::Load(state) = &entry.kind {
+            self.forget_loading(op, state.oid);
+        }
+        match entry.parent {
+            Some(parent) if self.ops.contains_key(&parent) => self.on_child(parent, op, result),
+            Some(_) => {} // the parent failed meanwhile
+            None => {
+                let result = result.map(|reply| match reply {
+                    Reply::Answer(answer) => answer,
+                    Reply::Packet(packet) => {
+                        unreachable!("internal answer {} leaked", packet.name())
+                    }
+                });
+                self.net
+                    .emit(Output::Event(ClientEvent::Done { op, result }));
+            }
+        }
+    }
+
+    fn done(&mut self, op: OpId, answer: Answer) {
+        self.finish_op(op, Ok(Reply::Answer(answer)));
+    }
+
+    fn fail(&mut self, op: OpId, error: ClientError) {
+        self.finish_op(op, Err(error));
+    }
+
+    /// A child operation ended.
+    fn on_child(&mut self, parent: OpId, child: OpId, result: OpResult) {
+        let Some(entry) = self.ops.get(&parent) else {
+            return;
+        };
+        match &entry.kind {
+            OpKind::Master(_) => {}
+            OpKind::Read(_) => self.read_synced(parent, result),
+            OpKind::NewOid => self.new_oids_answered(result),
+            OpKind::Sync => match result {
+                Ok(_) => self.done(parent, Answer::Synced),
+                Err(error) => self.fail(parent, error),
+            },
+            OpKind::Load(_) => self.load_answered(parent, result),
+            OpKind::TransactionInfo(_) => {
+                let result =
+                    transaction_info(result).map(|info| Reply::Answer(Answer::Transaction(info)));
+                self.finish_op(parent, result);
+            }
+            OpKind::History(_) => self.history_child(parent, child, result),
+            OpKind::UndoLog(_) => self.undo_log_child(parent, child, result),
+            OpKind::Iterate(_) => self.iterate_child(parent, child, result),
+            OpKind::FinalTid(_) => self.final_tid_child(parent, result),
+            OpKind::Begin(_) => self.begun(parent, result),
+            OpKind::Vote(_) => self.vote_child(parent, result),
+            OpKind::Finish(_) => self.finish_child(parent, result),
+            OpKind::Undo(_) => self.undo_child(parent, child, result),
+            OpKind::Pack(_) => self.pack_progress(parent, Some(result)),
+            OpKind::ConflictSync(_) => self.conflict_synced(parent),
+        }
+    }
+
+    /// The next oid (from a pool filled 100 at a time).
+    pub fn new_oid(&mut self, now: Time) -> OpId {
+        self.now = self.now.max(now);
+        self.spawn(None, OpKind::NewOid)
+    }
+
+    fn start_new_oid(&mut self, op: OpId) {
+        if let Some(oid) = self.oid_pool.pop_front() {
+            self.done(op, Answer::Oid(oid));
+            return;
+        }
+        self.oid_waiters.push_back(op);
+        if !self.asking_oids {
+            self.asking_oids = true;
+            // The pool request belongs to the first waiter; whoever it is,
+            // the answer serves them all.
+            self.spawn(
+                Some(op),
+                OpKind::Master(neo_proto::AskNewOIDs { count: 100 }.into()),
+            );
+        }
+    }
+
+    fn new_oids_answered(&mut self, result: OpResult) {
+        self.asking_oids = false;
+        match result {
+            Ok(Reply::Packet(Packet::AnswerNewOIDs(answer))) => {
+                self.oid_pool.extend(answer.oids);
+                while !self.oid_pool.is_empty() {
+                    let Some(op) = self.oid_waiters.pop_front() else {
+                        break;
+                    };
+                    let oid = self.oid_pool.pop_front().unwrap();
+                    self.done(op, Answer::Oid(oid));
+                }
+                if let Some(&op) = self.oid_waiters.front() {
+                    self.oid_waiters.pop_front();
+                    self.start_new_oid(op);
+                }
+            }
+            other => {
+                let error = match other {
+                    Err(error) => error,
+                    Ok(Reply::Packet(packet)) => error_of(&packet),
+                    Ok(Reply::Answer(_)) => ClientError::Storage("new_oid failed".into()),
+                };
+                for op in std::mem::take(&mut self.oid_waiters) {
+                    self.fail(op, error.clone());
+                }
+            }
+        }
+    }
+
+    /// Pings the master: afterwards, every invalidation it sent before is
+    /// applied (ZODB calls it at transaction boundaries).
+    pub fn sync(&mut self, now: Time) -> OpId {
+        self.now = self.now.max(now);
+        self.spawn(None, OpKind::Sync)
+    }
+
+    // ------------------------------------------------------------ master requests
+
+    /// Asks the master on behalf of `parent`; the answer goes to it.
+    fn ask_master(&mut self, parent: OpId, packet: impl Into<Packet>) -> OpId {
+        self.spawn(Some(parent), OpKind::Master(packet.into()))
+    }
+
+    fn start_master_request(&mut self, op: OpId) {
+        let (Some(conn), true) = (self.master_conn, self.ready) else {
+            self.wait_ready(op);
+            return;
+        };
+        let Some(Op {
+            kind: OpKind::Master(packet),
+            ..
+        }) = self.ops.get(&op)
+        else {
+            return;
+        };
+        let packet = packet.clone();
+        self.net.ask(conn, packet, Request::Master(op));
+    }
+
+    // ------------------------------------------------------------ storages
+
+    /// Sends a request to a storage, connecting first if needed (only to a
+    /// RUNNING node, and only while we have a primary). False if there is
+    /// no way to reach it.
+    fn ask_storage(&mut self, nid: Nid, packet: impl Into<Packet>, request: Request) -> bool {
+        let packet = packet.into();
+        if let Some(link) = self.storages.get_mut(&nid) {
+            if link.ready {
+                let conn = link.conn;
+                self.net.ask(conn, packet, request);
+            } else {
+                link.queued.push((packet, request));
+            }
+            return true;
+        }
+        if self.master_conn.is_none() || !self.identified {
+            return false;
+        }
+        let address = self
+            .nodes
+            .entry_by_nid(nid)
+            .filter(|e| e.node_type == NodeType::Storage && e.is_running())
+            .and_then(|e| e.address().cloned());
+        let Some(address) = address else {
+            return false;
+        };
+        let conn = self.net.connect(address, ConnRole::Storage(nid));
+        self.storages.insert(
+            nid,
+            StorageLink {
+                conn,
+                ready: false,
+                queued: vec![(packet, request)],
+            },
+        );
+        true
+    }
+
+    /// A notification to a storage we are connected to.
+    fn send_storage(&mut self, nid: Nid, packet: impl Into<Packet>) {
+        if let Some(link) = self.storages.get(&nid).filter(|l| l.ready) {
+            let conn = link.conn;
+            self.net.send(conn, packet);
+        }
+    }
+
+    /// Readable cells of a partition in the order to try them: random,
+    /// except that storages that failed recently go last, oldest failure
+    /// first.
+    fn read_candidates(&mut self, partition: u32) -> Vec<Nid> {
+        let Some(pt) = &self.pt else {
+            return Vec::new();
+        };
+        if partition >= pt.num_partitions() {
+            return Vec::new();
+        }
+        let mut fresh: Vec<Nid> = Vec::new();
+        let mut failed: Vec<(Time, Nid)> = Vec::new();
+        for cell in pt.row(partition).iter().filter(|c| c.is_readable()) {
+            match self.failures.get(&cell.nid) {
+                Some(&until) if until > self.now => failed.push((until, cell.nid)),
+                _ => fresh.push(cell.nid),
+            }
+        }
+        self.rng.shuffle(&mut fresh);
+        failed.sort();
+        fresh.extend(failed.into_iter().map(|(_, nid)| nid));
+        fresh
+    }
+
+    fn on_storage_connected(&mut self, conn: ConnId, nid: Nid) {
+        let request = RequestIdentification {
+            node_type: NodeType::Client,
+            nid: self.nid,
+            address: None,
+            cluster_name: self.config.cluster.clone(),
+            id_timestamp: self.id_timestamp,
+            extra: Map::new(),
+        };
+        if self.storages.get(&nid).is_some_and(|l| l.conn == conn) {
+            self.net.ask(conn, request, Request::StorageIdentification);
+        }
+    }
+
+    fn on_storage_identified(&mut self, nid: Nid, packet: Packet) {
+        match packet {
+            Packet::AcceptIdentification(AcceptIdentification {
+                node_type: NodeType::Storage,
+                ..
+            }) => {
+                self.failures.remove(&nid);
+                let Some(link) = self.storages.get_mut(&nid) else {
+                    return;
+                };
+                link.ready = true;
+                let conn = link.conn;
+                for (packet, request) in std::mem::take(&mut link.queued) {
+                    self.net.ask(conn, packet, request);
+                }
+            }
+            other => {
+                // NOT_READY (it is not operating yet, or does not know us
+                // yet) or a refusal: a failure.
+                self.net.log(
+                    Level::Info,
+                    format!("storage {nid} refused us: {}", describe(&other)),
+                );
+                self.failures.insert(nid, self.now + FAILURE_AGE);
+                if let Some(link) = self.storages.get(&nid) {
+                    let conn = link.conn;
+                    self.net.close(conn);
+                    self.storage_lost(nid, conn);
+                }
+            }
+        }
+    }
+
+    /// The connection to a storage is gone (or never came up): every
+    /// request on it counts as failed.
+    fn storage_lost(&mut self, nid: Nid, conn: ConnId) {
+        let Some(link) = self.storages.get(&nid) else {
+            return;
+        };
+        if link.conn != conn {
+            return;
+        }
+        if !link.ready {
+            self.failures.insert(nid, self.now + FAILURE_AGE);
+        }
+        let link = self.storages.remove(&nid).unwrap();
+        let mut lost: Vec<Request> = self.net.drain_pending(conn);
+        lost.extend(link.queued.into_iter().map(|(_, request)| request));
+        self.net.forget(conn);
+        for request in lost {
+            self.request_lost(nid, request);
+        }
+        let cache_limit = self.cache.max_size();
+        let affected: Vec<TxnId> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.conn_dict.get(&nid) == Some(&true))
+            .map(|(id, _)| *id)
+            .collect();
+        for txn in affected {
+            self.txns.get_mut(&txn).unwrap().node_lost(nid, cache_limit);
+            self.txn_changed(txn);
+        }
+    }
+
+    /// A request to a storage will never be answered.
+    fn request_lost(&mut self, nid: Nid, request: Request) {
+        match request {
+            Request::Read(op) => self.read_failed(op, nid),
+            Request::Store { txn, .. } | Request::Relock { txn, .. } | Request::Vote { txn } => {
+                if let Some(context) = self.txns.get_mut(&txn) {
+                    context.pending -= 1;
+                }
+            }
+            Request::Tids(op) => self.undo_log_tids(op, None),
+            _ => {}
+        }
+    }
+
+    fn on_storage_packet(&mut self, conn: ConnId, nid: Nid, msg_id: u32, packet: Packet) {
+        if packet.is_answer() {
+            match self.net.match_answer(conn, msg_id, &packet) {
+                AnswerMatch::Matched(request) => self.on_storage_answer(nid, request, packet),
+                AnswerMatch::StrayError => {}
+                AnswerMatch::Unexpected => {
+                    let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
+                    self.net.reject(conn, msg_id, reject);
+                    self.storage_lost(nid, conn);
+                }
+            }
+            return;
+        }
+        match packet {
+            Packet::Ping(_) => self.net.answer(conn, msg_id, Pong {}),
+            Packet::NotifyDeadlock(deadlock) => self.on_deadlock(nid, deadlock.ttid, deadlock.oid),
+            other => {
+                let reject = Reject::unexpected(&other, "client (from a storage)");
+                self.net.reject(conn, msg_id, reject);
+                self.storage_lost(nid, conn);
+            }
+        }
+    }
+
+    fn on_storage_answer(&mut self, nid: Nid, request: Request, packet: Packet) {
+        match request {
+            Request::StorageIdentification => self.on_storage_identified(nid, packet),
+            Request::Read(op) => self.read_answered(op, nid, packet),
+            Request::Store { txn, oid, serial } => {
+                self.store_answered(txn, nid, oid, serial, packet)
+            }
+            Request::Relock { txn, oid } => self.relock_answered(txn, nid, oid, packet),
+            Request::Vote { txn } => self.vote_answered(txn, packet),
+            Request::Tids(op) => self.undo_log_tids(op, Some(packet)),
+            Request::Identification | Request::LastTransaction | Request::Master(_) => {}
+        }
+    }
+
+    // ------------------------------------------------------------ master
 
     fn connect_to_master(&mut self) {
         if self.master_conn.is_some() {
@@ -164,11 +717,12 @@ impl Client {
     }
 
     /// The master connection is gone: forget the table (it may be stale),
-    /// tell the application, reconnect.
+    /// fail what waited for the master, tell the application, reconnect.
     fn master_lost(&mut self, closed_by_peer: bool) {
         let Some(conn) = self.master_conn.take() else {
             return;
         };
+        let pending = self.net.drain_pending(conn);
         if closed_by_peer {
             self.net.forget(conn);
         } else {
@@ -182,22 +736,30 @@ impl Client {
         self.identified = false;
         self.pt = None;
         self.ignore_invalidations = true;
+        self.oid_pool.clear();
         for key in self.nodes.keys() {
             if let Some(entry) = self.nodes.get_mut(key) {
-                entry.conn = None;
-                entry.identified = false;
+                if entry.node_type == NodeType::Master {
+                    entry.conn = None;
+                    entry.identified = false;
+                }
             }
+        }
+        for context in self.txns.values_mut() {
+            context.error = Some("connection to primary master node closed".into());
         }
         if was_ready {
             self.net.emit(Output::Event(ClientEvent::Disconnected));
         }
+        for request in pending {
+            if let Request::Master(op) = request {
+                self.fail(op, ClientError::MasterLost);
+            }
+        }
         self.connect_to_master();
     }
 
-    fn on_connected(&mut self, conn: ConnId) {
-        if let Some(c) = self.net.get_mut(conn) {
-            c.connecting = false;
-        }
+    fn on_master_connected(&mut self, conn: ConnId) {
         if Some(conn) != self.master_conn {
             return;
         }
@@ -205,7 +767,7 @@ impl Client {
         if self.config.read_only {
             extra
                 .0
-                .push((bytes::Bytes::from_static(b"read_only"), Value::Bool(true)));
+                .push((Bytes::from_static(b"read_only"), Value::Bool(true)));
         }
         let request = RequestIdentification {
             node_type: NodeType::Client,
@@ -218,35 +780,7 @@ impl Client {
         self.net.ask(conn, request, Request::Identification);
     }
 
-    fn on_packet(&mut self, conn: ConnId, msg_id: u32, packet: Packet) {
-        if Some(conn) != self.master_conn {
-            return;
-        }
-        if packet.is_answer() {
-            match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(request) => self.on_answer(request, packet),
-                AnswerMatch::StrayError => {}
-                AnswerMatch::Unexpected => {
-                    self.net.answer(
-                        conn,
-                        msg_id,
-                        Packet::error(neo_proto::ErrorCode::ProtocolError, "unexpected answer"),
-                    );
-                    self.master_lost(false);
-                }
-            }
-            return;
-        }
-        if let Err(reject) = self.on_master_packet(conn, msg_id, packet) {
-            let close = reject.close;
-            self.net.reject(conn, msg_id, reject);
-            if close {
-                self.master_lost(true);
-            }
-        }
-    }
-
-    fn on_answer(&mut self, request: Request, packet: Packet) {
+    fn on_master_answer(&mut self, request: Request, packet: Packet) {
         match (request, packet) {
             (
                 Request::Identification,
@@ -285,12 +819,39 @@ impl Client {
             }
             (Request::Identification, _) => self.master_lost(false),
             (Request::LastTransaction, Packet::AnswerLastTransaction(answer)) => {
-                self.last_tid = Some(answer.tid);
-                self.ignore_invalidations = false;
-                self.check_ready();
+                self.on_last_transaction(answer.tid);
             }
-            (Request::LastTransaction, _) => {}
+            (Request::Master(op), packet) => self.finish_op(op, Ok(Reply::Packet(packet))),
+            _ => {}
         }
+    }
+
+    /// Where the database stands after (re)connecting.
+    fn on_last_transaction(&mut self, tid: Tid) {
+        if self.last_tid != Some(tid) {
+            if self.last_tid.is_none_or(|last| last < tid) {
+                // Invalidations may have been missed.
+                self.cache.clear_current();
+            } else {
+                // The database was truncated.
+                self.cache.clear();
+            }
+            // Loads in flight may return what we just forgot.
+            for ops in std::mem::take(&mut self.loading).into_values() {
+                for op in ops {
+                    if let Some(Op {
+                        kind: OpKind::Load(state),
+                        ..
+                    }) = self.ops.get_mut(&op)
+                    {
+                        state.cacheable = false;
+                    }
+                }
+            }
+        }
+        self.last_tid = Some(tid);
+        self.ignore_invalidations = false;
+        self.check_ready();
     }
 
     fn check_ready(&mut self) {
@@ -307,6 +868,9 @@ impl Client {
             let last_tid = self.last_tid.unwrap_or(Tid::ZERO);
             self.net
                 .emit(Output::Event(ClientEvent::Ready { last_tid }));
+            for op in std::mem::take(&mut self.waiting_ready) {
+                self.start(op);
+            }
         }
     }
 
@@ -350,6 +914,19 @@ impl Client {
                 {
                     self.id_timestamp = own.id_timestamp;
                 }
+                // A storage that is not running any more is disconnected.
+                for node in &notification.nodes {
+                    let (NodeType::Storage, Some(nid)) = (node.node_type, node.nid) else {
+                        continue;
+                    };
+                    if node.state != NodeState::Running {
+                        if let Some(link) = self.storages.get(&nid) {
+                            let conn = link.conn;
+                            self.net.close(conn);
+                            self.storage_lost(nid, conn);
+                        }
+                    }
+                }
                 self.check_ready();
             }
             Packet::SendPartitionTable(table) => {
@@ -373,7 +950,7 @@ impl Client {
             }
             Packet::InvalidateObjects(invalidation) => {
                 if !self.ignore_invalidations {
-                    self.last_tid = Some(invalidation.tid);
+                    self.invalidate(invalidation.tid, &invalidation.oids);
                     self.net.emit(Output::Event(ClientEvent::Invalidated {
                         tid: invalidation.tid,
                         oids: invalidation.oids,
@@ -388,6 +965,117 @@ impl Client {
         }
         Ok(())
     }
+
+    /// `tid` modified `oids`: their current cached revisions end there,
+    /// loads in flight learn it, and our snapshot moves to `tid`.
+    fn invalidate(&mut self, tid: Tid, oids: &[Oid]) {
+        for &oid in oids {
+            self.cache.invalidate(oid, tid);
+            for op in self.loading.get(&oid).cloned().unwrap_or_default() {
+                if let Some(Op {
+                    kind: OpKind::Load(state),
+                    ..
+                }) = self.ops.get_mut(&op)
+                {
+                    state.invalidations.push(tid);
+                }
+            }
+        }
+        self.last_tid = Some(tid);
+    }
+
+    fn on_packet(&mut self, conn: ConnId, msg_id: u32, packet: Packet) {
+        match self.net.state(conn).copied() {
+            Some(ConnRole::Storage(nid)) => self.on_storage_packet(conn, nid, msg_id, packet),
+            Some(ConnRole::Master) if Some(conn) == self.master_conn => {
+                if packet.is_answer() {
+                    match self.net.match_answer(conn, msg_id, &packet) {
+                        AnswerMatch::Matched(request) => self.on_master_answer(request, packet),
+                        AnswerMatch::StrayError => {}
+                        AnswerMatch::Unexpected => {
+                            self.net.answer(
+                                conn,
+                                msg_id,
+                                Packet::error(
+                                    neo_proto::ErrorCode::ProtocolError,
+                                    "unexpected answer",
+                                ),
+                            );
+                            self.master_lost(false);
+                        }
+                    }
+                    return;
+                }
+                if let Err(reject) = self.on_master_packet(conn, msg_id, packet) {
+                    let close = reject.close;
+                    self.net.reject(conn, msg_id, reject);
+                    if close {
+                        self.master_lost(true);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        if Some(conn) == self.master_conn {
+            self.master_lost(true);
+            return;
+        }
+        match self.net.state(conn).copied() {
+            Some(ConnRole::Storage(nid)) => self.storage_lost(nid, conn),
+            _ => {
+                self.net.forget(conn);
+            }
+        }
+    }
+}
+
+/// The error an Error packet stands for.
+fn error_of(packet: &Packet) -> ClientError {
+    match packet {
+        Packet::Error(error) => match error.code {
+            neo_proto::ErrorCode::OidNotFound | neo_proto::ErrorCode::TidNotFound => {
+                ClientError::NotFound
+            }
+            neo_proto::ErrorCode::OidDoesNotExist => ClientError::DoesNotExist,
+            neo_proto::ErrorCode::UndoPackError => ClientError::UndoPack,
+            neo_proto::ErrorCode::ReadOnlyAccess => ClientError::ReadOnly,
+            code => ClientError::Storage(format!(
+                "{code}: {}",
+                String::from_utf8_lossy(&error.message)
+            )),
+        },
+        other => ClientError::Storage(format!("unexpected answer {}", other.name())),
+    }
+}
+
+fn describe(packet: &Packet) -> String {
+    match packet {
+        Packet::Error(error) => {
+            format!("{} {}", error.code, String::from_utf8_lossy(&error.message))
+        }
+        other => other.name().to_string(),
+    }
+}
+
+/// A transaction's metadata, from AnswerTransactionInformation or from a
+/// child transaction-information operation.
+fn transaction_info(result: OpResult) -> Result<TransactionInfo, ClientError> {
+    match result? {
+        Reply::Answer(Answer::Transaction(info)) => Ok(info),
+        Reply::Packet(Packet::AnswerTransactionInformation(answer)) => Ok(TransactionInfo {
+            tid: answer.tid,
+            user: answer.user,
+            description: answer.description,
+            extension: answer.extension,
+            packed: answer.packed,
+            oids: answer.oids,
+        }),
+        Reply::Packet(packet) => Err(error_of(&packet)),
+        Reply::Answer(_) => Err(ClientError::Storage("unexpected answer".into())),
+    }
 }
 
 impl Node for Client {
@@ -396,14 +1084,17 @@ impl Node for Client {
     fn handle(&mut self, now: Time, input: Input) {
         self.now = self.now.max(now);
         match input {
-            Input::Connected { conn } => self.on_connected(conn),
-            Input::ConnectFailed { conn } | Input::Closed { conn } => {
-                if Some(conn) == self.master_conn {
-                    self.master_lost(true);
-                } else {
-                    self.net.forget(conn);
+            Input::Connected { conn } => {
+                if let Some(c) = self.net.get_mut(conn) {
+                    c.connecting = false;
+                }
+                match self.net.state(conn).copied() {
+                    Some(ConnRole::Master) => self.on_master_connected(conn),
+                    Some(ConnRole::Storage(nid)) => self.on_storage_connected(conn, nid),
+                    None => {}
                 }
             }
+            Input::ConnectFailed { conn } | Input::Closed { conn } => self.on_closed(conn),
             Input::Accepted { conn } => {
                 // Clients do not listen.
                 self.net.accept(conn, ConnRole::Master);

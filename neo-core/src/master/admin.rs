@@ -135,15 +135,23 @@ impl Master {
                     return Err(denied_in_state("truncate"));
                 }
                 let primary = self.primary().unwrap();
-                if primary.last_transaction <= request.tid {
+                if primary.tm.last_transaction <= request.tid {
                     return Err(Reject::denied(
                         "Truncating after last transaction does nothing",
                     ));
                 }
-                if primary.first_tid > request.tid {
+                if primary.tm.first_tid > request.tid {
                     return Err(Reject::denied(
                         "Truncating before first transaction is probably not what you intended to do",
                     ));
+                }
+                if !primary
+                    .pm
+                    .approved_rejected(neo_proto::Tid(request.tid.0 + 1))
+                    .0
+                    .is_empty()
+                {
+                    return Err(Reject::denied("Can not truncate before an approved pack"));
                 }
                 self.net.answer(conn, msg_id, ack(""));
                 self.log(
@@ -315,11 +323,10 @@ impl Master {
             } else if !changes.is_empty() {
                 message = "node permanently removed".to_string();
             }
-            if let Some(primary) = self.primary_mut() {
-                primary.starting.remove(&nid);
-                primary.ready.remove(&nid);
-            }
             self.broadcast_pt_changes(changes, None);
+            if self.in_service() {
+                self.storage_left_service(nid);
+            }
         } else {
             self.nodes.get_mut(key).unwrap().state = state;
         }

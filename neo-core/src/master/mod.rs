@@ -13,13 +13,18 @@
 //! - [`election`]: candidate connections to other masters, secondary role;
 //! - [`recovery`], [`verification`]: the cluster states before service;
 //! - [`service`]: storages in RUNNING (readiness, loss, replication done);
+//! - [`client`]: clients in RUNNING (begin, finish, abort, pack), over
+//!   [`transactions`] (TIDs, commit queue) and [`pack`] (pack orders);
 //! - [`admin`]: operator commands forwarded by the admin node.
 
 mod admin;
+mod client;
 mod election;
 mod identification;
+mod pack;
 mod recovery;
 mod service;
+mod transactions;
 mod verification;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +34,8 @@ use bytes::Bytes;
 use neo_proto::{
     Address, AnswerClusterState, AnswerLastIDs, AnswerLastTransaction, AnswerRecovery,
     ClusterState, Nid, NodeInfo, NodeState, NodeType, NotifyClusterInformation,
-    NotifyNodeInformation, NotifyPartitionChanges, Oid, Packet, Pong, SendPartitionTable,
-    StopOperation, Tid, Timestamp, Truncate,
+    NotifyNodeInformation, NotifyPartitionChanges, Packet, Pong, SendPartitionTable, StopOperation,
+    Tid, Timestamp, Truncate,
 };
 
 use crate::io::{ConnId, Input, Level, Node, Output};
@@ -86,6 +91,10 @@ enum Request {
     PackOrders {
         epoch: u64,
     },
+    /// AskLockInformation (answered in RUNNING or STOPPING only).
+    LockInformation {
+        ttid: Tid,
+    },
 }
 
 /// What a connection is for, from the master's point of view.
@@ -135,10 +144,12 @@ struct Primary {
     epoch: u64,
     phase: Phase,
     truncate_tid: Option<Tid>,
-    /// Last committed TID.
-    last_transaction: Tid,
-    last_oid: Oid,
-    first_tid: Tid,
+    /// Pending transactions, last committed TID, last OID, first TID.
+    tm: transactions::TransactionManager,
+    pm: pack::PackManager,
+    /// Client requests waiting for a condition (begin while storages
+    /// start, FailedVote while another transaction lost storages).
+    postponed: Vec<(ConnId, u32, Packet)>,
     /// Readiness of storages (NotifyReady order) and those started but not
     /// ready yet.
     readiness: u64,
@@ -270,8 +281,16 @@ impl Master {
     /// Last committed TID (primary).
     pub fn last_transaction(&self) -> Option<Tid> {
         match &self.role {
-            Role::Primary(primary) => Some(primary.last_transaction),
+            Role::Primary(primary) => Some(primary.tm.last_transaction),
             _ => None,
+        }
+    }
+
+    /// TTIDs of transactions being finished (primary), oldest first.
+    pub fn finishing_transactions(&self) -> Vec<Tid> {
+        match &self.role {
+            Role::Primary(primary) => primary.tm.finishing().map(|t| t.ttid).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -541,9 +560,9 @@ impl Master {
             epoch: 0,
             phase: Phase::Service,
             truncate_tid: None,
-            last_transaction: Tid::ZERO,
-            last_oid: Oid::ZERO,
-            first_tid: Tid::ZERO,
+            tm: transactions::TransactionManager::new(),
+            pm: pack::PackManager::default(),
+            postponed: Vec::new(),
             readiness: 0,
             ready: BTreeMap::new(),
             starting: BTreeSet::new(),
@@ -703,6 +722,23 @@ impl Master {
                     return;
                 }
                 match request {
+                    Request::LockInformation { ttid } => {
+                        let nid = self.nodes.get(key).and_then(|e| e.nid());
+                        match (nid, packet) {
+                            (Some(nid), Packet::AnswerInformationLocked(answer))
+                                if answer.ttid == ttid =>
+                            {
+                                self.on_information_locked(nid, ttid)
+                            }
+                            (_, other) => {
+                                let desc = self.node_desc(key);
+                                self.log(
+                                    Level::Warn,
+                                    format!("{desc} failed to lock {ttid}: {}", other.name()),
+                                );
+                            }
+                        }
+                    }
                     Request::Recovery { .. } | Request::PartitionTable { .. } => {
                         self.on_recovery_answer(key, packet)
                     }
@@ -752,9 +788,9 @@ impl Master {
             Packet::AskLastIDs(_) if node_type != NodeType::Storage => {
                 let primary = self.primary().unwrap();
                 let answer = AnswerLastIDs {
-                    last_tid: Some(primary.last_transaction),
-                    last_oid: Some(primary.last_oid),
-                    first_tid: primary.first_tid,
+                    last_tid: Some(primary.tm.last_transaction),
+                    last_oid: Some(primary.tm.last_oid),
+                    first_tid: primary.tm.first_tid,
                 };
                 self.net.answer(conn, msg_id, answer);
                 return Ok(());
@@ -764,7 +800,7 @@ impl Master {
         match node_type {
             NodeType::Storage => self.on_storage_packet(conn, key, msg_id, packet),
             NodeType::Admin => self.on_admin_packet(conn, key, msg_id, packet),
-            NodeType::Client => Err(Reject::unexpected(&packet, "client service")),
+            NodeType::Client => self.on_client_packet(conn, key, msg_id, packet),
             NodeType::Master => Err(Reject::unexpected(&packet, "secondary master")),
         }
     }
@@ -793,6 +829,7 @@ impl Master {
                 match node_type {
                     NodeType::Storage => self.storage_lost(key),
                     NodeType::Client => {
+                        self.client_lost(key, conn);
                         self.nodes.get_mut(key).unwrap().state = NodeState::Unknown;
                         self.broadcast_nodes(&[key]);
                         self.forget_node(key);
@@ -911,8 +948,12 @@ impl Master {
         match self.primary().map(|p| &p.phase) {
             Some(Phase::Recovery(_)) => self.recovery_step(),
             Some(Phase::Verification(_)) => self.verification_step(),
-            Some(Phase::Stopping) => self.stopping_step(),
-            _ => {}
+            Some(Phase::Service) => self.run_postponed(),
+            Some(Phase::Stopping) => {
+                self.run_postponed();
+                self.stopping_step();
+            }
+            None => {}
         }
     }
 }

@@ -8,7 +8,8 @@
 
 use neo_proto::{
     AnswerPackOrders, AnswerUnfinishedTransactions, ClusterState, Nid, NodeInfo, NodeState,
-    NodeType, NotifyNodeInformation, Packet, StartOperation, Timestamp,
+    NodeType, NotifyNodeInformation, NotifyPackSigned, Packet, StartOperation, Tid, Timestamp,
+    WaitedForPack,
 };
 
 use super::{Master, Phase, StoppedOperation};
@@ -65,6 +66,10 @@ impl Master {
                 if primary.starting.remove(&nid) {
                     primary.readiness += 1;
                     primary.ready.insert(nid, primary.readiness);
+                    let (approved, rejected) = primary.pm.approved_rejected(Tid::ZERO);
+                    if !approved.is_empty() || !rejected.is_empty() {
+                        self.net.send(conn, NotifyPackSigned { approved, rejected });
+                    }
                     let desc = self.node_desc(key);
                     self.log(Level::Info, format!("{desc} is ready"));
                 }
@@ -74,17 +79,19 @@ impl Master {
                 if let Some(primary) = self.primary_mut() {
                     primary.completed_pack.insert(nid, completed.pack_id);
                 }
+                if self.in_service() {
+                    self.update_completed_pack();
+                }
                 Ok(())
             }
             Packet::AskUnfinishedTransactions(ask) if self.in_service() => {
-                let last = self.primary().unwrap().last_transaction;
+                let primary = self.primary_mut().unwrap();
+                let max_tid = primary.tm.last_transaction;
+                let ttids = primary.tm.register_for_notification(nid);
                 self.net.answer(
                     conn,
                     msg_id,
-                    AnswerUnfinishedTransactions {
-                        max_tid: last,
-                        ttids: Vec::new(),
-                    },
+                    AnswerUnfinishedTransactions { max_tid, ttids },
                 );
                 self.pt.mark_updatable(nid, &ask.partitions);
                 Ok(())
@@ -124,12 +131,23 @@ impl Master {
                 );
                 Ok(())
             }
-            Packet::AskPackOrders(_) => {
-                self.net
-                    .answer(conn, msg_id, AnswerPackOrders { orders: Vec::new() });
+            Packet::AskPackOrders(ask) if self.in_service() => {
+                if self.primary().unwrap().pm.forgot(ask.min_pack_id) {
+                    // Orders every readable node completed are forgotten;
+                    // a node behind them only exists once replication
+                    // brings cells back from older states.
+                    self.log(
+                        Level::Warn,
+                        format!(
+                            "{nid} asks for pack orders from {}, completed and forgotten",
+                            ask.min_pack_id
+                        ),
+                    );
+                }
+                let orders = self.primary().unwrap().pm.orders(ask.min_pack_id, true);
+                self.net.answer(conn, msg_id, AnswerPackOrders { orders });
                 Ok(())
             }
-            Packet::AnswerInformationLocked(_) => Ok(()),
             other => Err(Reject::unexpected(&other, "storage service")),
         }
     }
@@ -146,9 +164,6 @@ impl Master {
         }
         if let Some(nid) = nid {
             self.verification_forget(nid);
-            let primary = self.primary_mut().unwrap();
-            primary.starting.remove(&nid);
-            primary.ready.remove(&nid);
         }
         match state {
             NodeState::Pending => {
@@ -156,23 +171,56 @@ impl Master {
                 self.nodes.get_mut(key).unwrap().state = NodeState::Unknown;
                 self.broadcast_nodes(&[key]);
                 self.forget_node(key);
-                return;
             }
-            NodeState::Down => return, // stopped by `neoctl kill`
+            NodeState::Down => {} // stopped by `neoctl kill`: cells handled
             _ => {
                 self.nodes.get_mut(key).unwrap().state = NodeState::Down;
                 self.broadcast_nodes(&[key]);
+                if self.primary().unwrap().truncate_tid.is_some() {
+                    self.stopped_operation(StoppedOperation { truncate: None });
+                    return;
+                }
+                let state_of = |n| self.nodes.state_of(n);
+                let changes = self.pt.outdate(nid, &state_of);
+                self.broadcast_pt_changes(changes, None);
+                if !self.pt.operational(&self.state_of(), &[]) {
+                    self.stopped_operation(StoppedOperation { truncate: None });
+                    return;
+                }
             }
         }
-        if self.primary().unwrap().truncate_tid.is_some() {
-            self.stopped_operation(StoppedOperation { truncate: None });
-            return;
+        if let (Some(nid), true) = (nid, self.in_service()) {
+            self.storage_left_service(nid);
         }
-        let state_of = |n| self.nodes.state_of(n);
-        let changes = self.pt.outdate(nid, &state_of);
-        self.broadcast_pt_changes(changes, None);
-        if !self.pt.operational(&self.state_of(), &[]) {
-            self.stopped_operation(StoppedOperation { truncate: None });
+    }
+
+    /// A storage no longer serves (lost, or killed by the operator): it is
+    /// not ready any more, transactions stop waiting for its locks (which
+    /// may commit some), and pack completion is recomputed without it.
+    pub(super) fn storage_left_service(&mut self, nid: Nid) {
+        let primary = self.primary_mut().unwrap();
+        primary.starting.remove(&nid);
+        primary.ready.remove(&nid);
+        let committed = primary.tm.storage_lost(nid);
+        self.commit(committed);
+        self.update_completed_pack();
+    }
+
+    /// Orders completed by every node with readable cells are forgotten
+    /// and the clients waiting for them answered.
+    pub(super) fn update_completed_pack(&mut self) {
+        let readable = self.pt.nodes(true);
+        let primary = self.primary_mut().unwrap();
+        let Some(pack_id) = readable
+            .iter()
+            .filter_map(|nid| primary.completed_pack.get(nid))
+            .min()
+            .copied()
+        else {
+            return;
+        };
+        for (conn, msg_id) in primary.pm.completed(pack_id) {
+            self.net.answer(conn, msg_id, WaitedForPack {});
         }
     }
 
@@ -190,7 +238,11 @@ impl Master {
     }
 
     pub(super) fn stopping_step(&mut self) {
-        // No transaction manager yet: nothing pending to wait for.
+        // Transactions being committed finish first (new ones wait); those
+        // still in their first phase are up to their clients to abort.
+        if self.primary().unwrap().tm.has_pending() {
+            return;
+        }
         self.log(
             Level::Info,
             "asking remaining nodes to shut down".to_string(),

@@ -54,6 +54,9 @@ impl Master {
     pub(super) fn enter_verification(&mut self) {
         let primary = self.primary_mut().unwrap();
         primary.epoch += 1;
+        // Transactions are decided from what storages hold.
+        primary.tm = super::transactions::TransactionManager::new();
+        primary.postponed.clear();
         primary.phase = Phase::Verification(Verification {
             step: Step::LockedTransactions,
             waiting: BTreeSet::new(),
@@ -262,9 +265,9 @@ impl Master {
                     let last_oid = verification.last_oid.unwrap_or(Oid::ZERO);
                     let first_tid = verification.first_tid.unwrap_or(Tid::MAX);
                     let primary = self.primary_mut().unwrap();
-                    primary.last_transaction = last_tid;
-                    primary.last_oid = last_oid;
-                    primary.first_tid = first_tid;
+                    primary.tm.last_transaction = last_tid;
+                    primary.tm.last_oid = last_oid;
+                    primary.tm.first_tid = first_tid;
                     primary.truncate_tid = None;
                     let readable: Vec<Nid> = self.pt.nodes(true).into_iter().collect();
                     let completed = readable
@@ -284,6 +287,11 @@ impl Master {
                     });
                 }
                 Step::PackOrders => {
+                    let orders = std::mem::take(&mut verification.pack_orders);
+                    let primary = self.primary_mut().unwrap();
+                    for order in orders {
+                        primary.pm.add(order);
+                    }
                     self.log(Level::Info, "verification done".to_string());
                     self.enter_service();
                     return;

@@ -6,40 +6,29 @@
 //! [`MemoryStore::crash`] throws the current state away and restarts from
 //! the durable one. Replaying the same ops in the same order from the same
 //! state gives the same state, so durable + log = current at all times.
+//!
+//! Holds on data rows are volatile (they live beside the states and a
+//! crash forgets them); deciding that a row is garbage depends on them, so
+//! the decision is made when the row becomes unreferenced and logged as an
+//! explicit [`Op::DeleteData`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use neo_proto::{CellChange, CellInfo, CellState, Nid, Oid, Ptid, Tid};
+use neo_proto::{CellChange, CellInfo, CellState, Nid, ObjectData, Oid, PackOrder, Ptid, Tid};
 
-use super::store::{Store, StoreConfig, StoredTable};
-
-/// A committed transaction's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionRecord {
-    pub ttid: Tid,
-    pub user: Bytes,
-    pub description: Bytes,
-    pub extension: Bytes,
-    pub packed: bool,
-    pub oids: Vec<Oid>,
-}
-
-/// A committed object revision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRecord {
-    pub data_id: Option<u64>,
-    pub value_tid: Option<Tid>,
-}
+use super::store::{
+    DataId, ObjectLookup, ObjectRecord, ObjectRevision, Store, StoreConfig, StoredTable,
+    TempObject, TransactionMeta, UndoHistory,
+};
 
 /// A voted transaction (temporary tables).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TempTransaction {
-    pub partition: u32,
+struct TempTransaction {
+    partition: u32,
     /// Final TID once locked.
-    pub tid: Option<Tid>,
-    /// Metadata, on the storages of the TTID's partition.
-    pub record: Option<TransactionRecord>,
+    tid: Option<Tid>,
+    meta: TransactionMeta,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +37,8 @@ struct StoredCell {
     state: CellState,
     /// For the node's own OUT_OF_DATE cells: replicated up to this TID.
     replicated: Tid,
+    /// For the node's own cells: the last pack completed on it.
+    pack: Option<Tid>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,10 +46,17 @@ struct State {
     config: StoreConfig,
     table: Option<(Ptid, u32)>,
     rows: Vec<Vec<StoredCell>>,
-    trans: BTreeMap<(u32, Tid), TransactionRecord>,
+    trans: BTreeMap<(u32, Tid), TransactionMeta>,
     obj: BTreeMap<(u32, Oid, Tid), ObjectRecord>,
     ttrans: BTreeMap<Tid, TempTransaction>,
     tobj: BTreeMap<(Tid, Oid), (u32, ObjectRecord)>,
+    data: BTreeMap<DataId, ObjectData>,
+    /// Dedup index: (checksum, compression) → row.
+    by_hash: BTreeMap<([u8; 20], u32), DataId>,
+    /// Number of obj and tobj records referencing each row.
+    refs: BTreeMap<DataId, u64>,
+    /// Pack orders by id (TTID while temporary).
+    pack: BTreeMap<Tid, PackOrder>,
 }
 
 /// One mutation of the store.
@@ -68,10 +66,20 @@ enum Op {
     SetNid(Nid),
     SetTruncateTid(Option<Tid>),
     SetBackupTid(Option<Tid>),
-    ResetTable(Nid, StoredTable),
-    ChangeTable(Nid, Ptid, u32, Vec<CellChange>),
-    Validate(Tid, Tid),
+    ResetTable(Nid, StoredTable, Tid),
+    ChangeTable(Nid, Ptid, u32, Vec<CellChange>, Tid),
+    InsertData(DataId, ObjectData),
+    DeleteData(Vec<DataId>),
+    StoreTemporary(Tid, Vec<TempObject>, Option<TransactionMeta>),
+    StorePackOrder(PackOrder),
+    Lock(Tid, Tid, bool),
+    Unlock(Tid, Tid),
+    Abort(Tid),
     DropUnfinished,
+    SignPackOrders(Vec<Tid>, Vec<Tid>),
+    SetPacked(u32, Tid),
+    /// Deletes these object records (a pack step).
+    DeleteRecords(u32, Vec<(Oid, Tid)>),
     Truncate,
     Erase,
 }
@@ -79,6 +87,13 @@ enum Op {
 impl State {
     fn np(&self) -> u32 {
         self.rows.len() as u32
+    }
+
+    fn partition_of(&self, value: u64) -> u32 {
+        match self.np() {
+            0 => 0,
+            np => (value % np as u64) as u32,
+        }
     }
 
     fn own_cell(&self, offset: u32) -> Option<&StoredCell> {
@@ -109,38 +124,106 @@ impl State {
         trans.max(obj).unwrap_or(Tid::ZERO)
     }
 
-    fn drop_partition(&mut self, partition: u32) {
-        self.trans.retain(|(p, _), _| *p != partition);
-        self.obj.retain(|(p, _, _), _| *p != partition);
+    fn add_ref(&mut self, record: &ObjectRecord) {
+        if let Some(id) = record.data_id {
+            *self.refs.entry(id).or_insert(0) += 1;
+        }
     }
 
-    fn apply(&mut self, op: &Op) {
+    /// Drops a reference; returns the row if nothing references it now.
+    fn drop_ref(&mut self, record: &ObjectRecord) -> Option<DataId> {
+        let id = record.data_id?;
+        let count = self.refs.get_mut(&id)?;
+        *count -= 1;
+        if *count == 0 {
+            self.refs.remove(&id);
+            Some(id)
+        } else {
+            None
+        }
+    }
+
+    fn insert_obj(
+        &mut self,
+        key: (u32, Oid, Tid),
+        record: ObjectRecord,
+        orphans: &mut Vec<DataId>,
+    ) {
+        self.add_ref(&record);
+        if let Some(old) = self.obj.insert(key, record) {
+            orphans.extend(self.drop_ref(&old));
+        }
+    }
+
+    fn remove_obj(&mut self, key: &(u32, Oid, Tid), orphans: &mut Vec<DataId>) {
+        if let Some(old) = self.obj.remove(key) {
+            orphans.extend(self.drop_ref(&old));
+        }
+    }
+
+    fn remove_temporary(&mut self, ttid: Tid, orphans: &mut Vec<DataId>) {
+        self.ttrans.remove(&ttid);
+        let keys: Vec<(Tid, Oid)> = self
+            .tobj
+            .range((ttid, Oid::ZERO)..=(ttid, Oid::INVALID))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let (_, record) = self.tobj.remove(&key).unwrap();
+            orphans.extend(self.drop_ref(&record));
+        }
+        self.pack.remove(&ttid);
+    }
+
+    fn drop_partition(&mut self, partition: u32, orphans: &mut Vec<DataId>) {
+        let tids: Vec<Tid> = self
+            .trans
+            .range((partition, Tid::ZERO)..=(partition, Tid::INVALID))
+            .map(|((_, tid), _)| *tid)
+            .collect();
+        for tid in tids {
+            self.trans.remove(&(partition, tid));
+            self.pack.remove(&tid);
+        }
+        let keys: Vec<(u32, Oid, Tid)> = self
+            .obj
+            .range((partition, Oid::ZERO, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.remove_obj(&key, orphans);
+        }
+    }
+
+    /// Applies an op; returns the data rows it left unreferenced.
+    fn apply(&mut self, op: &Op) -> Vec<DataId> {
+        let mut orphans = Vec::new();
         match op {
             Op::SetCluster(cluster) => self.config.cluster = Some(cluster.clone()),
             Op::SetNid(nid) => self.config.nid = Some(*nid),
             Op::SetTruncateTid(tid) => self.config.truncate_tid = *tid,
             Op::SetBackupTid(tid) => self.config.backup_tid = *tid,
-            Op::ResetTable(own, table) => {
+            Op::ResetTable(own, table, last_pack_id) => {
                 let previous = std::mem::take(&mut self.rows);
                 self.rows = vec![Vec::new(); table.rows.len()];
                 for (offset, row) in table.rows.iter().enumerate() {
                     for cell in row {
-                        let replicated = own_replicated(self, &previous, *own, offset as u32, cell);
-                        self.rows[offset].push(StoredCell {
-                            nid: cell.nid,
-                            state: cell.state,
-                            replicated,
-                        });
+                        let before = previous
+                            .get(offset)
+                            .and_then(|r| r.iter().find(|c| c.nid == cell.nid));
+                        let stored =
+                            self.stored_cell(*own, offset as u32, cell, before, *last_pack_id);
+                        self.rows[offset].push(stored);
                     }
                 }
                 for offset in 0..self.np() {
                     if !self.rows[offset as usize].iter().any(|c| c.nid == *own) {
-                        self.drop_partition(offset);
+                        self.drop_partition(offset, &mut orphans);
                     }
                 }
                 self.table = Some((table.ptid, table.num_replicas));
             }
-            Op::ChangeTable(own, ptid, num_replicas, changes) => {
+            Op::ChangeTable(own, ptid, num_replicas, changes, last_pack_id) => {
                 for change in changes {
                     let offset = change.offset as usize;
                     if offset >= self.rows.len() {
@@ -149,7 +232,7 @@ impl State {
                     if change.state == CellState::Discarded {
                         self.rows[offset].retain(|c| c.nid != change.nid);
                         if change.nid == *own {
-                            self.drop_partition(change.offset);
+                            self.drop_partition(change.offset, &mut orphans);
                         }
                         continue;
                     }
@@ -157,28 +240,83 @@ impl State {
                         nid: change.nid,
                         state: change.state,
                     };
-                    let replicated = own_replicated(self, &self.rows, *own, change.offset, &cell);
+                    let before = self.rows[offset]
+                        .iter()
+                        .find(|c| c.nid == change.nid)
+                        .cloned();
+                    let stored = self.stored_cell(
+                        *own,
+                        change.offset,
+                        &cell,
+                        before.as_ref(),
+                        *last_pack_id,
+                    );
                     let row = &mut self.rows[offset];
                     match row.iter_mut().find(|c| c.nid == change.nid) {
-                        Some(stored) => {
-                            stored.state = change.state;
-                            stored.replicated = replicated;
-                        }
-                        None => row.push(StoredCell {
-                            nid: change.nid,
-                            state: change.state,
-                            replicated,
-                        }),
+                        Some(existing) => *existing = stored,
+                        None => row.push(stored),
                     }
                 }
                 self.table = Some((*ptid, *num_replicas));
             }
-            Op::Validate(ttid, tid) => {
-                let Some(temp) = self.ttrans.remove(ttid) else {
-                    return;
-                };
-                if let Some(record) = temp.record {
-                    self.trans.insert((temp.partition, *tid), record);
+            Op::InsertData(id, data) => {
+                self.by_hash
+                    .insert((data.checksum.0, data.compression), *id);
+                self.data.insert(*id, data.clone());
+            }
+            Op::DeleteData(ids) => {
+                for id in ids {
+                    if let Some(data) = self.data.remove(id) {
+                        let key = (data.checksum.0, data.compression);
+                        if self.by_hash.get(&key) == Some(id) {
+                            self.by_hash.remove(&key);
+                        }
+                    }
+                }
+            }
+            Op::StoreTemporary(ttid, objects, meta) => {
+                for object in objects {
+                    let partition = self.partition_of(object.oid.0);
+                    self.add_ref(&object.record);
+                    if let Some((_, old)) = self
+                        .tobj
+                        .insert((*ttid, object.oid), (partition, object.record))
+                    {
+                        orphans.extend(self.drop_ref(&old));
+                    }
+                }
+                if let Some(meta) = meta {
+                    let partition = self.partition_of(ttid.0);
+                    self.ttrans.insert(
+                        *ttid,
+                        TempTransaction {
+                            partition,
+                            tid: None,
+                            meta: meta.clone(),
+                        },
+                    );
+                }
+            }
+            Op::StorePackOrder(order) => {
+                self.pack.insert(order.pack_id, order.clone());
+            }
+            Op::Lock(ttid, tid, approve) => {
+                if let Some(temp) = self.ttrans.get_mut(ttid) {
+                    temp.tid = Some(*tid);
+                }
+                if *approve {
+                    if let Some(order) = self.pack.get_mut(ttid) {
+                        order.approved = Some(true);
+                    }
+                }
+            }
+            Op::Unlock(ttid, tid) => {
+                if let Some(temp) = self.ttrans.remove(ttid) {
+                    self.trans.insert((temp.partition, *tid), temp.meta);
+                    if let Some(mut order) = self.pack.remove(ttid) {
+                        order.pack_id = *tid;
+                        self.pack.insert(*tid, order);
+                    }
                 }
                 let keys: Vec<(Tid, Oid)> = self
                     .tobj
@@ -187,22 +325,72 @@ impl State {
                     .collect();
                 for key in keys {
                     let (partition, record) = self.tobj.remove(&key).unwrap();
-                    self.obj.insert((partition, key.1, *tid), record);
+                    // The reference moves from tobj to obj.
+                    orphans.extend(self.drop_ref(&record));
+                    self.insert_obj((partition, key.1, *tid), record, &mut orphans);
+                }
+                // A row that moved keeps a reference: not an orphan.
+                let refs = &self.refs;
+                orphans.retain(|id| !refs.contains_key(id));
+            }
+            Op::Abort(ttid) => self.remove_temporary(*ttid, &mut orphans),
+            Op::DropUnfinished => {
+                let ttids: BTreeSet<Tid> = self
+                    .ttrans
+                    .keys()
+                    .copied()
+                    .chain(self.tobj.keys().map(|(ttid, _)| *ttid))
+                    .collect();
+                for ttid in ttids {
+                    self.remove_temporary(ttid, &mut orphans);
                 }
             }
-            Op::DropUnfinished => {
-                self.ttrans.clear();
-                self.tobj.clear();
+            Op::SignPackOrders(approved, rejected) => {
+                for (ids, value) in [(approved, true), (rejected, false)] {
+                    for id in ids {
+                        if let Some(order) = self.pack.get_mut(id) {
+                            order.approved = Some(value);
+                        }
+                    }
+                }
+            }
+            Op::SetPacked(partition, pack_id) => {
+                let own = self.config.nid;
+                if let Some(row) = self.rows.get_mut(*partition as usize) {
+                    for cell in row.iter_mut().filter(|c| Some(c.nid) == own) {
+                        cell.pack = Some(*pack_id);
+                    }
+                }
+            }
+            Op::DeleteRecords(partition, records) => {
+                for (oid, tid) in records {
+                    self.remove_obj(&(*partition, *oid, *tid), &mut orphans);
+                }
             }
             Op::Truncate => {
                 if let Some(tid) = self.config.truncate_tid.take() {
                     let assigned: Vec<u32> = (0..self.np())
                         .filter(|&o| self.own_cell(o).is_some())
                         .collect();
-                    self.trans
-                        .retain(|(p, t), _| !(assigned.contains(p) && *t > tid));
-                    self.obj
-                        .retain(|(p, _, t), _| !(assigned.contains(p) && *t > tid));
+                    let doomed: Vec<(u32, Tid)> = self
+                        .trans
+                        .keys()
+                        .filter(|(p, t)| assigned.contains(p) && *t > tid)
+                        .copied()
+                        .collect();
+                    for key in doomed {
+                        self.trans.remove(&key);
+                        self.pack.remove(&key.1);
+                    }
+                    let doomed: Vec<(u32, Oid, Tid)> = self
+                        .obj
+                        .keys()
+                        .filter(|(p, _, t)| assigned.contains(p) && *t > tid)
+                        .copied()
+                        .collect();
+                    for key in doomed {
+                        self.remove_obj(&key, &mut orphans);
+                    }
                     let own = self.config.nid;
                     for row in &mut self.rows {
                         for cell in row.iter_mut() {
@@ -218,31 +406,78 @@ impl State {
             }
             Op::Erase => *self = State::default(),
         }
+        orphans
     }
-}
 
-/// "Replicated up to" of a cell being stored (cluster.md 10.3): only own
-/// OUT_OF_DATE cells have one; an already OUT_OF_DATE cell keeps it, a
-/// readable one starts from its last TID, anything else from zero.
-fn own_replicated(
-    state: &State,
-    previous: &[Vec<StoredCell>],
-    own: Nid,
-    offset: u32,
-    cell: &CellInfo,
-) -> Tid {
-    if cell.nid != own || cell.state != CellState::OutOfDate {
-        return Tid::ZERO;
-    }
-    let before = previous
-        .get(offset as usize)
-        .and_then(|row| row.iter().find(|c| c.nid == own));
-    match before {
-        Some(c) if c.state == CellState::OutOfDate => c.replicated,
-        Some(c) if c.state.is_readable() => {
-            state.config.backup_tid.unwrap_or(state.last_tid_of(offset))
+    /// How a cell is stored (cluster.md 10.3): only own cells have a pack
+    /// id, set when they appear (0 if readable, else the last approved
+    /// pack: their data will come from packed sources); only own
+    /// OUT_OF_DATE cells have a "replicated up to": kept if already
+    /// OUT_OF_DATE, from the last TID if it was readable, else zero.
+    fn stored_cell(
+        &self,
+        own: Nid,
+        offset: u32,
+        cell: &CellInfo,
+        before: Option<&StoredCell>,
+        last_pack_id: Tid,
+    ) -> StoredCell {
+        let mine = cell.nid == own;
+        let replicated = if !mine || cell.state != CellState::OutOfDate {
+            Tid::ZERO
+        } else {
+            match before {
+                Some(c) if c.state == CellState::OutOfDate => c.replicated,
+                Some(c) if c.state.is_readable() => {
+                    self.config.backup_tid.unwrap_or(self.last_tid_of(offset))
+                }
+                _ => Tid::ZERO,
+            }
+        };
+        let pack = if !mine {
+            None
+        } else {
+            match before.and_then(|c| c.pack) {
+                Some(pack) => Some(pack),
+                None if cell.state.is_readable() => Some(Tid::ZERO),
+                None => Some(last_pack_id),
+            }
+        };
+        StoredCell {
+            nid: cell.nid,
+            state: cell.state,
+            replicated,
+            pack,
         }
-        _ => Tid::ZERO,
+    }
+
+    fn revision(
+        &self,
+        partition: u32,
+        oid: Oid,
+        serial: Tid,
+        record: &ObjectRecord,
+    ) -> ObjectRevision {
+        let next_serial = self
+            .obj
+            .range((partition, oid, Tid(serial.0 + 1))..=(partition, oid, Tid::INVALID))
+            .next()
+            .map(|((_, _, tid), _)| *tid);
+        ObjectRevision {
+            serial,
+            next_serial,
+            data: record.data_id.and_then(|id| self.data.get(&id).cloned()),
+            data_serial: record.value_tid,
+        }
+    }
+
+    fn records_of(
+        &self,
+        oid: Oid,
+    ) -> std::collections::btree_map::Range<'_, (u32, Oid, Tid), ObjectRecord> {
+        let partition = self.partition_of(oid.0);
+        self.obj
+            .range((partition, oid, Tid::ZERO)..=(partition, oid, Tid::INVALID))
     }
 }
 
@@ -252,6 +487,8 @@ pub struct MemoryStore {
     current: State,
     durable: State,
     log: Vec<Op>,
+    /// Volatile references to data rows (stores not voted yet).
+    holds: BTreeMap<DataId, u32>,
 }
 
 impl MemoryStore {
@@ -260,14 +497,35 @@ impl MemoryStore {
     }
 
     fn op(&mut self, op: Op) {
-        self.current.apply(&op);
+        let orphans = self.current.apply(&op);
         self.log.push(op);
+        self.prune(orphans);
+    }
+
+    /// Deletes the rows among `candidates` nothing references or holds.
+    fn prune(&mut self, candidates: Vec<DataId>) {
+        let doomed: Vec<DataId> = candidates
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|id| {
+                self.current.data.contains_key(id)
+                    && !self.current.refs.contains_key(id)
+                    && !self.holds.contains_key(id)
+            })
+            .collect();
+        if !doomed.is_empty() {
+            let op = Op::DeleteData(doomed);
+            self.current.apply(&op);
+            self.log.push(op);
+        }
     }
 
     /// Loses everything written since the last sync, as a crash would.
     pub fn crash(&mut self) {
         self.current = self.durable.clone();
         self.log.clear();
+        self.holds.clear();
     }
 
     /// Whether writes are waiting for a sync.
@@ -276,19 +534,48 @@ impl MemoryStore {
     }
 
     /// Committed transactions of a partition (tests, invariant checks).
-    pub fn transactions(&self, partition: u32) -> Vec<(Tid, TransactionRecord)> {
+    pub fn transactions(&self, partition: u32) -> Vec<(Tid, TransactionMeta)> {
         self.current
             .trans
             .range((partition, Tid::ZERO)..=(partition, Tid::INVALID))
-            .map(|((_, tid), record)| (*tid, record.clone()))
+            .map(|((_, tid), meta)| (*tid, meta.clone()))
             .collect()
+    }
+
+    /// Committed object records of a partition with their data, oldest
+    /// first per oid (tests, invariant checks).
+    pub fn objects(&self, partition: u32) -> Vec<(Oid, Tid, Option<ObjectData>, Option<Tid>)> {
+        self.current
+            .obj
+            .range((partition, Oid::ZERO, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID))
+            .map(|((_, oid, tid), record)| {
+                (
+                    *oid,
+                    *tid,
+                    record
+                        .data_id
+                        .and_then(|id| self.current.data.get(&id).cloned()),
+                    record.value_tid,
+                )
+            })
+            .collect()
+    }
+
+    /// Number of data rows (tests: nothing leaks).
+    pub fn data_rows(&self) -> usize {
+        self.current.data.len()
+    }
+
+    /// Number of holds (tests: nothing leaks).
+    pub fn holds(&self) -> usize {
+        self.holds.values().map(|&n| n as usize).sum()
     }
 
     /// Inserts a committed transaction directly (tests).
     #[cfg(test)]
-    fn insert_transaction(&mut self, partition: u32, tid: Tid, record: TransactionRecord) {
-        self.current.trans.insert((partition, tid), record.clone());
-        self.durable.trans.insert((partition, tid), record);
+    fn insert_transaction(&mut self, partition: u32, tid: Tid, meta: TransactionMeta) {
+        self.current.trans.insert((partition, tid), meta.clone());
+        self.durable.trans.insert((partition, tid), meta);
     }
 }
 
@@ -334,8 +621,8 @@ impl Store for MemoryStore {
         })
     }
 
-    fn reset_partition_table(&mut self, own: Nid, table: &StoredTable) {
-        self.op(Op::ResetTable(own, table.clone()));
+    fn reset_partition_table(&mut self, own: Nid, table: &StoredTable, last_pack_id: Tid) {
+        self.op(Op::ResetTable(own, table.clone(), last_pack_id));
     }
 
     fn change_partition_table(
@@ -344,8 +631,15 @@ impl Store for MemoryStore {
         ptid: Ptid,
         num_replicas: u32,
         changes: &[CellChange],
+        last_pack_id: Tid,
     ) {
-        self.op(Op::ChangeTable(own, ptid, num_replicas, changes.to_vec()));
+        self.op(Op::ChangeTable(
+            own,
+            ptid,
+            num_replicas,
+            changes.to_vec(),
+            last_pack_id,
+        ));
     }
 
     fn replicated_up_to(&self, offset: u32) -> Option<Tid> {
@@ -355,36 +649,371 @@ impl Store for MemoryStore {
             .map(|c| c.replicated)
     }
 
+    fn store_data(&mut self, oid: Oid, data: &ObjectData) -> DataId {
+        let key = (data.checksum.0, data.compression);
+        let existing = self.current.by_hash.get(&key).copied().filter(|id| {
+            self.current
+                .data
+                .get(id)
+                .is_some_and(|d| d.data == data.data)
+        });
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let partition = self.current.partition_of(oid.0) as u64;
+                let base = partition << 48;
+                let id = self
+                    .current
+                    .data
+                    .range(base..base + (1 << 48))
+                    .next_back()
+                    .map_or(base, |(id, _)| id + 1);
+                self.op(Op::InsertData(id, data.clone()));
+                id
+            }
+        };
+        *self.holds.entry(id).or_insert(0) += 1;
+        id
+    }
+
+    fn hold_data(&mut self, id: DataId) {
+        *self.holds.entry(id).or_insert(0) += 1;
+    }
+
+    fn release_data(&mut self, id: DataId) {
+        if let Some(count) = self.holds.get_mut(&id) {
+            *count -= 1;
+            if *count == 0 {
+                self.holds.remove(&id);
+                self.prune(vec![id]);
+            }
+        }
+    }
+
+    fn load_data(&self, id: DataId) -> Option<ObjectData> {
+        self.current.data.get(&id).cloned()
+    }
+
+    fn prune_orphans(&mut self) -> usize {
+        let candidates: Vec<DataId> = self.current.data.keys().copied().collect();
+        let before = self.current.data.len();
+        self.prune(candidates);
+        before - self.current.data.len()
+    }
+
+    fn store_temporary(
+        &mut self,
+        ttid: Tid,
+        objects: &[TempObject],
+        meta: Option<&TransactionMeta>,
+    ) {
+        self.op(Op::StoreTemporary(ttid, objects.to_vec(), meta.cloned()));
+    }
+
+    fn store_pack_order(&mut self, order: &PackOrder) {
+        self.op(Op::StorePackOrder(order.clone()));
+    }
+
+    fn lock_transaction(&mut self, ttid: Tid, tid: Tid, approve_pack: bool) {
+        self.op(Op::Lock(ttid, tid, approve_pack));
+    }
+
+    fn unlock_transaction(&mut self, ttid: Tid, tid: Tid) {
+        self.op(Op::Unlock(ttid, tid));
+    }
+
+    fn abort_transaction(&mut self, ttid: Tid) {
+        self.op(Op::Abort(ttid));
+    }
+
     fn unfinished_transactions(&self) -> Vec<(Tid, Option<Tid>)> {
-        self.current
-            .ttrans
-            .iter()
-            .map(|(ttid, t)| (*ttid, t.tid))
-            .collect()
-    }
-
-    fn final_tid(&self, ttid: Tid) -> Option<Tid> {
-        if let Some(temp) = self.current.ttrans.get(&ttid) {
-            return temp.tid;
+        let mut unfinished: BTreeMap<Tid, Option<Tid>> = self
+            .current
+            .tobj
+            .keys()
+            .map(|(ttid, _)| (*ttid, None))
+            .collect();
+        for (ttid, temp) in &self.current.ttrans {
+            unfinished.insert(*ttid, temp.tid);
         }
-        let np = self.current.np();
-        if np == 0 {
-            return None;
-        }
-        let partition = ttid.partition(np);
-        self.current
-            .trans
-            .range((partition, ttid)..=(partition, Tid::INVALID))
-            .find(|(_, record)| record.ttid == ttid)
-            .map(|((_, tid), _)| *tid)
-    }
-
-    fn validate_transaction(&mut self, ttid: Tid, tid: Tid) {
-        self.op(Op::Validate(ttid, tid));
+        unfinished.into_iter().collect()
     }
 
     fn drop_unfinished(&mut self) {
         self.op(Op::DropUnfinished);
+    }
+
+    fn final_tid(&self, ttid: Tid) -> Option<Tid> {
+        let partition = self.current.partition_of(ttid.0);
+        self.current
+            .trans
+            .range((partition, ttid)..=(partition, Tid::INVALID))
+            .find(|(_, meta)| meta.ttid == ttid)
+            .map(|((_, tid), _)| *tid)
+    }
+
+    fn last_serial(&self, oid: Oid) -> Option<Tid> {
+        self.current
+            .records_of(oid)
+            .next_back()
+            .map(|((_, _, tid), _)| *tid)
+    }
+
+    fn object(&self, oid: Oid, at: Option<Tid>, before: Option<Tid>) -> ObjectLookup {
+        let partition = self.current.partition_of(oid.0);
+        let mut records = self.current.records_of(oid);
+        let found = if let Some(at) = at {
+            self.current
+                .obj
+                .get(&(partition, oid, at))
+                .map(|record| (at, record))
+        } else if let Some(before) = before {
+            self.current
+                .obj
+                .range((partition, oid, Tid::ZERO)..(partition, oid, before))
+                .next_back()
+                .map(|((_, _, tid), record)| (*tid, record))
+        } else {
+            records
+                .next_back()
+                .map(|((_, _, tid), record)| (*tid, record))
+        };
+        match found {
+            Some((serial, record)) => {
+                ObjectLookup::Found(self.current.revision(partition, oid, serial, record))
+            }
+            None if self.last_serial(oid).is_some() => ObjectLookup::NotFound,
+            None => ObjectLookup::DoesNotExist,
+        }
+    }
+
+    fn record_data(&self, oid: Oid, serial: Tid) -> Option<Option<DataId>> {
+        let partition = self.current.partition_of(oid.0);
+        self.current
+            .obj
+            .get(&(partition, oid, serial))
+            .map(|record| record.data_id)
+    }
+
+    fn transaction(&self, tid: Tid) -> Option<TransactionMeta> {
+        let partition = self.current.partition_of(tid.0);
+        self.current.trans.get(&(partition, tid)).cloned()
+    }
+
+    fn object_history(&self, oid: Oid, offset: u64, length: u64) -> Option<Vec<(Tid, u64)>> {
+        let history: Vec<(Tid, u64)> = self
+            .current
+            .records_of(oid)
+            .rev()
+            .skip(offset as usize)
+            .take(length as usize)
+            .map(|((_, _, tid), record)| {
+                let size = record
+                    .data_id
+                    .and_then(|id| self.current.data.get(&id))
+                    .map_or(0, |d| d.data.len() as u64);
+                (*tid, size)
+            })
+            .collect();
+        (!history.is_empty()).then_some(history)
+    }
+
+    fn undo_history(&self, oid: Oid, undo_tid: Tid) -> Option<UndoHistory> {
+        let partition = self.current.partition_of(oid.0);
+        self.current.obj.get(&(partition, oid, undo_tid))?;
+        let previous = self
+            .current
+            .obj
+            .range((partition, oid, Tid::ZERO)..(partition, oid, undo_tid))
+            .next_back()
+            .map(|((_, _, tid), _)| *tid);
+        let later = self
+            .current
+            .obj
+            .range((partition, oid, Tid(undo_tid.0 + 1))..=(partition, oid, Tid::INVALID))
+            .map(|((_, _, tid), record)| (*tid, record.value_tid))
+            .collect();
+        Some(UndoHistory { previous, later })
+    }
+
+    fn tids(&self, offset: u64, length: u64, partitions: &[u32]) -> Vec<Tid> {
+        let mut tids: Vec<Tid> = partitions
+            .iter()
+            .flat_map(|&p| {
+                self.current
+                    .trans
+                    .range((p, Tid::ZERO)..=(p, Tid::INVALID))
+                    .map(|((_, tid), _)| *tid)
+            })
+            .collect();
+        tids.sort_unstable_by(|a, b| b.cmp(a));
+        tids.into_iter()
+            .skip(offset as usize)
+            .take(length as usize)
+            .collect()
+    }
+
+    fn tids_from(&self, min: Tid, max: Tid, length: u32, partition: u32) -> Vec<Tid> {
+        if max < min {
+            return Vec::new();
+        }
+        self.current
+            .trans
+            .range((partition, min)..=(partition, max))
+            .take(length as usize)
+            .map(|((_, tid), _)| *tid)
+            .collect()
+    }
+
+    fn oids_from(
+        &self,
+        partition: u32,
+        length: u32,
+        min_oid: Oid,
+        tid: Tid,
+    ) -> (Option<Oid>, Vec<Oid>) {
+        // The latest record at or before `tid` of each oid, oid by oid.
+        let mut seen = 0u32;
+        let mut last_seen = None;
+        let mut oids = Vec::new();
+        let mut current: Option<(Oid, Option<DataId>)> = None;
+        let flush = |entry: Option<(Oid, Option<DataId>)>, oids: &mut Vec<Oid>| {
+            if let Some((oid, Some(_))) = entry {
+                oids.push(oid);
+            }
+        };
+        for ((_, oid, record_tid), record) in self
+            .current
+            .obj
+            .range((partition, min_oid, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID))
+        {
+            if *record_tid > tid {
+                continue;
+            }
+            match current {
+                Some((current_oid, _)) if current_oid == *oid => {
+                    current = Some((*oid, record.data_id));
+                }
+                _ => {
+                    if seen == length {
+                        break;
+                    }
+                    flush(current.take(), &mut oids);
+                    seen += 1;
+                    last_seen = Some(*oid);
+                    current = Some((*oid, record.data_id));
+                }
+            }
+        }
+        flush(current, &mut oids);
+        let next = if seen < length {
+            None
+        } else {
+            last_seen.map(|oid| Oid(oid.0 + self.current.np() as u64))
+        };
+        (next, oids)
+    }
+
+    fn pack_orders(&self, min_id: Tid, partitions: &[u32]) -> Vec<PackOrder> {
+        self.current
+            .pack
+            .range(min_id..)
+            .filter(|(id, _)| partitions.contains(&self.current.partition_of(id.0)))
+            .map(|(_, order)| order.clone())
+            .collect()
+    }
+
+    fn sign_pack_orders(&mut self, approved: &[Tid], rejected: &[Tid]) -> Vec<Tid> {
+        let changed: Vec<Tid> = approved
+            .iter()
+            .chain(rejected)
+            .filter(|id| self.current.pack.contains_key(id))
+            .copied()
+            .collect();
+        if !changed.is_empty() {
+            self.op(Op::SignPackOrders(approved.to_vec(), rejected.to_vec()));
+        }
+        changed
+    }
+
+    fn packed(&self) -> Vec<(u32, Tid)> {
+        (0..self.current.np())
+            .filter_map(|p| {
+                self.current
+                    .own_cell(p)
+                    .and_then(|c| c.pack)
+                    .map(|id| (p, id))
+            })
+            .collect()
+    }
+
+    fn set_packed(&mut self, partition: u32, pack_id: Tid) {
+        self.op(Op::SetPacked(partition, pack_id));
+    }
+
+    fn pack(
+        &mut self,
+        partition: u32,
+        pack_tid: Tid,
+        oids: Option<&[Oid]>,
+        from: Oid,
+        limit: usize,
+    ) -> Option<Oid> {
+        // The oids to look at in this step.
+        let np = self.current.np() as u64;
+        let candidates: Vec<Oid> =
+            match oids {
+                Some(listed) => {
+                    let mut mine: Vec<Oid> = listed
+                        .iter()
+                        .filter(|oid| np != 0 && oid.0 % np == partition as u64 && **oid >= from)
+                        .copied()
+                        .collect();
+                    mine.sort_unstable();
+                    mine.dedup();
+                    mine.truncate(limit + 1);
+                    mine
+                }
+                None => {
+                    let mut distinct = Vec::new();
+                    for ((_, oid, _), _) in self.current.obj.range(
+                        (partition, from, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID),
+                    ) {
+                        if distinct.last() != Some(oid) {
+                            if distinct.len() == limit + 1 {
+                                break;
+                            }
+                            distinct.push(*oid);
+                        }
+                    }
+                    distinct
+                }
+            };
+        let next = (candidates.len() > limit).then(|| candidates[limit]);
+        let mut doomed = Vec::new();
+        for &oid in candidates.iter().take(limit) {
+            let old: Vec<(Tid, ObjectRecord)> = self
+                .current
+                .obj
+                .range((partition, oid, Tid::ZERO)..=(partition, oid, pack_tid))
+                .map(|((_, _, tid), record)| (*tid, *record))
+                .collect();
+            let Some(&(newest, record)) = old.last() else {
+                continue;
+            };
+            // The newest record at the pack point is the state from then
+            // on: older ones go; a deletion goes with them.
+            let keep_newest = record.data_id.is_some();
+            for (tid, _) in old {
+                if tid != newest || !keep_newest {
+                    doomed.push((oid, tid));
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            self.op(Op::DeleteRecords(partition, doomed));
+        }
+        next
     }
 
     fn truncate(&mut self) {
@@ -424,6 +1053,7 @@ impl Store for MemoryStore {
 
     fn erase(&mut self) {
         self.op(Op::Erase);
+        self.holds.clear();
     }
 
     fn sync(&mut self) {
@@ -435,103 +1065,4 @@ impl Store for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(ptid: u64, rows: Vec<Vec<(i32, CellState)>>) -> StoredTable {
-        StoredTable {
-            ptid: Ptid(ptid),
-            num_replicas: 0,
-            rows: rows
-                .into_iter()
-                .map(|row| {
-                    row.into_iter()
-                        .map(|(nid, state)| CellInfo {
-                            nid: Nid(nid),
-                            state,
-                        })
-                        .collect()
-                })
-                .collect(),
-        }
-    }
-
-    fn record(ttid: u64) -> TransactionRecord {
-        TransactionRecord {
-            ttid: Tid(ttid),
-            user: Bytes::new(),
-            description: Bytes::new(),
-            extension: Bytes::new(),
-            packed: false,
-            oids: vec![],
-        }
-    }
-
-    #[test]
-    fn a_crash_loses_exactly_what_was_not_synced() {
-        let mut store = MemoryStore::new();
-        store.set_nid(Nid(1));
-        store.sync();
-        store.set_truncate_tid(Some(Tid(5)));
-        assert_eq!(store.config().truncate_tid, Some(Tid(5)));
-        store.crash();
-        assert_eq!(store.config().nid, Some(Nid(1)));
-        assert_eq!(store.config().truncate_tid, None);
-    }
-
-    #[test]
-    fn own_cells_becoming_out_of_date_keep_what_they_have() {
-        use CellState::*;
-        let mut store = MemoryStore::new();
-        store.set_nid(Nid(1));
-        store.reset_partition_table(
-            Nid(1),
-            &table(1, vec![vec![(1, UpToDate)], vec![(1, UpToDate)]]),
-        );
-        store.insert_transaction(0, Tid(40), record(39));
-        let change = |offset, state| CellChange {
-            offset,
-            nid: Nid(1),
-            state,
-        };
-        // Readable → OUT_OF_DATE: replicate from the last TID it has.
-        store.change_partition_table(
-            Nid(1),
-            Ptid(2),
-            0,
-            &[change(0, OutOfDate), change(1, OutOfDate)],
-        );
-        assert_eq!(store.replicated_up_to(0), Some(Tid(40)));
-        assert_eq!(store.replicated_up_to(1), Some(Tid::ZERO));
-        // Already OUT_OF_DATE: unchanged.
-        store.change_partition_table(Nid(1), Ptid(3), 0, &[change(0, OutOfDate)]);
-        assert_eq!(store.replicated_up_to(0), Some(Tid(40)));
-        // Discarded: the partition's data goes.
-        store.change_partition_table(Nid(1), Ptid(4), 0, &[change(0, Discarded)]);
-        assert!(store.transactions(0).is_empty());
-        assert_eq!(store.partition_table().unwrap().ptid, Ptid(4));
-    }
-
-    #[test]
-    fn truncation_and_last_ids_only_see_readable_partitions() {
-        use CellState::*;
-        let mut store = MemoryStore::new();
-        store.set_nid(Nid(1));
-        store.reset_partition_table(
-            Nid(1),
-            &table(1, vec![vec![(1, UpToDate)], vec![(1, OutOfDate)]]),
-        );
-        // tid ≡ ttid (mod np), as the master guarantees.
-        store.insert_transaction(0, Tid(10), record(8));
-        store.insert_transaction(0, Tid(20), record(18));
-        store.insert_transaction(1, Tid(31), record(29));
-        assert_eq!(store.last_ids(), (Some(Tid(20)), None));
-        assert_eq!(store.first_tid(), Tid(10));
-        assert_eq!(store.final_tid(Tid(18)), Some(Tid(20)));
-        assert_eq!(store.final_tid(Tid(19)), None);
-        store.set_truncate_tid(Some(Tid(15)));
-        store.truncate();
-        assert_eq!(store.last_ids(), (Some(Tid(10)), None));
-        assert_eq!(store.config().truncate_tid, None);
-    }
-}
+mod tests;

@@ -13,14 +13,19 @@
 //! ([`Output::SyncStore`], then [`Storage::sync_store`]). One sync covers
 //! every write made before it, so concurrent commits share an fsync.
 
+mod client;
 pub mod memory;
+mod pack;
 pub mod store;
+mod transactions;
+mod undo;
 
 use bytes::Bytes;
 use neo_proto::{
-    AcceptIdentification, Address, AnswerFinalTID, AnswerLastIDs, AnswerLockedTransactions,
-    AnswerPackOrders, AnswerPartitionTable, AnswerRecovery, ClusterState, Map, Nid, NodeState,
-    NodeType, NotifyReady, Packet, Pong, RequestIdentification, Timestamp, Value,
+    AcceptIdentification, Address, AnswerFinalTID, AnswerInformationLocked, AnswerLastIDs,
+    AnswerLockedTransactions, AnswerPackOrders, AnswerPartitionTable, AnswerRecovery, CellState,
+    ClusterState, Map, Nid, NodeState, NodeType, NotifyReady, Packet, Pong, RequestIdentification,
+    Tid, Timestamp, Value,
 };
 
 use crate::bootstrap::{Attempt, Bootstrap};
@@ -31,7 +36,13 @@ use crate::pt::PartitionTable;
 use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 
+use client::Postponed;
+use pack::Packer;
 use store::{Store, StoredTable};
+use transactions::TransactionManager;
+
+/// The partition number meaning "every readable partition" (AskTIDs).
+pub const INVALID_PARTITION: u32 = u32::MAX;
 
 /// Longest time a write nothing waits for stays unsynced.
 pub const DEFERRED_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
@@ -81,6 +92,10 @@ impl std::error::Error for StorageError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Request {
     Identification,
+    /// AskPackOrders, sent when our cells had completed pack `from`.
+    PackOrders {
+        from: Tid,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +104,8 @@ enum ConnRole {
     Master,
     /// Accepted, before identification.
     Unidentified,
-    /// An identified client.
-    Client(NodeKey),
+    /// An identified client (its id kept for when the master forgets it).
+    Client(NodeKey, Nid),
     /// An identified storage (replication, checks).
     Storage(NodeKey),
 }
@@ -137,6 +152,16 @@ pub struct Storage<S: Store> {
     /// Identifications from peers the master has not told us about yet,
     /// retried after each node notification.
     postponed: Vec<(ConnId, u32, RequestIdentification)>,
+    /// Transactions being committed, and their locks.
+    tm: TransactionManager,
+    /// Requests waiting for a write lock, in TTID order, and for a read
+    /// lock, in arrival order.
+    write_queue: Vec<(Tid, Postponed)>,
+    read_queue: Vec<Postponed>,
+    running_postponed: bool,
+    /// Per partition: whether our cell is readable (UP_TO_DATE, FEEDING).
+    readable: Vec<bool>,
+    packer: Packer,
 }
 
 impl<S: Store> Storage<S> {
@@ -152,11 +177,11 @@ impl<S: Store> Storage<S> {
                 })
             }
             Some(_) => {}
-            None => {
-                store.set_cluster(config.cluster.clone());
-                store.sync();
-            }
+            None => store.set_cluster(config.cluster.clone()),
         }
+        // Data stored for transactions that never voted before a crash.
+        let orphans = store.prune_orphans();
+        store.sync();
         let nid = stored.nid.or(config.nid);
         let mut nodes = NodeTable::new();
         for addr in &config.masters {
@@ -185,7 +210,19 @@ impl<S: Store> Storage<S> {
             sync_requested: false,
             sync_deadline: None,
             postponed: Vec::new(),
+            tm: TransactionManager::new(0),
+            write_queue: Vec::new(),
+            read_queue: Vec::new(),
+            running_postponed: false,
+            readable: Vec::new(),
+            packer: Packer::default(),
         };
+        if orphans > 0 {
+            storage.log(
+                Level::Info,
+                format!("deleted {orphans} orphan data record(s) left by an interrupted commit"),
+            );
+        }
         storage.log(
             Level::Info,
             format!(
@@ -342,6 +379,7 @@ impl<S: Store> Storage<S> {
         self.master_conn = None;
         self.phase = Phase::Bootstrapping;
         self.cluster_state = None;
+        self.end_operation();
         self.connect_to_master();
     }
 
@@ -349,13 +387,71 @@ impl<S: Store> Storage<S> {
     /// connection.
     fn stop_operation(&mut self) {
         self.log(Level::Warn, "operation stopped by the master".to_string());
+        self.phase = Phase::Initializing;
         for conn in self.net.ids() {
             if Some(conn) != self.master_conn {
                 self.close_conn(conn);
             }
         }
         self.postponed.clear();
-        self.phase = Phase::Initializing;
+        self.end_operation();
+    }
+
+    /// Leaving operation: pending transactions are forgotten (their
+    /// temporary records stay for verification to decide), postponed
+    /// requests and the pack in progress are dropped. NEO/py starts each
+    /// operation with a new transaction manager, and the master announces
+    /// pack orders again when we are ready.
+    fn end_operation(&mut self) {
+        self.tm.clear(&mut self.store);
+        self.write_queue.clear();
+        self.read_queue.clear();
+        self.packer = Packer::default();
+    }
+
+    /// StartOperation: serve clients and peers.
+    fn start_operation(&mut self) {
+        self.phase = Phase::Operating;
+        self.log(Level::Info, "operational".to_string());
+        self.send_master(NotifyReady {});
+        let partitions = self.pt.as_ref().map_or(0, |pt| pt.num_partitions());
+        self.tm = TransactionManager::new(partitions);
+        self.refresh_cells();
+        // Verification decided the fate of every unfinished transaction:
+        // what remains is abandoned.
+        self.write(|store| store.drop_unfinished());
+        self.maybe_pack(None);
+    }
+
+    /// Recomputes which partitions we serve reads of and which we take
+    /// lockless writes for, from the partition table.
+    fn refresh_cells(&mut self) {
+        let (Some(pt), Some(nid)) = (&self.pt, self.nid) else {
+            self.readable.clear();
+            return;
+        };
+        let partitions = pt.num_partitions();
+        self.readable = (0..partitions)
+            .map(|p| pt.cell(p, nid).is_some_and(|c| c.is_readable()))
+            .collect();
+        let outdated = (0..partitions).filter(|&p| {
+            pt.cell(p, nid)
+                .is_some_and(|c| c.state == CellState::OutOfDate)
+        });
+        self.tm.set_replicating(outdated);
+    }
+
+    fn is_readable(&self, partition: u32) -> bool {
+        self.readable
+            .get(partition as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn readable_partitions(&self) -> Vec<u32> {
+        (0..self.readable.len() as u32)
+            .filter(|&p| self.readable[p as usize])
+            .collect()
     }
 
     fn close_conn(&mut self, conn: ConnId) {
@@ -432,6 +528,10 @@ impl<S: Store> Storage<S> {
                 AnswerMatch::Matched(Request::Identification) => {
                     self.on_identification_answer(conn, packet)
                 }
+                AnswerMatch::Matched(Request::PackOrders { from }) => match packet {
+                    Packet::AnswerPackOrders(answer) => self.on_pack_orders(answer.orders, from),
+                    _ => self.packer_asking_failed(),
+                },
                 AnswerMatch::StrayError => {
                     if let Packet::Error(error) = &packet {
                         self.log(
@@ -458,7 +558,11 @@ impl<S: Store> Storage<S> {
         let result = match role {
             ConnRole::Master => self.on_master_packet(msg_id, packet),
             ConnRole::Unidentified => self.identify(conn, msg_id, packet),
-            ConnRole::Client(_) | ConnRole::Storage(_) => match packet {
+            ConnRole::Client(_, nid) => match packet {
+                Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
+                other => self.on_client_packet(conn, nid, msg_id, other),
+            },
+            ConnRole::Storage(_) => match packet {
                 Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
                 other => Err(Reject::unexpected(&other, "storage operation")),
             },
@@ -588,23 +692,40 @@ impl<S: Store> Storage<S> {
                     num_replicas: table.num_replicas,
                     rows: table.rows,
                 };
-                self.write(|store| store.reset_partition_table(own, &stored));
+                let last_pack_id = self.packer.last_pack_id;
+                self.write(|store| store.reset_partition_table(own, &stored, last_pack_id));
                 self.pt = Some(pt);
+                self.refresh_cells();
                 Ok(())
             }
             Packet::NotifyPartitionChanges(changes) => {
+                let own = self.nid.unwrap();
+                let was_outdated: Vec<u32> = self
+                    .pt
+                    .as_ref()
+                    .map_or_else(Vec::new, |pt| pt.outdated_offsets(own));
                 let pt = self.pt.get_or_insert_with(|| PartitionTable::new(0, 0));
                 pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
                     .map_err(|e| Reject::protocol(e.0))?;
-                let own = self.nid.unwrap();
+                let still_outdated = pt.outdated_offsets(own);
+                let last_pack_id = self.packer.last_pack_id;
                 self.write(|store| {
                     store.change_partition_table(
                         own,
                         changes.ptid,
                         changes.num_replicas,
                         &changes.changes,
+                        last_pack_id,
                     )
                 });
+                self.refresh_cells();
+                let caught_up = was_outdated.iter().any(|p| !still_outdated.contains(p));
+                if self.phase == Phase::Operating && caught_up {
+                    // The smallest completed pack over our cells may have
+                    // moved, and a pack may now apply to them.
+                    self.notify_pack_completed();
+                    self.maybe_pack(None);
+                }
                 Ok(())
             }
             Packet::Truncate(truncate) => {
@@ -640,6 +761,8 @@ impl<S: Store> Storage<S> {
                 self.write(|store| store.truncate());
                 let (last_tid, last_oid) = self.store.last_ids();
                 let first_tid = self.store.first_tid();
+                // The master learns where packing stands on our cells.
+                self.notify_pack_completed();
                 self.answer_master(
                     msg_id,
                     AnswerLastIDs {
@@ -656,26 +779,29 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::AskFinalTID(ask) => {
-                let tid = self.store.final_tid(ask.ttid);
+                let tid = match self.tm.final_tid(ask.ttid) {
+                    Some(tid) => tid,
+                    None => self.store.final_tid(ask.ttid),
+                };
                 self.answer_master(msg_id, AnswerFinalTID { tid });
                 Ok(())
             }
             Packet::ValidateTransaction(validate) => {
-                self.write(|store| store.validate_transaction(validate.ttid, validate.tid));
+                self.write(|store| {
+                    store.lock_transaction(validate.ttid, validate.tid, true);
+                    store.unlock_transaction(validate.ttid, validate.tid);
+                });
                 Ok(())
             }
-            Packet::AskPackOrders(_) => {
-                self.answer_master(msg_id, AnswerPackOrders { orders: Vec::new() });
+            Packet::AskPackOrders(ask) => {
+                let partitions = self.readable_partitions();
+                let orders = self.store.pack_orders(ask.min_pack_id, &partitions);
+                self.answer_master(msg_id, AnswerPackOrders { orders });
                 Ok(())
             }
             Packet::StartOperation(_) => {
                 if self.phase == Phase::Initializing {
-                    self.phase = Phase::Operating;
-                    self.log(Level::Info, "operational".to_string());
-                    self.send_master(NotifyReady {});
-                    // Verification decided the fate of every unfinished
-                    // transaction: what remains is abandoned.
-                    self.write(|store| store.drop_unfinished());
+                    self.start_operation();
                 }
                 Ok(())
             }
@@ -683,7 +809,38 @@ impl<S: Store> Storage<S> {
                 self.stop_operation();
                 Ok(())
             }
-            Packet::NotifyPackSigned(_) | Packet::NotifyRepair(_) | Packet::FlushLog(_) => Ok(()),
+            Packet::AskLockInformation(lock) if self.phase == Phase::Operating => {
+                self.write_seq += 1;
+                self.tm
+                    .lock(&mut self.store, lock.ttid, lock.tid, lock.pack)
+                    .map_err(Reject::protocol)?;
+                // Locked on disk before the master hears it.
+                self.answer_master(msg_id, AnswerInformationLocked { ttid: lock.ttid });
+                Ok(())
+            }
+            Packet::NotifyUnlockInformation(unlock) if self.phase == Phase::Operating => {
+                self.write_seq += 1;
+                self.tm
+                    .unlock(&mut self.store, unlock.ttid)
+                    .map_err(Reject::protocol)?;
+                // Made durable within DEFERRED_SYNC: until then the locked
+                // temporary records let verification replay it.
+                self.run_postponed();
+                Ok(())
+            }
+            Packet::AbortTransaction(abort) if self.phase == Phase::Operating => {
+                self.abort_transaction(abort.ttid);
+                Ok(())
+            }
+            Packet::NotifyTransactionFinished(finished) if self.phase == Phase::Operating => {
+                self.abort_transaction(finished.ttid);
+                Ok(())
+            }
+            Packet::NotifyPackSigned(signed) => {
+                self.on_pack_signed(&signed.approved, &signed.rejected);
+                Ok(())
+            }
+            Packet::NotifyRepair(_) | Packet::FlushLog(_) => Ok(()),
             other => Err(Reject::unexpected(&other, "master")),
         }
     }
@@ -723,6 +880,17 @@ impl<S: Store> Storage<S> {
                 return Ok(());
             }
             _ => {}
+        }
+        if self.phase == Phase::Operating {
+            // A client the master no longer runs will not finish anything:
+            // whatever it did not get locked goes, voted or not.
+            for node in nodes {
+                if let (NodeType::Client, Some(nid), false) =
+                    (node.node_type, node.nid, node.state == NodeState::Running)
+                {
+                    self.abort_client(nid, true);
+                }
+            }
         }
         self.retry_postponed();
         Ok(())
@@ -765,7 +933,7 @@ impl<S: Store> Storage<S> {
             return Err(Reject::not_ready("unknown by master"));
         };
         let role = match request.node_type {
-            NodeType::Client => ConnRole::Client(key),
+            NodeType::Client => ConnRole::Client(key, nid),
             NodeType::Storage => ConnRole::Storage(key),
             _ => return Err(Reject::protocol("reject non-client-or-storage node")),
         };
@@ -815,11 +983,18 @@ impl<S: Store> Storage<S> {
                 }
             }
             ConnRole::Unidentified => self.postponed.retain(|(c, _, _)| *c != conn),
-            ConnRole::Client(key) | ConnRole::Storage(key) => {
+            ConnRole::Client(key, _) | ConnRole::Storage(key) => {
                 if let Some(entry) = self.nodes.get_mut(key) {
                     if entry.conn == Some(conn) {
                         entry.conn = None;
                         entry.identified = false;
+                    }
+                }
+                if let ConnRole::Client(_, nid) = role {
+                    // The client may still be committing through the
+                    // master: only what it has not voted is abandoned.
+                    if self.phase == Phase::Operating {
+                        self.abort_client(nid, false);
                     }
                 }
             }
@@ -830,6 +1005,9 @@ impl<S: Store> Storage<S> {
         if self.wake_at.is_some_and(|at| at <= self.now) {
             self.wake_at = None;
             self.connect_to_master();
+        }
+        if self.packer.is_running() {
+            self.pack_step();
         }
     }
 }
@@ -865,9 +1043,11 @@ impl<S: Store> Node for Storage<S> {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        match (self.wake_at, self.sync_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // A pack in progress continues as soon as other work allows.
+        let pack = self.packer.is_running().then_some(self.now);
+        [self.wake_at, self.sync_deadline, pack]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

@@ -2,22 +2,41 @@
 //!
 //! The data model is NEO/py's (cluster.md §10): configuration, the
 //! partition table (with, for the node's own OUT_OF_DATE cells, the TID
-//! replication reached), committed transactions and object records,
-//! deduplicated data, and the temporary tables of transactions being
-//! committed (voted, maybe locked).
+//! replication reached, and for every own cell the last pack completed on
+//! it), committed transactions (`trans`) and object records (`obj`), raw
+//! object data shared by records with the same bytes, the temporary tables
+//! of transactions being committed (`ttrans`, `tobj`: voted, maybe locked)
+//! and pack orders.
 //!
 //! Every method sees the effect of every previous call. Nothing is durable
 //! until [`Store::sync`]: a crash loses what was written since the last
 //! sync, whatever the implementation (the in-memory store used by the
-//! simulator enforces exactly that).
+//! simulator enforces exactly that). The node syncs before it answers a
+//! vote, a lock, a partition table change, a validation — every promise
+//! that something is on disk — and within a second of any other write.
+//!
+//! Data rows are referenced by object records (committed or temporary) and
+//! by *holds*: in-memory references of stores not voted yet, which a crash
+//! forgets. A row neither referenced nor held is deleted ("pruned") as soon
+//! as it becomes so; rows left unreferenced by a crash (stored but never
+//! voted) are pruned when the store is opened ([`Store::prune_orphans`]).
+//!
+//! The store does not check which partitions are readable: the node does,
+//! from its partition table, before asking.
 
-use neo_proto::{CellChange, Nid, Oid, Ptid, Rows, Tid};
+use bytes::Bytes;
+use neo_proto::{CellChange, Nid, ObjectData, Oid, PackOrder, Ptid, Rows, Tid};
+
+/// Identifies a data row. Ids of rows first stored for an object of
+/// partition `p` are allocated in `[p·2^48, (p+1)·2^48)`, as NEO/py does,
+/// so that a partition's rows are contiguous.
+pub type DataId = u64;
 
 /// The node's persistent configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreConfig {
     /// Cluster the database belongs to (set once).
-    pub cluster: Option<bytes::Bytes>,
+    pub cluster: Option<Bytes>,
     /// Our node id, given by the master.
     pub nid: Option<Nid>,
     /// Truncation requested by the master, done at the next AskLastIDs.
@@ -34,18 +53,87 @@ pub struct StoredTable {
     pub rows: Rows,
 }
 
+/// A transaction's metadata (a `trans` or `ttrans` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionMeta {
+    /// The TTID it was committed under (for AskFinalTID).
+    pub ttid: Tid,
+    pub user: Bytes,
+    pub description: Bytes,
+    pub extension: Bytes,
+    pub packed: bool,
+    /// Every oid the transaction stored, deleted or checked.
+    pub oids: Vec<Oid>,
+}
+
+/// An object record (an `obj` or `tobj` row). Without data it is a
+/// deletion, or, with a back-pointer, an undone creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectRecord {
+    pub data_id: Option<DataId>,
+    /// Undo back-pointer: the record is undo-identical to the one at this
+    /// serial (`data_serial` on the wire).
+    pub value_tid: Option<Tid>,
+}
+
+/// A temporary object record written at vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TempObject {
+    pub oid: Oid,
+    pub record: ObjectRecord,
+}
+
+/// An object revision as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRevision {
+    pub serial: Tid,
+    /// Serial of the next revision, if any (whatever the reader's
+    /// snapshot).
+    pub next_serial: Option<Tid>,
+    /// `None` for a record without data.
+    pub data: Option<ObjectData>,
+    pub data_serial: Option<Tid>,
+}
+
+/// Outcome of looking an object up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectLookup {
+    Found(ObjectRevision),
+    /// The object has records, none matching (OID_NOT_FOUND).
+    NotFound,
+    /// The object has no record at all (OID_DOES_NOT_EXIST).
+    DoesNotExist,
+}
+
+/// What undo needs to know about an object around the undone transaction
+/// (NEO/py's `_getObjectHistoryForUndo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoHistory {
+    /// The record just before the undone one (`None`: it created the
+    /// object).
+    pub previous: Option<Tid>,
+    /// Every later record: `(serial, value_tid)`, oldest first.
+    pub later: Vec<(Tid, Option<Tid>)>,
+}
+
 pub trait Store {
+    // ------------------------------------------------------------ config
+
     fn config(&self) -> StoreConfig;
-    fn set_cluster(&mut self, cluster: bytes::Bytes);
+    fn set_cluster(&mut self, cluster: Bytes);
     fn set_nid(&mut self, nid: Nid);
     fn set_truncate_tid(&mut self, tid: Option<Tid>);
     fn set_backup_tid(&mut self, tid: Option<Tid>);
 
+    // ------------------------------------------------------------ partition table
+
     /// The stored table, if any.
     fn partition_table(&self) -> Option<StoredTable>;
     /// Replaces the whole table (SendPartitionTable). Data of partitions no
-    /// longer assigned to `own` is deleted.
-    fn reset_partition_table(&mut self, own: Nid, table: &StoredTable);
+    /// longer assigned to `own` is deleted. New own cells start with the
+    /// completed pack id 0 if readable, else `last_pack_id` (their data
+    /// will come from packed sources).
+    fn reset_partition_table(&mut self, own: Nid, table: &StoredTable, last_pack_id: Tid);
     /// Applies a change list (NotifyPartitionChanges), with NEO/py's rules
     /// for the node's own cells: one becoming OUT_OF_DATE keeps replicating
     /// from what it already has (its last TID if it was readable); a
@@ -56,19 +144,111 @@ pub trait Store {
         ptid: Ptid,
         num_replicas: u32,
         changes: &[CellChange],
+        last_pack_id: Tid,
     );
     /// TID up to which an own OUT_OF_DATE cell is replicated.
     fn replicated_up_to(&self, offset: u32) -> Option<Tid>;
 
+    // ------------------------------------------------------------ data
+
+    /// Stores object data for `oid` (whose partition decides the id of a
+    /// new row) and holds it. Rows with the same checksum, compression and
+    /// bytes are shared.
+    fn store_data(&mut self, oid: Oid, data: &ObjectData) -> DataId;
+    /// Holds an existing row one more time (an undo reusing a record's
+    /// data).
+    fn hold_data(&mut self, id: DataId);
+    /// Releases one hold; the row is pruned if nothing references it.
+    fn release_data(&mut self, id: DataId);
+    fn load_data(&self, id: DataId) -> Option<ObjectData>;
+    /// Deletes every data row nothing references or holds (after a
+    /// restart: rows of stores that were never voted). Returns how many.
+    fn prune_orphans(&mut self) -> usize;
+
+    // ------------------------------------------------------------ commit steps
+
+    /// Vote: writes the temporary object records of `ttid` and, on the
+    /// storages of the TTID's partition, its metadata.
+    fn store_temporary(
+        &mut self,
+        ttid: Tid,
+        objects: &[TempObject],
+        meta: Option<&TransactionMeta>,
+    );
+    /// Records a pack order (unsigned while its transaction is pending,
+    /// keyed by TTID until unlock).
+    fn store_pack_order(&mut self, order: &PackOrder);
+    /// Lock: the voted transaction `ttid` is committed as `tid`; with
+    /// `approve_pack`, its pack order is approved.
+    fn lock_transaction(&mut self, ttid: Tid, tid: Tid, approve_pack: bool);
+    /// Unlock: moves the temporary records of `ttid` to the committed
+    /// tables under `tid` (its pack order too). Validation after a crash
+    /// (lock and unlock at once) is the same call.
+    fn unlock_transaction(&mut self, ttid: Tid, tid: Tid);
+    /// Deletes the temporary records of `ttid` and its pack order.
+    fn abort_transaction(&mut self, ttid: Tid);
     /// Transactions in the temporary tables: ttid → final TID if locked.
     fn unfinished_transactions(&self) -> Vec<(Tid, Option<Tid>)>;
-    /// The TID under which `ttid` was committed, if it was (temporary
-    /// table if locked, else committed transactions of its partition).
-    fn final_tid(&self, ttid: Tid) -> Option<Tid>;
-    /// Commits a voted transaction under `tid` (lock + unlock).
-    fn validate_transaction(&mut self, ttid: Tid, tid: Tid);
     /// Forgets every unfinished transaction.
     fn drop_unfinished(&mut self);
+    /// The TID under which `ttid` was committed, from the committed
+    /// transactions of its partition.
+    fn final_tid(&self, ttid: Tid) -> Option<Tid>;
+
+    // ------------------------------------------------------------ reads
+
+    /// Serial of the latest record of `oid`.
+    fn last_serial(&self, oid: Oid) -> Option<Tid>;
+    /// The record at `at`, or the latest before `before`, or the latest.
+    fn object(&self, oid: Oid, at: Option<Tid>, before: Option<Tid>) -> ObjectLookup;
+    /// The data row of the record `(oid, serial)`: `None` if there is no
+    /// such record, `Some(None)` if it has no data.
+    fn record_data(&self, oid: Oid, serial: Tid) -> Option<Option<DataId>>;
+    /// A committed transaction's metadata.
+    fn transaction(&self, tid: Tid) -> Option<TransactionMeta>;
+    /// `(serial, data length)` of the records of `oid`, newest first,
+    /// skipping `offset`, at most `length`; `None` if it has none.
+    fn object_history(&self, oid: Oid, offset: u64, length: u64) -> Option<Vec<(Tid, u64)>>;
+    /// `None` if `oid` has no record at `undo_tid`.
+    fn undo_history(&self, oid: Oid, undo_tid: Tid) -> Option<UndoHistory>;
+    /// Committed TIDs of these partitions, newest first.
+    fn tids(&self, offset: u64, length: u64, partitions: &[u32]) -> Vec<Tid>;
+    /// Committed TIDs of a partition in `[min, max]`, oldest first.
+    fn tids_from(&self, min: Tid, max: Tid, length: u32, partition: u32) -> Vec<Tid>;
+    /// Oids of a partition existing (not deleted) as of `tid`, from
+    /// `min_oid`, at most `length`, and where to continue (`None`: done).
+    fn oids_from(
+        &self,
+        partition: u32,
+        length: u32,
+        min_oid: Oid,
+        tid: Tid,
+    ) -> (Option<Oid>, Vec<Oid>);
+
+    // ------------------------------------------------------------ pack
+
+    /// Pack orders with id ≥ `min_id` of the given (readable) partitions,
+    /// oldest first.
+    fn pack_orders(&self, min_id: Tid, partitions: &[u32]) -> Vec<PackOrder>;
+    /// Signs the orders this store has; returns the ids it changed.
+    fn sign_pack_orders(&mut self, approved: &[Tid], rejected: &[Tid]) -> Vec<Tid>;
+    /// Last pack completed on each own cell.
+    fn packed(&self) -> Vec<(u32, Tid)>;
+    fn set_packed(&mut self, partition: u32, pack_id: Tid);
+    /// Packs part of a partition at `pack_tid` (cluster.md 8.1): for up to
+    /// `limit` oids from `from` (or, for a partial pack, the listed oids of
+    /// this partition), deletes the records that no state after `pack_tid`
+    /// needs. Returns where to continue, `None` when the partition is done.
+    fn pack(
+        &mut self,
+        partition: u32,
+        pack_tid: Tid,
+        oids: Option<&[Oid]>,
+        from: Oid,
+        limit: usize,
+    ) -> Option<Oid>;
+
+    // ------------------------------------------------------------ recovery
 
     /// Performs the recorded truncation, if any: deletes transactions and
     /// object records after it in assigned partitions.

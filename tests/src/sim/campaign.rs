@@ -146,7 +146,7 @@ fn run_with(
         let Some(action) = sim.step(deadline) else {
             break Ok(());
         };
-        if let Some(index) = action {
+        if let Some(super::Trigger::Script(index)) = action {
             script(&mut sim, index);
         }
         if let Err(error) = invariants(&sim) {

@@ -12,15 +12,17 @@
 
 pub mod campaign;
 pub mod check;
+pub mod drive;
 mod network;
 pub mod node;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 use neo_core::admin::AdminConfig;
+use neo_core::client::{Client, ClientEvent};
 use neo_core::master::MasterConfig;
 use neo_core::rng::Rng;
 use neo_core::storage::memory::MemoryStore;
@@ -110,6 +112,17 @@ enum Event {
     Script {
         index: usize,
     },
+    /// A workload timer (think time of a simulated application).
+    Workload {
+        token: u64,
+    },
+}
+
+/// What a step handed back to the caller to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Script(usize),
+    Workload(u64),
 }
 
 /// A simulated cluster.
@@ -131,6 +144,8 @@ pub struct Sim {
     pub master_addrs: Vec<Address>,
     /// The operator's pending requests to the admin: conn → (msg_id, name).
     pub ctl_answers: Vec<(String, Packet)>,
+    /// Events of clients, for the workload to consume.
+    pub client_events: VecDeque<(NodeId, ClientEvent)>,
 }
 
 impl Sim {
@@ -149,6 +164,7 @@ impl Sim {
             steps: 0,
             master_addrs: Vec::new(),
             ctl_answers: Vec::new(),
+            client_events: VecDeque::new(),
         }
     }
 
@@ -244,12 +260,11 @@ impl Sim {
             .iter()
             .filter(|n| n.kind == NodeKind::Client)
             .count();
-        let config = neo_core::client::ClientConfig {
-            cluster: self.config.cluster.clone(),
-            masters: self.master_addrs.clone(),
-            read_only: false,
-            seed: self.config.seed ^ (0x1000 + index as u64),
-        };
+        let mut config = neo_core::client::ClientConfig::new(
+            self.config.cluster.clone(),
+            self.master_addrs.clone(),
+        );
+        config.seed = self.config.seed ^ (0x1000 + index as u64);
         let id = NodeId(self.nodes.len());
         self.nodes.push(SimNode::client(
             format!("C{index}"),
@@ -288,12 +303,30 @@ impl Sim {
         self.push(at, Event::Script { index });
     }
 
+    /// Schedules a workload timer.
+    pub fn schedule_workload(&mut self, at: Time, token: u64) {
+        self.push(at, Event::Workload { token });
+    }
+
+    /// Runs `f` on a live client (starting operations), then routes what
+    /// it output. `None` if the client is dead.
+    pub fn with_client<T>(
+        &mut self,
+        node: NodeId,
+        f: impl FnOnce(&mut Client, Time) -> T,
+    ) -> Option<T> {
+        let now = self.now;
+        let result = f(self.nodes[node.0].client_mut()?, now);
+        self.after_step(node);
+        Some(result)
+    }
+
     // ------------------------------------------------------------ stepping
 
-    /// Processes the next event; returns the scenario action it was, if
-    /// any, for the caller to run. `None` when the queue is empty or the
-    /// next event is after `until`.
-    pub fn step(&mut self, until: Time) -> Option<Option<usize>> {
+    /// Processes the next event; returns the scenario action or workload
+    /// timer it was, if any, for the caller to run. `None` when the queue
+    /// is empty or the next event is after `until`.
+    pub fn step(&mut self, until: Time) -> Option<Option<Trigger>> {
         let Reverse((at, _, _)) = self.queue.peek()?;
         if *at > until {
             return None;
@@ -303,7 +336,8 @@ impl Sim {
         self.steps += 1;
         let mut script = None;
         match event {
-            Event::Script { index } => script = Some(index),
+            Event::Script { index } => script = Some(Trigger::Script(index)),
+            Event::Workload { token } => script = Some(Trigger::Workload(token)),
             Event::Accept { node, conn, link } => {
                 if self.network.is_open(link) && self.network.end_open(link, node) {
                     self.input(node, Input::Accepted { conn });
@@ -498,6 +532,7 @@ impl Sim {
                 self.ctl_answers
                     .push((self.nodes[from.0].name.clone(), packet));
             }
+            SimOutput::ClientEvent(event) => self.client_events.push_back((from, event)),
         }
     }
 
@@ -620,7 +655,7 @@ impl Sim {
         mut check: impl FnMut(&Sim) -> Result<(), String>,
     ) -> Result<(), String> {
         while let Some(action) = self.step(until) {
-            if let Some(index) = action {
+            if let Some(Trigger::Script(index)) = action {
                 script(self, index);
             }
             check(self)?;

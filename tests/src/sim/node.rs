@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use neo_core::admin::{Admin, AdminConfig};
-use neo_core::client::{Client, ClientConfig};
+use neo_core::client::{Client, ClientConfig, ClientEvent};
 use neo_core::master::{Master, MasterConfig};
 use neo_core::storage::memory::MemoryStore;
 use neo_core::storage::{Storage, StorageConfig};
@@ -47,6 +47,8 @@ pub enum SimOutput {
     CtlAnswer {
         packet: Packet,
     },
+    /// A client tells its application something.
+    ClientEvent(ClientEvent),
 }
 
 fn convert<E>(output: Output<E>) -> Option<SimOutput> {
@@ -243,7 +245,10 @@ impl SimNode {
                 Machine::Master(m) => m.poll_output().map(convert),
                 Machine::Storage(s) => s.poll_output().map(convert),
                 Machine::Admin(a) => a.poll_output().map(convert),
-                Machine::Client(c) => c.poll_output().map(convert),
+                Machine::Client(c) => c.poll_output().map(|output| match output {
+                    Output::Event(event) => Some(SimOutput::ClientEvent(event)),
+                    other => convert(other),
+                }),
                 Machine::Ctl(c) => return c.outputs.pop_front(),
             }?;
             if let Some(output) = output {
@@ -329,6 +334,15 @@ impl SimNode {
 
     pub fn as_client(&self) -> Option<&Client> {
         match &self.machine {
+            Machine::Client(c) if self.alive => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The client, to start operations (alive or not: a dead one ignores
+    /// them when it restarts as a new process).
+    pub fn client_mut(&mut self) -> Option<&mut Client> {
+        match &mut self.machine {
             Machine::Client(c) if self.alive => Some(c),
             _ => None,
         }

@@ -1,0 +1,190 @@
+//! Pack orders, as the primary tracks them (cluster.md 8.1).
+//!
+//! A client's pack request commits an empty transaction carrying the
+//! order; the master records it under the transaction's final TID,
+//! approved automatically unless an order is still unsigned. Storages ask
+//! for the first approved order after the last one they completed, and
+//! report completion; orders every readable node completed are forgotten
+//! and clients waiting for them (WaitForPack) are answered.
+
+use std::collections::BTreeMap;
+
+use neo_proto::{Oid, PackOrder, Tid};
+
+use crate::io::ConnId;
+
+#[derive(Debug)]
+struct Pack {
+    /// `None`: not signed yet; `Some(false)`: rejected.
+    approved: Option<bool>,
+    partial: bool,
+    oids: Option<Vec<Oid>>,
+    pack_tid: Tid,
+    /// Clients waiting in WaitForPack.
+    waiting: Vec<(ConnId, u32)>,
+}
+
+#[derive(Debug, Default)]
+pub struct PackManager {
+    /// Every order up to this id is completed by every readable node.
+    max_completed: Option<Tid>,
+    packs: BTreeMap<Tid, Pack>,
+}
+
+impl PackManager {
+    /// An order learned from a storage (verification).
+    pub fn add(&mut self, order: PackOrder) {
+        match self.packs.get_mut(&order.pack_id) {
+            None => {
+                if self.max_completed.is_some_and(|m| m > order.pack_id) {
+                    self.max_completed = Some(Tid(order.pack_id.0 - 1));
+                }
+                self.packs.insert(
+                    order.pack_id,
+                    Pack {
+                        approved: order.approved,
+                        partial: order.partial,
+                        oids: order.oids,
+                        pack_tid: order.pack_tid,
+                        waiting: Vec::new(),
+                    },
+                );
+            }
+            Some(pack) if pack.approved.is_none() => pack.approved = order.approved,
+            Some(_) => {}
+        }
+    }
+
+    /// A new order, committed as `tid`; returns whether it is approved
+    /// (automatically, unless an order is still unsigned).
+    pub fn new_order(&mut self, tid: Tid, oids: Option<Vec<Oid>>, pack_tid: Tid) -> bool {
+        let approved = self.packs.values().all(|p| p.approved.is_some());
+        self.packs.insert(
+            tid,
+            Pack {
+                approved: approved.then_some(true),
+                partial: oids.as_ref().is_some_and(|o| !o.is_empty()),
+                oids,
+                pack_tid,
+                waiting: Vec::new(),
+            },
+        );
+        approved
+    }
+
+    pub fn is_approved(&self, tid: Tid) -> bool {
+        self.packs
+            .get(&tid)
+            .is_some_and(|p| p.approved == Some(true))
+    }
+
+    /// Whether orders from `pack_id` may have been forgotten.
+    pub fn forgot(&self, pack_id: Tid) -> bool {
+        self.max_completed.is_some_and(|m| m >= pack_id)
+    }
+
+    /// Orders from `pack_id` on: all of them (clients), or only the first
+    /// approved one (storages).
+    pub fn orders(&self, pack_id: Tid, only_first_approved: bool) -> Vec<PackOrder> {
+        let mut orders = self
+            .packs
+            .range(pack_id..)
+            .filter(|(_, p)| !only_first_approved || p.approved == Some(true))
+            .map(|(id, p)| PackOrder {
+                pack_id: *id,
+                approved: p.approved,
+                partial: p.partial,
+                oids: p.oids.clone(),
+                pack_tid: p.pack_tid,
+            });
+        if only_first_approved {
+            orders.next().into_iter().collect()
+        } else {
+            orders.collect()
+        }
+    }
+
+    /// Signed orders from `min`, for NotifyPackSigned: the last completed
+    /// id counts as approved.
+    pub fn approved_rejected(&self, min: Tid) -> (Vec<Tid>, Vec<Tid>) {
+        let mut approved = Vec::new();
+        let mut rejected = Vec::new();
+        if let Some(completed) = self.max_completed.filter(|&c| c >= min && c > Tid::ZERO) {
+            approved.push(completed);
+        }
+        for (id, pack) in self.packs.range(min..) {
+            match pack.approved {
+                Some(true) => approved.push(*id),
+                Some(false) => rejected.push(*id),
+                None => {}
+            }
+        }
+        (approved, rejected)
+    }
+
+    /// Every readable node completed orders up to `pack_id`: forget them;
+    /// returns the WaitForPack requests to answer.
+    pub fn completed(&mut self, pack_id: Tid) -> Vec<(ConnId, u32)> {
+        let done: Vec<Tid> = self.packs.range(..=pack_id).map(|(id, _)| *id).collect();
+        let mut waiting = Vec::new();
+        for id in done {
+            let pack = self.packs.remove(&id).unwrap();
+            waiting.extend(pack.waiting);
+            self.max_completed = Some(self.max_completed.map_or(id, |m| m.max(id)));
+        }
+        waiting
+    }
+
+    /// WaitForPack: `false` if the order is already completed (answer at
+    /// once).
+    pub fn wait(&mut self, tid: Tid, conn: ConnId, msg_id: u32) -> bool {
+        match self.packs.get_mut(&tid) {
+            Some(pack) => {
+                pack.waiting.push((conn, msg_id));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn connection_lost(&mut self, conn: ConnId) {
+        for pack in self.packs.values_mut() {
+            pack.waiting.retain(|(c, _)| *c != conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_are_approved_unless_one_is_unsigned_and_forgotten_once_completed() {
+        let mut pm = PackManager::default();
+        assert!(pm.new_order(Tid(10), None, Tid(5)));
+        pm.add(PackOrder {
+            pack_id: Tid(20),
+            approved: None,
+            partial: true,
+            oids: Some(vec![Oid(1)]),
+            pack_tid: Tid(15),
+        });
+        assert!(
+            !pm.new_order(Tid(30), Some(vec![]), Tid(25)),
+            "an unsigned order blocks"
+        );
+        assert_eq!(pm.orders(Tid(11), true), vec![]);
+        assert_eq!(pm.orders(Tid(0), true)[0].pack_id, Tid(10));
+        assert_eq!(pm.orders(Tid(0), false).len(), 3);
+        assert!(
+            !pm.orders(Tid(30), false)[0].partial,
+            "an empty oid list is a full pack"
+        );
+        let conn = ConnId::incoming(1);
+        assert!(pm.wait(Tid(10), conn, 4));
+        assert_eq!(pm.completed(Tid(10)), vec![(conn, 4)]);
+        assert!(!pm.wait(Tid(10), conn, 5));
+        assert!(pm.forgot(Tid(10)) && !pm.forgot(Tid(11)));
+        assert_eq!(pm.approved_rejected(Tid::ZERO), (vec![Tid(10)], vec![]));
+    }
+}

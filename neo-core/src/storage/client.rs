@@ -1,0 +1,528 @@
+//! Serving clients (cluster.md 5 and 6): stores, serial checks, relocks,
+//! votes and aborts, reads, history, undo and iteration.
+//!
+//! A request that must wait is *postponed* with its connection and message
+//! id and answered later, possibly after requests that arrived after it on
+//! the same connection (NEO/py does the same): writes wait for a write
+//! lock and are retried in TTID order whenever locks are released; reads
+//! wait for a read lock (a locked transaction about to change the object
+//! or to appear in an iteration) and are retried in arrival order.
+
+use neo_proto::{
+    AnswerCheckCurrentSerial, AnswerFinalTID, AnswerOIDsFrom, AnswerObject, AnswerObjectHistory,
+    AnswerObjectUndoSerial, AnswerRelockObject, AnswerStoreObject, AnswerStoreTransaction,
+    AnswerTIDs, AnswerTIDsFrom, AnswerTransactionInformation, AnswerVoteTransaction,
+    AskCheckCurrentSerial, AskOIDsFrom, AskObject, AskObjectHistory, AskRelockObject,
+    AskStoreObject, AskTIDsFrom, ErrorCode, HistoryEntry, Map, Nid, NotifyDeadlock, ObjectData,
+    Packet, Tid,
+};
+
+use super::store::{ObjectLookup, Store, TransactionMeta};
+use super::transactions::{LockError, StoreError};
+use super::{Storage, INVALID_PARTITION};
+use crate::io::{ConnId, Level};
+use crate::net::Reject;
+
+/// A request waiting for a lock.
+#[derive(Debug)]
+pub(super) enum Postponed {
+    Store(ConnId, u32, AskStoreObject),
+    Check(ConnId, u32, AskCheckCurrentSerial),
+    Relock(ConnId, u32, AskRelockObject),
+    Object(ConnId, u32, AskObject),
+    History(ConnId, u32, AskObjectHistory),
+    TidsFrom(ConnId, u32, AskTIDsFrom),
+    OidsFrom(ConnId, u32, AskOIDsFrom),
+}
+
+impl Postponed {
+    fn conn(&self) -> ConnId {
+        match self {
+            Postponed::Store(conn, ..)
+            | Postponed::Check(conn, ..)
+            | Postponed::Relock(conn, ..)
+            | Postponed::Object(conn, ..)
+            | Postponed::History(conn, ..)
+            | Postponed::TidsFrom(conn, ..)
+            | Postponed::OidsFrom(conn, ..) => *conn,
+        }
+    }
+}
+
+/// Whether a request was answered or must wait.
+enum Outcome {
+    Done,
+    /// Wait for a write lock; retried in the order of this TTID.
+    WaitWrite(Tid),
+    /// Wait for a read lock.
+    WaitRead,
+}
+
+/// An oid or tid as NEO/py prints it in error messages.
+fn dump(value: u64) -> String {
+    format!("{value:016x}")
+}
+
+fn non_readable() -> Reject {
+    Reject::answer(ErrorCode::NonReadableCell, "")
+}
+
+impl<S: Store> Storage<S> {
+    /// A packet from an identified client.
+    pub(super) fn on_client_packet(
+        &mut self,
+        conn: ConnId,
+        client: Nid,
+        msg_id: u32,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        match packet {
+            Packet::AskStoreObject(ask) => {
+                if ask.compression > 1 {
+                    return Err(Reject::protocol("invalid compression value"));
+                }
+                let data = object_data(&ask);
+                if let Some(data) = &data {
+                    if crate::data::verify(data).is_err() {
+                        return Err(Reject::protocol("invalid checksum"));
+                    }
+                }
+                self.tm.register(client, ask.ttid);
+                self.run(Postponed::Store(conn, msg_id, ask));
+            }
+            Packet::AskCheckCurrentSerial(ask) => {
+                self.tm.register(client, ask.ttid);
+                self.run(Postponed::Check(conn, msg_id, ask));
+            }
+            Packet::AskRelockObject(ask) => {
+                if self.tm.release_for_relock(ask.ttid, ask.oid) {
+                    // The older transaction waiting for this lock goes
+                    // first; our relock then normally waits behind it.
+                    self.run_postponed();
+                    self.run(Postponed::Relock(conn, msg_id, ask));
+                } else {
+                    self.log(
+                        Level::Info,
+                        format!("nothing to relock for {} of {}", ask.oid, ask.ttid),
+                    );
+                    self.net
+                        .answer(conn, msg_id, AnswerRelockObject { conflict: None });
+                }
+            }
+            Packet::AskStoreTransaction(ask) => {
+                self.tm.register(client, ask.ttid);
+                let meta = TransactionMeta {
+                    ttid: ask.ttid,
+                    user: ask.user,
+                    description: ask.description,
+                    extension: ask.extension,
+                    packed: false,
+                    oids: ask.oids,
+                };
+                self.write_seq += 1;
+                self.tm
+                    .vote(&mut self.store, ask.ttid, Some((meta, ask.pack)))
+                    .map_err(Reject::protocol)?;
+                // The vote is a promise: answered once durable.
+                self.net
+                    .answer_after(self.write_seq, conn, msg_id, AnswerStoreTransaction {});
+            }
+            Packet::AskVoteTransaction(ask) => {
+                self.write_seq += 1;
+                self.tm
+                    .vote(&mut self.store, ask.ttid, None)
+                    .map_err(Reject::protocol)?;
+                self.net
+                    .answer_after(self.write_seq, conn, msg_id, AnswerVoteTransaction {});
+            }
+            Packet::AbortTransaction(abort) => self.abort_transaction(abort.ttid),
+            Packet::AskObject(ask) => self.run(Postponed::Object(conn, msg_id, ask)),
+            Packet::AskObjectHistory(ask) => {
+                if ask.first >= ask.last {
+                    return Err(Reject::protocol("invalid offsets"));
+                }
+                self.run(Postponed::History(conn, msg_id, ask));
+            }
+            Packet::AskTIDsFrom(ask) => self.run(Postponed::TidsFrom(conn, msg_id, ask)),
+            Packet::AskOIDsFrom(ask) => self.run(Postponed::OidsFrom(conn, msg_id, ask)),
+            Packet::AskTIDs(ask) => {
+                if ask.first >= ask.last {
+                    return Err(Reject::protocol("invalid offsets"));
+                }
+                let partitions: Vec<u32> = if ask.partition == INVALID_PARTITION {
+                    self.readable_partitions()
+                } else if self.is_readable(ask.partition) {
+                    vec![ask.partition]
+                } else {
+                    return Err(non_readable());
+                };
+                let tids = self
+                    .store
+                    .tids(ask.first, ask.last - ask.first, &partitions);
+                self.net.answer(conn, msg_id, AnswerTIDs { tids });
+            }
+            Packet::AskTransactionInformation(ask) => {
+                if !self.is_readable(self.tm.partition(ask.tid.0)) {
+                    return Err(non_readable());
+                }
+                let Some(meta) = self.store.transaction(ask.tid) else {
+                    return Err(Reject::answer(
+                        ErrorCode::TidNotFound,
+                        format!("{} does not exist", dump(ask.tid.0)),
+                    ));
+                };
+                self.net.answer(
+                    conn,
+                    msg_id,
+                    AnswerTransactionInformation {
+                        tid: ask.tid,
+                        user: meta.user,
+                        description: meta.description,
+                        extension: meta.extension,
+                        packed: meta.packed,
+                        oids: meta.oids,
+                    },
+                );
+            }
+            Packet::AskObjectUndoSerial(ask) => {
+                let mut result = Map::new();
+                for &oid in &ask.oids {
+                    if !self.is_readable(self.tm.partition(oid.0)) {
+                        return Err(non_readable());
+                    }
+                    let pending = self
+                        .tm
+                        .pending_store(ask.ttid, oid)
+                        .map(|record| record.value_tid.unwrap_or(ask.ttid));
+                    let history = self.store.undo_history(oid, ask.undone_tid);
+                    match super::undo::find_undo_serial(
+                        history,
+                        ask.undone_tid,
+                        Some(ask.ltid),
+                        pending,
+                    ) {
+                        None => {}
+                        Some((None, _, _)) => {
+                            return Err(Reject::answer(ErrorCode::OidNotFound, dump(oid.0)))
+                        }
+                        Some((Some(current), undone, is_current)) => result
+                            .0
+                            .push((oid, super::undo::to_wire(current, undone, is_current))),
+                    }
+                }
+                self.net
+                    .answer(conn, msg_id, AnswerObjectUndoSerial { result });
+            }
+            Packet::AskFinalTID(ask) => {
+                let tid = match self.tm.final_tid(ask.ttid) {
+                    Some(tid) => tid,
+                    None => self.store.final_tid(ask.ttid),
+                };
+                self.net.answer(conn, msg_id, AnswerFinalTID { tid });
+            }
+            other => return Err(Reject::unexpected(&other, "client operation")),
+        }
+        Ok(())
+    }
+
+    /// AbortTransaction (from the client or the master), and
+    /// NotifyTransactionFinished: a transaction that is not locked goes.
+    pub(super) fn abort_transaction(&mut self, ttid: Tid) {
+        self.write_seq += 1;
+        if self.tm.abort(&mut self.store, ttid) {
+            self.log(Level::Debug, format!("aborted transaction {ttid}"));
+        }
+        self.run_postponed();
+    }
+
+    /// A client's transactions are abandoned: on connection loss those not
+    /// voted (the master may still commit voted ones), when the master
+    /// forgets the client all that are not locked.
+    pub(super) fn abort_client(&mut self, client: Nid, even_if_voted: bool) {
+        self.write_seq += 1;
+        let aborted = self.tm.abort_for(&mut self.store, client, even_if_voted);
+        if !aborted.is_empty() {
+            self.log(
+                Level::Info,
+                format!("aborted {} transaction(s) of {client}", aborted.len()),
+            );
+        }
+        self.run_postponed();
+    }
+
+    /// Runs a request now, or postpones it.
+    fn run(&mut self, request: Postponed) {
+        match self.execute(&request) {
+            Outcome::Done => {}
+            Outcome::WaitWrite(key) => {
+                // Stable: requests of the same transaction keep their order.
+                let at = self.write_queue.partition_point(|(k, _)| *k <= key);
+                self.write_queue.insert(at, (key, request));
+            }
+            Outcome::WaitRead => self.read_queue.push(request),
+        }
+        self.send_deadlock_notifications();
+    }
+
+    /// Retries postponed requests after locks were released (NEO/py's
+    /// `executeQueuedEvents` on both queues): write requests in TTID order,
+    /// then reads in arrival order, until a pass releases nothing more.
+    pub(super) fn run_postponed(&mut self) {
+        if self.running_postponed {
+            return; // the running pass starts over
+        }
+        self.running_postponed = true;
+        while std::mem::take(&mut self.tm.released) {
+            for queue in [true, false] {
+                let requests = if queue {
+                    std::mem::take(&mut self.write_queue)
+                        .into_iter()
+                        .map(|(_, r)| r)
+                        .collect::<Vec<_>>()
+                } else {
+                    std::mem::take(&mut self.read_queue)
+                };
+                for request in requests {
+                    if !self.net.contains(request.conn()) {
+                        continue; // the client is gone
+                    }
+                    match self.execute(&request) {
+                        Outcome::Done => {}
+                        Outcome::WaitWrite(key) => {
+                            let at = self.write_queue.partition_point(|(k, _)| *k <= key);
+                            self.write_queue.insert(at, (key, request));
+                        }
+                        Outcome::WaitRead => self.read_queue.push(request),
+                    }
+                }
+            }
+        }
+        self.running_postponed = false;
+        self.send_deadlock_notifications();
+    }
+
+    fn send_deadlock_notifications(&mut self) {
+        for deadlock in std::mem::take(&mut self.tm.deadlocks) {
+            self.log(
+                Level::Info,
+                format!(
+                    "deadlock on {} with {}: asking {} to relock",
+                    deadlock.oid, deadlock.ttid, deadlock.client
+                ),
+            );
+            let conn = self
+                .nodes
+                .by_nid(deadlock.client)
+                .and_then(|key| self.nodes.get(key))
+                .and_then(|entry| entry.conn);
+            if let Some(conn) = conn {
+                self.net.send(
+                    conn,
+                    NotifyDeadlock {
+                        ttid: deadlock.ttid,
+                        oid: deadlock.oid,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Executes a (possibly postponed) request.
+    fn execute(&mut self, request: &Postponed) -> Outcome {
+        let readable = &self.readable;
+        let readable = |partition: u32| readable.get(partition as usize).copied().unwrap_or(false);
+        match request {
+            Postponed::Store(conn, msg_id, ask) => {
+                let data = object_data(ask);
+                self.write_seq += 1;
+                let result = self.tm.store_object(
+                    &mut self.store,
+                    &readable,
+                    ask.ttid,
+                    ask.serial,
+                    ask.oid,
+                    data.as_ref(),
+                    ask.data_serial,
+                );
+                let conflict = match result {
+                    Ok(true) => None,
+                    Ok(false) => Some(Tid::ZERO),
+                    Err(StoreError::Lock(LockError::Delay(key))) => return Outcome::WaitWrite(key),
+                    Err(StoreError::Lock(LockError::Conflict(serial))) => {
+                        self.log(
+                            Level::Info,
+                            format!("conflict on {} by {} with {serial}", ask.oid, ask.ttid),
+                        );
+                        Some(serial)
+                    }
+                    Err(StoreError::Lock(LockError::NonReadable)) => {
+                        self.log(
+                            Level::Info,
+                            format!(
+                                "ignored store of {} by {}: unassigned partition",
+                                ask.oid, ask.ttid
+                            ),
+                        );
+                        Some(Tid::ZERO)
+                    }
+                    Err(StoreError::Lock(LockError::NotRegistered)) => {
+                        self.log(
+                            Level::Info,
+                            format!("forgot store of {} by {}: aborted", ask.oid, ask.ttid),
+                        );
+                        Some(Tid::ZERO)
+                    }
+                    Err(StoreError::UndoPack) => {
+                        self.net.answer(
+                            *conn,
+                            *msg_id,
+                            Packet::error(
+                                ErrorCode::UndoPackError,
+                                format!("Could not undo for oid {}", dump(ask.oid.0)),
+                            ),
+                        );
+                        return Outcome::Done;
+                    }
+                };
+                self.net
+                    .answer(*conn, *msg_id, AnswerStoreObject { conflict });
+            }
+            Postponed::Check(conn, msg_id, ask) => {
+                let result = self.tm.check_current_serial(
+                    &self.store,
+                    &readable,
+                    ask.ttid,
+                    ask.oid,
+                    ask.serial,
+                );
+                let conflict = match result {
+                    Ok(true) => None,
+                    Ok(false) | Err(LockError::NonReadable) | Err(LockError::NotRegistered) => {
+                        Some(Tid::ZERO)
+                    }
+                    Err(LockError::Delay(key)) => return Outcome::WaitWrite(key),
+                    Err(LockError::Conflict(serial)) => Some(serial),
+                };
+                self.net
+                    .answer(*conn, *msg_id, AnswerCheckCurrentSerial { conflict });
+            }
+            Postponed::Relock(conn, msg_id, ask) => {
+                self.write_seq += 1;
+                match self
+                    .tm
+                    .relock(&mut self.store, &readable, ask.ttid, ask.oid)
+                {
+                    Ok(conflict) => {
+                        self.net
+                            .answer(*conn, *msg_id, AnswerRelockObject { conflict })
+                    }
+                    Err(LockError::Delay(key)) => return Outcome::WaitWrite(key),
+                    Err(_) => {
+                        self.net
+                            .answer(*conn, *msg_id, AnswerRelockObject { conflict: None })
+                    }
+                }
+            }
+            Postponed::Object(conn, msg_id, ask) => {
+                if self.tm.is_read_locked(ask.oid) {
+                    return Outcome::WaitRead;
+                }
+                if !readable(self.tm.partition(ask.oid.0)) {
+                    self.net.answer(*conn, *msg_id, non_readable_packet());
+                    return Outcome::Done;
+                }
+                let answer: Packet = match self.store.object(ask.oid, ask.at, ask.before) {
+                    ObjectLookup::Found(revision) => {
+                        let (compression, checksum, data) = match revision.data {
+                            Some(data) => (Some(data.compression), data.checksum, data.data),
+                            None => (None, neo_proto::Checksum::ZERO, bytes::Bytes::new()),
+                        };
+                        AnswerObject {
+                            oid: ask.oid,
+                            serial: revision.serial,
+                            next_serial: revision.next_serial,
+                            compression,
+                            checksum,
+                            data,
+                            data_serial: revision.data_serial,
+                        }
+                        .into()
+                    }
+                    ObjectLookup::NotFound => {
+                        Packet::error(ErrorCode::OidNotFound, dump(ask.oid.0))
+                    }
+                    ObjectLookup::DoesNotExist => {
+                        Packet::error(ErrorCode::OidDoesNotExist, dump(ask.oid.0))
+                    }
+                };
+                self.net.answer(*conn, *msg_id, answer);
+            }
+            Postponed::History(conn, msg_id, ask) => {
+                if self.tm.is_read_locked(ask.oid) {
+                    return Outcome::WaitRead;
+                }
+                if !readable(self.tm.partition(ask.oid.0)) {
+                    self.net.answer(*conn, *msg_id, non_readable_packet());
+                    return Outcome::Done;
+                }
+                let answer: Packet =
+                    match self
+                        .store
+                        .object_history(ask.oid, ask.first, ask.last - ask.first)
+                    {
+                        Some(history) => AnswerObjectHistory {
+                            oid: ask.oid,
+                            history: history
+                                .into_iter()
+                                .map(|(serial, size)| HistoryEntry { serial, size })
+                                .collect(),
+                        }
+                        .into(),
+                        None => Packet::error(ErrorCode::OidNotFound, dump(ask.oid.0)),
+                    };
+                self.net.answer(*conn, *msg_id, answer);
+            }
+            Postponed::TidsFrom(conn, msg_id, ask) => {
+                if self.tm.is_locked_tid(ask.max_tid) {
+                    return Outcome::WaitRead;
+                }
+                let tids =
+                    self.store
+                        .tids_from(ask.min_tid, ask.max_tid, ask.length, ask.partition);
+                self.net.answer(*conn, *msg_id, AnswerTIDsFrom { tids });
+            }
+            Postponed::OidsFrom(conn, msg_id, ask) => {
+                if self.tm.is_locked_tid(ask.tid) {
+                    return Outcome::WaitRead;
+                }
+                if !readable(ask.partition) {
+                    self.net.answer(*conn, *msg_id, non_readable_packet());
+                    return Outcome::Done;
+                }
+                let (next_oid, oids) =
+                    self.store
+                        .oids_from(ask.partition, ask.length, ask.min_oid, ask.tid);
+                self.net
+                    .answer(*conn, *msg_id, AnswerOIDsFrom { next_oid, oids });
+            }
+        }
+        Outcome::Done
+    }
+}
+
+fn non_readable_packet() -> Packet {
+    Packet::error(ErrorCode::NonReadableCell, "")
+}
+
+/// The data of a store: `None` for a deletion or an undo back-pointer.
+fn object_data(ask: &AskStoreObject) -> Option<ObjectData> {
+    if ask.data.is_empty() && ask.checksum.is_zero() {
+        None
+    } else {
+        Some(ObjectData {
+            compression: ask.compression,
+            checksum: ask.checksum,
+            data: ask.data.clone(),
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! Driving a simulated cluster from a test, the way an application drives
+//! its client: start an operation, run the simulation until its result
+//! arrives. Every wait is bounded in virtual time.
+
+use std::time::Duration;
+
+use neo_core::client::{Answer, ClientError, ClientEvent, OpId};
+use neo_proto::{ClusterState, SetClusterState};
+
+use super::{NodeId, NodeKind, Sim, SimConfig};
+
+/// A cluster built for a scripted test.
+pub struct Cluster {
+    pub sim: Sim,
+    pub admin: NodeId,
+    pub ctl: NodeId,
+    pub clients: Vec<NodeId>,
+}
+
+impl Cluster {
+    /// Masters, storages, an admin and clients, started with `autostart`
+    /// and run until the cluster serves and every client is ready.
+    pub fn start(config: SimConfig, masters: usize, storages: usize, clients: usize) -> Cluster {
+        let mut config = config;
+        config.autostart = Some(storages as u32);
+        let mut sim = Sim::new(config);
+        sim.add_masters(masters);
+        for _ in 0..storages {
+            sim.add_storage();
+        }
+        let admin = sim.add_admin();
+        let clients = (0..clients).map(|_| sim.add_client()).collect();
+        let ctl = sim.add_ctl();
+        let mut cluster = Cluster {
+            sim,
+            admin,
+            ctl,
+            clients,
+        };
+        cluster
+            .run_until(Duration::from_secs(30), super::campaign::serving)
+            .expect("the cluster starts");
+        cluster
+    }
+
+    /// Runs until `done` holds (checked after every step), at most
+    /// `timeout` of virtual time.
+    pub fn run_until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Result<(), String> {
+        let deadline = self.sim.now + timeout;
+        loop {
+            if done(&self.sim) {
+                return Ok(());
+            }
+            if self.sim.step(deadline).is_none() {
+                return if done(&self.sim) {
+                    Ok(())
+                } else {
+                    Err(format!("condition not reached within {timeout:?}"))
+                };
+            }
+        }
+    }
+
+    /// Runs for `duration` of virtual time.
+    pub fn run_for(&mut self, duration: Duration) {
+        let until = self.sim.now + duration;
+        while self.sim.step(until).is_some() {}
+        self.sim.now = self.sim.now.max(until);
+    }
+
+    /// Starts an operation on a client.
+    pub fn start_op(
+        &mut self,
+        client: NodeId,
+        f: impl FnOnce(&mut neo_core::client::Client, neo_core::Time) -> OpId,
+    ) -> OpId {
+        self.sim
+            .with_client(client, f)
+            .expect("the client is alive")
+    }
+
+    /// Waits for the result of `op` on `client` (other events stay queued).
+    pub fn wait(&mut self, client: NodeId, op: OpId) -> Result<Answer, ClientError> {
+        let mut result = None;
+        self.run_until(Duration::from_secs(60), |sim| {
+            sim.client_events.iter().any(|(node, event)| {
+                *node == client && matches!(event, ClientEvent::Done { op: o, .. } if *o == op)
+            })
+        })
+        .unwrap_or_else(|e| panic!("operation {op:?} of {}: {e}", self.sim.name(client)));
+        let events = std::mem::take(&mut self.sim.client_events);
+        for (node, event) in events {
+            match event {
+                ClientEvent::Done { op: o, result: r } if node == client && o == op => {
+                    result = Some(r)
+                }
+                other => self.sim.client_events.push_back((node, other)),
+            }
+        }
+        result.unwrap()
+    }
+
+    /// Starts an operation and waits for its result.
+    pub fn call(
+        &mut self,
+        client: NodeId,
+        f: impl FnOnce(&mut neo_core::client::Client, neo_core::Time) -> OpId,
+    ) -> Result<Answer, ClientError> {
+        let op = self.start_op(client, f);
+        self.wait(client, op)
+    }
+
+    /// Removes and returns the events of `client` not consumed yet.
+    pub fn events(&mut self, client: NodeId) -> Vec<ClientEvent> {
+        let events = std::mem::take(&mut self.sim.client_events);
+        let mut mine = Vec::new();
+        for (node, event) in events {
+            if node == client {
+                mine.push(event);
+            } else {
+                self.sim.client_events.push_back((node, event));
+            }
+        }
+        mine
+    }
+
+    /// The operator asks the admin to start the cluster.
+    pub fn start_cluster(&mut self) {
+        let (ctl, admin) = (self.ctl, self.admin);
+        self.sim.ctl(
+            ctl,
+            admin,
+            SetClusterState {
+                state: ClusterState::Verifying,
+            }
+            .into(),
+        );
+    }
+
+    pub fn storages(&self) -> Vec<NodeId> {
+        self.sim.node_ids(NodeKind::Storage)
+    }
+
+    pub fn masters(&self) -> Vec<NodeId> {
+        self.sim.node_ids(NodeKind::Master)
+    }
+}

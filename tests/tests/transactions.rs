@@ -1,0 +1,437 @@
+//! Transactions end to end in the simulator, scripted: what a ZODB
+//! application does through its client, against masters and storages.
+
+use bytes::Bytes;
+use neo_core::client::{Answer, ClientError, ClientEvent, LoadMode, TxnId};
+use neo_core::Time;
+use neo_proto::{Oid, Tid};
+use neo_tests::sim::drive::Cluster;
+use neo_tests::sim::{NodeId, SimConfig};
+
+fn bytes(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn new_oid(cluster: &mut Cluster, client: NodeId) -> Oid {
+    match cluster.call(client, |c, now| c.new_oid(now)) {
+        Ok(Answer::Oid(oid)) => oid,
+        other => panic!("new_oid: {other:?}"),
+    }
+}
+
+fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
+    let (txn, op) = cluster
+        .sim
+        .with_client(client, |c, now| {
+            c.tpc_begin(now, bytes("user"), bytes("description"), Bytes::new(), None)
+        })
+        .unwrap()
+        .unwrap();
+    match cluster.wait(client, op) {
+        Ok(Answer::Begun(_)) => txn,
+        other => panic!("tpc_begin: {other:?}"),
+    }
+}
+
+fn store(cluster: &mut Cluster, client: NodeId, txn: TxnId, oid: Oid, serial: Tid, data: &str) {
+    cluster
+        .sim
+        .with_client(client, |c, now: Time| {
+            c.store(now, txn, oid, serial, Some(bytes(data)))
+        })
+        .unwrap()
+        .unwrap();
+}
+
+fn commit(cluster: &mut Cluster, client: NodeId, txn: TxnId) -> Result<Tid, ClientError> {
+    cluster.call(client, |c, now| c.tpc_vote(now, txn))?;
+    match cluster.call(client, |c, now| c.tpc_finish(now, txn))? {
+        Answer::Finished(tid) => Ok(tid),
+        other => panic!("tpc_finish: {other:?}"),
+    }
+}
+
+/// Syncs with the master (what ZODB does at transaction boundaries) so
+/// that the snapshot includes every commit so far.
+fn sync(cluster: &mut Cluster, client: NodeId) {
+    assert_eq!(
+        cluster.call(client, |c, now| c.sync(now)),
+        Ok(Answer::Synced)
+    );
+}
+
+fn load(
+    cluster: &mut Cluster,
+    client: NodeId,
+    oid: Oid,
+    mode: LoadMode,
+) -> Result<(Bytes, Tid), ClientError> {
+    match cluster.call(client, |c, now| c.load(now, oid, mode))? {
+        Answer::Loaded(loaded) => Ok((loaded.data, loaded.serial)),
+        other => panic!("load: {other:?}"),
+    }
+}
+
+#[test]
+fn a_commit_is_read_back_by_another_client_after_its_invalidation() {
+    let mut cluster = Cluster::start(SimConfig::new(7), 1, 2, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let oid = new_oid(&mut cluster, a);
+    let txn = begin(&mut cluster, a);
+    store(&mut cluster, a, txn, oid, Tid::ZERO, "hello");
+    let tid = commit(&mut cluster, a, txn).unwrap();
+    // B hears of it.
+    cluster.run_for(std::time::Duration::from_millis(50));
+    let invalidated = cluster.events(b).into_iter().any(|e| {
+        matches!(e, ClientEvent::Invalidated { tid: t, ref oids } if t == tid && oids == &[oid])
+    });
+    assert!(invalidated);
+    assert_eq!(
+        load(&mut cluster, b, oid, LoadMode::Current).unwrap(),
+        (bytes("hello"), tid)
+    );
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("hello"), tid)
+    );
+    assert_eq!(
+        load(&mut cluster, b, oid, LoadMode::Before(tid)),
+        Err(ClientError::NotFound)
+    );
+}
+
+/// Waits for the next conflict reported to `client`.
+fn next_conflict(cluster: &mut Cluster, client: NodeId) -> neo_core::client::Conflict {
+    cluster
+        .run_until(std::time::Duration::from_secs(10), |sim| {
+            sim.client_events
+                .iter()
+                .any(|(n, e)| *n == client && matches!(e, ClientEvent::Conflict(_)))
+        })
+        .expect("a conflict is reported");
+    let mut found = None;
+    for event in cluster.events(client) {
+        match event {
+            ClientEvent::Conflict(conflict) if found.is_none() => found = Some(conflict),
+            other => cluster.sim.client_events.push_back((client, other)),
+        }
+    }
+    found.unwrap()
+}
+
+/// A counter object: a conflict is resolved by re-applying our increment
+/// on the committed value (what BTrees.Length does).
+fn counter(data: &Bytes) -> u64 {
+    std::str::from_utf8(data).unwrap().parse().unwrap()
+}
+
+fn create(cluster: &mut Cluster, client: NodeId, value: &str) -> (Oid, Tid) {
+    let oid = new_oid(cluster, client);
+    let txn = begin(cluster, client);
+    store(cluster, client, txn, oid, Tid::ZERO, value);
+    (oid, commit(cluster, client, txn).unwrap())
+}
+
+#[test]
+fn a_conflict_is_reported_with_the_committed_serial_and_resolved_by_a_second_store() {
+    let mut cluster = Cluster::start(SimConfig::new(11), 1, 2, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (oid, base) = create(&mut cluster, a, "0");
+    // Both read the counter at `base`, both increment it.
+    let ta = begin(&mut cluster, a);
+    let tb = begin(&mut cluster, b);
+    store(&mut cluster, a, ta, oid, base, "1");
+    let committed = commit(&mut cluster, a, ta).unwrap();
+    store(&mut cluster, b, tb, oid, base, "1");
+    let vote = cluster.start_op(b, |c, now| c.tpc_vote(now, tb));
+    let conflict = next_conflict(&mut cluster, b);
+    assert_eq!(
+        (conflict.oid, conflict.committed, conflict.based_on),
+        (oid, committed, base)
+    );
+    assert!(!conflict.checked);
+    assert_eq!(conflict.data, Some(bytes("1")));
+    // Resolve: our increment on top of the committed value.
+    let (current, serial) = load(&mut cluster, b, oid, LoadMode::At(conflict.committed)).unwrap();
+    assert_eq!(serial, committed);
+    let merged = (counter(&current) + 1).to_string();
+    cluster
+        .sim
+        .with_client(b, |c, now| {
+            c.resolve_conflict(now, tb, oid, Some(bytes(&merged)))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(cluster.wait(b, vote), Ok(Answer::Voted(vec![oid])));
+    let tid = match cluster.call(b, |c, now| c.tpc_finish(now, tb)) {
+        Ok(Answer::Finished(tid)) => tid,
+        other => panic!("{other:?}"),
+    };
+    assert!(tid > committed);
+    sync(&mut cluster, a);
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("2"), tid)
+    );
+}
+
+#[test]
+fn a_deadlock_between_an_older_and_a_younger_transaction_is_resolved_by_relock() {
+    let mut cluster = Cluster::start(SimConfig::new(12), 1, 1, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (oid, base) = create(&mut cluster, a, "0");
+    // A's transaction is older; B (younger) takes the lock first.
+    let ta = begin(&mut cluster, a);
+    let tb = begin(&mut cluster, b);
+    store(&mut cluster, b, tb, oid, base, "1");
+    cluster.run_for(std::time::Duration::from_millis(20));
+    store(&mut cluster, a, ta, oid, base, "1");
+    // The storage asks B to relock; A gets the lock and commits.
+    let committed = commit(&mut cluster, a, ta).unwrap();
+    // B's relock now conflicts: the data comes back for resolution.
+    let vote = cluster.start_op(b, |c, now| c.tpc_vote(now, tb));
+    let conflict = next_conflict(&mut cluster, b);
+    assert_eq!(
+        (conflict.oid, conflict.committed, conflict.based_on),
+        (oid, committed, base)
+    );
+    assert_eq!(conflict.data, Some(bytes("1")));
+    cluster
+        .sim
+        .with_client(b, |c, now| {
+            c.resolve_conflict(now, tb, oid, Some(bytes("2")))
+        })
+        .unwrap()
+        .unwrap();
+    cluster.wait(b, vote).unwrap();
+    let tid = match cluster.call(b, |c, now| c.tpc_finish(now, tb)) {
+        Ok(Answer::Finished(tid)) => tid,
+        other => panic!("{other:?}"),
+    };
+    sync(&mut cluster, a);
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("2"), tid)
+    );
+    assert!(cluster
+        .sim
+        .logs
+        .iter()
+        .any(|line| line.contains("deadlock avoidance triggered")));
+}
+
+#[test]
+fn a_checked_object_that_changed_fails_the_vote_with_a_read_conflict() {
+    let mut cluster = Cluster::start(SimConfig::new(13), 1, 2, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (x, base_x) = create(&mut cluster, a, "x0");
+    let (y, base_y) = create(&mut cluster, a, "y0");
+    let tb = begin(&mut cluster, b);
+    // A changes x; B, which read x at its old serial, writes y only if x
+    // did not change.
+    let ta = begin(&mut cluster, a);
+    store(&mut cluster, a, ta, x, base_x, "x1");
+    let tx = commit(&mut cluster, a, ta).unwrap();
+    store(&mut cluster, b, tb, y, base_y, "y1");
+    cluster
+        .sim
+        .with_client(b, |c, now| c.check_current_serial(now, tb, x, base_x))
+        .unwrap()
+        .unwrap();
+    let vote = cluster.start_op(b, |c, now| c.tpc_vote(now, tb));
+    let conflict = next_conflict(&mut cluster, b);
+    assert!(conflict.checked);
+    assert_eq!(
+        cluster.wait(b, vote),
+        Err(ClientError::ReadConflict {
+            oid: x,
+            serial: tx,
+            read: base_x
+        })
+    );
+    cluster.sim.with_client(b, |c, now| c.tpc_abort(now, tb));
+    // Nothing of B's transaction is left: y is still free to change.
+    let ta = begin(&mut cluster, a);
+    store(&mut cluster, a, ta, y, base_y, "y2");
+    commit(&mut cluster, a, ta).unwrap();
+    // B still sees its snapshot until it syncs.
+    assert_eq!(
+        load(&mut cluster, b, y, LoadMode::Current).unwrap().0,
+        bytes("y0")
+    );
+    sync(&mut cluster, b);
+    assert_eq!(
+        load(&mut cluster, b, y, LoadMode::Current).unwrap().0,
+        bytes("y2")
+    );
+}
+
+#[test]
+fn an_abort_releases_the_locks_of_the_transaction() {
+    let mut cluster = Cluster::start(SimConfig::new(14), 1, 2, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (oid, base) = create(&mut cluster, a, "0");
+    let ta = begin(&mut cluster, a);
+    store(&mut cluster, a, ta, oid, base, "1");
+    cluster.run_for(std::time::Duration::from_millis(20));
+    cluster.sim.with_client(a, |c, now| c.tpc_abort(now, ta));
+    let tb = begin(&mut cluster, b);
+    store(&mut cluster, b, tb, oid, base, "2");
+    let tid = commit(&mut cluster, b, tb).unwrap();
+    sync(&mut cluster, a);
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("2"), tid)
+    );
+}
+
+#[test]
+fn undo_history_undo_log_and_iteration() {
+    let mut cluster = Cluster::start(SimConfig::new(15), 1, 2, 1);
+    let a = cluster.clients[0];
+    let (oid, t1) = create(&mut cluster, a, "v1");
+    let txn = begin(&mut cluster, a);
+    store(&mut cluster, a, txn, oid, t1, "v2");
+    let t2 = commit(&mut cluster, a, txn).unwrap();
+    // Undo t2: a back-pointer to v1's data.
+    let txn = begin(&mut cluster, a);
+    match cluster.call(a, |c, now| c.undo(now, txn, t2)) {
+        Ok(Answer::Undone { oids, conflicts }) => {
+            assert_eq!(oids, vec![oid]);
+            assert!(conflicts.is_empty());
+        }
+        other => panic!("undo: {other:?}"),
+    }
+    let t3 = commit(&mut cluster, a, txn).unwrap();
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("v1"), t3)
+    );
+    // History: newest first, with transaction metadata.
+    match cluster.call(a, |c, now| c.history(now, oid, 10)) {
+        Ok(Answer::History(history)) => {
+            let serials: Vec<Tid> = history.iter().map(|h| h.serial).collect();
+            assert_eq!(serials, vec![t3, t2, t1]);
+            assert_eq!(history[1].transaction.user, bytes("user"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match cluster.call(a, |c, now| c.undo_log(now, 0, 2)) {
+        Ok(Answer::UndoLog(infos)) => {
+            let tids: Vec<Tid> = infos.iter().map(|i| i.tid).collect();
+            assert_eq!(tids, vec![t3, t2]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match cluster.call(a, |c, now| c.iterate(now, Tid::ZERO, None)) {
+        Ok(Answer::Transactions { transactions, next }) => {
+            assert_eq!(next, None);
+            let tids: Vec<Tid> = transactions.iter().map(|t| t.info.tid).collect();
+            assert_eq!(tids, vec![t1, t2, t3]);
+            let undo = &transactions[2].records[0];
+            assert_eq!(
+                (undo.oid, undo.data.clone(), undo.data_serial),
+                (oid, Some(bytes("v1")), Some(t1))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pack_removes_history_no_later_state_needs() {
+    let mut cluster = Cluster::start(SimConfig::new(16), 1, 2, 1);
+    let a = cluster.clients[0];
+    let (oid, t1) = create(&mut cluster, a, "v1");
+    let mut serial = t1;
+    let mut tids = vec![t1];
+    for value in ["v2", "v3"] {
+        let txn = begin(&mut cluster, a);
+        store(&mut cluster, a, txn, oid, serial, value);
+        serial = commit(&mut cluster, a, txn).unwrap();
+        tids.push(serial);
+    }
+    match cluster.call(a, |c, now| c.pack(now, tids[1], None, true)) {
+        Ok(Answer::Packed(Some(_))) => {}
+        other => panic!("pack: {other:?}"),
+    }
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::At(tids[0])),
+        Err(ClientError::NotFound)
+    );
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::At(tids[1])).unwrap().0,
+        bytes("v2")
+    );
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("v3"), tids[2])
+    );
+    // Transaction metadata is never packed.
+    assert!(cluster
+        .call(a, |c, now| c.transaction_info(now, tids[0]))
+        .is_ok());
+}
+
+#[test]
+fn a_storage_lost_during_a_commit_leaves_it_to_the_other_replica() {
+    let mut config = SimConfig::new(17);
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let a = cluster.clients[0];
+    let (oid, base) = create(&mut cluster, a, "0");
+    let txn = begin(&mut cluster, a);
+    store(&mut cluster, a, txn, oid, base, "1");
+    cluster.run_for(std::time::Duration::from_millis(20));
+    let storages = cluster.storages();
+    cluster.sim.crash(storages[0]);
+    let tid = commit(&mut cluster, a, txn).unwrap();
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("1"), tid)
+    );
+}
+
+#[test]
+fn a_client_that_lost_the_master_during_finish_learns_the_outcome() {
+    let mut cluster = Cluster::start(SimConfig::new(18), 1, 2, 1);
+    let a = cluster.clients[0];
+    let (oid, base) = create(&mut cluster, a, "0");
+    let txn = begin(&mut cluster, a);
+    store(&mut cluster, a, txn, oid, base, "1");
+    cluster.call(a, |c, now| c.tpc_vote(now, txn)).unwrap();
+    let finish = cluster.start_op(a, |c, now| c.tpc_finish(now, txn));
+    // Cut the client from the master once the master is finishing it.
+    let master = cluster.masters()[0];
+    cluster
+        .run_until(std::time::Duration::from_secs(5), |sim| {
+            !sim.nodes[master.0]
+                .as_master()
+                .unwrap()
+                .finishing_transactions()
+                .is_empty()
+        })
+        .unwrap();
+    let link = cluster
+        .sim
+        .network
+        .open_links()
+        .into_iter()
+        .find(|&l| {
+            cluster
+                .sim
+                .network
+                .ends(l)
+                .is_some_and(|((x, _), (y, _))| (x, y) == (a, master) || (x, y) == (master, a))
+        })
+        .unwrap();
+    cluster.sim.drop_connection(link);
+    let tid = match cluster.wait(a, finish) {
+        Ok(Answer::Finished(tid)) => tid,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("1"), tid)
+    );
+}
