@@ -2,6 +2,7 @@
 //! last packet and log line (what makes a failing seed a test case).
 
 use neo_tests::sim::campaign::{run_traced, Action, Shape};
+use neo_tests::sim::workload::WorkloadShape;
 use neo_tests::sim::NodeKind;
 use std::time::Duration;
 
@@ -25,6 +26,13 @@ fn same_seed_same_run() {
             Action::Heal,
         ],
         recovery_deadline: Duration::from_secs(60),
+        // Clients commit while all this happens.
+        workload: Some(WorkloadShape {
+            objects: (2, 4),
+            per_transaction: (1, 2),
+            check_percent: 20,
+            think_ms: (10, 50),
+        }),
     };
     for seed in 0..20 {
         let first = run_traced(seed, &shape);
@@ -58,6 +66,7 @@ fn digest() {
             Action::Heal,
         ],
         recovery_deadline: Duration::from_secs(60),
+        workload: None,
     };
     let seed: u64 = std::env::var("NEO_SIM_SEED")
         .map(|s| s.parse().unwrap())

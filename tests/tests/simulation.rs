@@ -33,6 +33,7 @@ fn boot_shape() -> Shape {
         faults: (0, 4),
         actions: vec![Action::DropRandomConnection],
         recovery_deadline: Duration::from_secs(30),
+        workload: None,
     }
 }
 
@@ -56,6 +57,7 @@ fn election_shape() -> Shape {
             Action::Heal,
         ],
         recovery_deadline: Duration::from_secs(60),
+        workload: None,
     }
 }
 
@@ -85,6 +87,7 @@ fn storage_loss_shape() -> Shape {
             Action::DropRandomConnection,
         ],
         recovery_deadline: Duration::from_secs(60),
+        workload: None,
     }
 }
 

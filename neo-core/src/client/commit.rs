@@ -930,6 +930,11 @@ impl Client {
         };
         for (&nid, &usable) in &context.conn_dict {
             if usable {
+                // After our writes on the same connection, so that none can
+                // re-register the transaction after the abort (the master's
+                // abort may arrive first). Writes still waiting for the
+                // connection to come up are simply never sent.
+                self.forget_queued(nid, txn);
                 self.send_storage(nid, abort.clone());
             }
         }

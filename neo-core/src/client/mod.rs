@@ -296,6 +296,27 @@ impl Client {
         self.ops.values().filter(|op| op.parent.is_none()).count()
     }
 
+    /// Operations in progress and storage connections, for diagnostics.
+    pub fn describe_operations(&self) -> String {
+        let links: Vec<String> = self
+            .storages
+            .iter()
+            .map(|(nid, l)| {
+                format!(
+                    "{nid}:{}{}",
+                    l.conn,
+                    if l.ready { "" } else { "(connecting)" }
+                )
+            })
+            .collect();
+        format!(
+            "ops={:?} waiting_ready={:?} storages=[{}]",
+            self.ops,
+            self.waiting_ready,
+            links.join(" ")
+        )
+    }
+
     // ------------------------------------------------------------ operations
 
     fn new_op(&mut self, parent: Option<OpId>, kind: OpKind) -> OpId {
@@ -530,6 +551,19 @@ impl Client {
         true
     }
 
+    /// Drops the requests of `txn` waiting for the connection to `nid`.
+    fn forget_queued(&mut self, nid: Nid, txn: TxnId) {
+        if let Some(link) = self.storages.get_mut(&nid) {
+            link.queued.retain(|(_, request)| {
+                !matches!(
+                    request,
+                    Request::Store { txn: t, .. } | Request::Relock { txn: t, .. } | Request::Vote { txn: t }
+                        if *t == txn
+                )
+            });
+        }
+    }
+
     /// A notification to a storage we are connected to.
     fn send_storage(&mut self, nid: Nid, packet: impl Into<Packet>) {
         if let Some(link) = self.storages.get(&nid).filter(|l| l.ready) {
@@ -602,16 +636,15 @@ impl Client {
                 self.failures.insert(nid, self.now + FAILURE_AGE);
                 if let Some(link) = self.storages.get(&nid) {
                     let conn = link.conn;
-                    self.net.close(conn);
-                    self.storage_lost(nid, conn);
+                    self.storage_lost(nid, conn, true);
                 }
             }
         }
     }
 
-    /// The connection to a storage is gone (or never came up): every
-    /// request on it counts as failed.
-    fn storage_lost(&mut self, nid: Nid, conn: ConnId) {
+    /// The connection to a storage is gone (or never came up, or we close
+    /// it): every request on it counts as failed.
+    fn storage_lost(&mut self, nid: Nid, conn: ConnId, close: bool) {
         let Some(link) = self.storages.get(&nid) else {
             return;
         };
@@ -624,7 +657,11 @@ impl Client {
         let link = self.storages.remove(&nid).unwrap();
         let mut lost: Vec<Request> = self.net.drain_pending(conn);
         lost.extend(link.queued.into_iter().map(|(_, request)| request));
-        self.net.forget(conn);
+        if close {
+            self.net.close(conn);
+        } else {
+            self.net.forget(conn);
+        }
         for request in lost {
             self.request_lost(nid, request);
         }
@@ -662,8 +699,9 @@ impl Client {
                 AnswerMatch::StrayError => {}
                 AnswerMatch::Unexpected => {
                     let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
-                    self.net.reject(conn, msg_id, reject);
-                    self.storage_lost(nid, conn);
+                    self.net
+                        .answer(conn, msg_id, Packet::error(reject.code, reject.message));
+                    self.storage_lost(nid, conn, true);
                 }
             }
             return;
@@ -673,8 +711,9 @@ impl Client {
             Packet::NotifyDeadlock(deadlock) => self.on_deadlock(nid, deadlock.ttid, deadlock.oid),
             other => {
                 let reject = Reject::unexpected(&other, "client (from a storage)");
-                self.net.reject(conn, msg_id, reject);
-                self.storage_lost(nid, conn);
+                self.net
+                    .answer(conn, msg_id, Packet::error(reject.code, reject.message));
+                self.storage_lost(nid, conn, true);
             }
         }
     }
@@ -922,8 +961,7 @@ impl Client {
                     if node.state != NodeState::Running {
                         if let Some(link) = self.storages.get(&nid) {
                             let conn = link.conn;
-                            self.net.close(conn);
-                            self.storage_lost(nid, conn);
+                            self.storage_lost(nid, conn, true);
                         }
                     }
                 }
@@ -1024,7 +1062,7 @@ impl Client {
             return;
         }
         match self.net.state(conn).copied() {
-            Some(ConnRole::Storage(nid)) => self.storage_lost(nid, conn),
+            Some(ConnRole::Storage(nid)) => self.storage_lost(nid, conn, false),
             _ => {
                 self.net.forget(conn);
             }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use neo_proto::{ClusterState, SetClusterState};
 
 use super::check::{invariants, partition_tables_agree, running_primary};
-use super::{NodeId, NodeKind, Sim, SimConfig};
+use super::workload::{Workload, WorkloadShape, WorkloadStats};
+use super::{NodeId, NodeKind, Sim, SimConfig, Trigger};
 use crate::sim::node::Machine;
 
 /// A fault or operator action at a scheduled instant.
@@ -40,6 +41,8 @@ pub struct Shape {
     pub actions: Vec<Action>,
     /// Time allowed for the cluster to serve again after faults stop.
     pub recovery_deadline: Duration,
+    /// Clients run transactions, checked at the end.
+    pub workload: Option<WorkloadShape>,
 }
 
 /// What a passing seed did.
@@ -48,6 +51,9 @@ pub struct Outcome {
     pub steps: u64,
     pub faults: usize,
     pub virtual_time: Duration,
+    pub workload: WorkloadStats,
+    /// Transactions and reads the checker verified.
+    pub checked: (usize, usize),
 }
 
 /// Runs one seed of a campaign.
@@ -141,33 +147,63 @@ fn run_with(
         }
         perform(sim, &plan[index].1, ctl, admin);
     };
+    let mut workload = shape
+        .workload
+        .clone()
+        .map(|w| Workload::new(&mut sim, w, seed));
+    if let Some(workload) = &mut workload {
+        // New transactions stop with the faults; those under way finish.
+        workload.stop_at = start + faults_end;
+    }
     let mut served = false;
     let result = loop {
         let Some(action) = sim.step(deadline) else {
             break Ok(());
         };
-        if let Some(super::Trigger::Script(index)) = action {
-            script(&mut sim, index);
+        match action {
+            Some(Trigger::Script(index)) => script(&mut sim, index),
+            Some(Trigger::Workload(token)) => {
+                if let Some(workload) = &mut workload {
+                    workload.on_timer(&mut sim, token);
+                }
+            }
+            None => {}
+        }
+        match &mut workload {
+            Some(workload) => workload.on_events(&mut sim),
+            None => sim.client_events.clear(),
         }
         if let Err(error) = invariants(&sim) {
             break Err(error);
         }
-        if sim.now >= start + faults_end && serving(&sim) {
+        let idle = workload.as_ref().is_none_or(|w| w.idle());
+        if sim.now >= start + faults_end && idle && serving(&sim) {
             served = true;
             break Ok(());
         }
     };
-    let outcome = Outcome {
+    let mut outcome = Outcome {
         steps: sim.steps,
         faults: fault_count,
         virtual_time: sim.now.saturating_since(start),
+        ..Outcome::default()
     };
+    if let (Ok(()), true, Some(workload)) = (&result, served, &workload) {
+        outcome.workload = workload.stats.clone();
+        match workload.check(&sim) {
+            Ok(report) => outcome.checked = (report.transactions, report.reads),
+            Err(error) => return Err(Box::new((error, sim))),
+        }
+    }
     match result {
         Err(error) => Err(Box::new((error, sim))),
         Ok(()) if !served => Err(Box::new((
             format!(
-                "cluster not serving {:?} after faults stopped",
-                shape.recovery_deadline
+                "cluster not serving {:?} after faults stopped{}",
+                shape.recovery_deadline,
+                workload
+                    .map(|w| format!(" (busy clients: {})", w.describe(&sim)))
+                    .unwrap_or_default()
             ),
             sim,
         ))),
@@ -343,7 +379,12 @@ fn describe(sim: &Sim) {
                 s.is_operational(),
                 s.partition_table().and_then(|p| p.ptid())
             ),
-            Machine::Client(c) => format!("ready={} last_tid={:?}", c.is_ready(), c.last_tid()),
+            Machine::Client(c) => format!(
+                "ready={} last_tid={:?} {}",
+                c.is_ready(),
+                c.last_tid(),
+                c.describe_operations()
+            ),
             Machine::Admin(a) => format!(
                 "connected={} state={:?}",
                 a.is_connected(),

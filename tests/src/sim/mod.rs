@@ -15,6 +15,7 @@ pub mod check;
 pub mod drive;
 mod network;
 pub mod node;
+pub mod workload;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
