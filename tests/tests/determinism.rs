@@ -32,6 +32,7 @@ fn same_seed_same_run() {
             per_transaction: (1, 2),
             check_percent: 20,
             think_ms: (10, 50),
+            pack_percent: 5,
         }),
     };
     for seed in 0..20 {

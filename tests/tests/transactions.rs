@@ -435,3 +435,221 @@ fn a_client_that_lost_the_master_during_finish_learns_the_outcome() {
         (bytes("1"), tid)
     );
 }
+
+#[test]
+fn a_replica_returning_bad_data_is_skipped_and_all_bad_is_an_error() {
+    let mut config = SimConfig::new(19);
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 3);
+    let (a, b, c) = (cluster.clients[0], cluster.clients[1], cluster.clients[2]);
+    let mut objects = Vec::new();
+    for i in 0..8 {
+        let (oid, tid) = create(&mut cluster, a, &format!("object {i}"));
+        objects.push((oid, tid, i));
+    }
+    let storages = cluster.storages();
+    for &(oid, _, _) in &objects {
+        cluster.sim.nodes[storages[0].0]
+            .store_mut()
+            .unwrap()
+            .corrupt(oid);
+    }
+    sync(&mut cluster, b);
+    for &(oid, tid, i) in &objects {
+        assert_eq!(
+            load(&mut cluster, b, oid, LoadMode::Current).unwrap(),
+            (bytes(&format!("object {i}")), tid)
+        );
+    }
+    assert!(cluster
+        .sim
+        .logs
+        .iter()
+        .any(|line| line.contains("wrong checksum from")));
+    // Both replicas lie: the read fails rather than returning garbage (a
+    // client that has not cached it).
+    let (oid, tid, _) = objects[0];
+    cluster.sim.nodes[storages[1].0]
+        .store_mut()
+        .unwrap()
+        .corrupt(oid);
+    assert_eq!(
+        load(&mut cluster, c, oid, LoadMode::At(tid)),
+        Err(ClientError::WrongChecksum { oid, serial: tid })
+    );
+}
+
+#[test]
+fn a_storage_the_client_cannot_reach_is_arbitrated_by_the_master_and_outdated() {
+    let mut config = SimConfig::new(20);
+    config.replicas = 1;
+    config.partitions = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let a = cluster.clients[0];
+    let (oid, base) = create(&mut cluster, a, "0");
+    let txn = begin(&mut cluster, a);
+    store(&mut cluster, a, txn, oid, base, "1");
+    cluster.run_for(std::time::Duration::from_millis(20));
+    // The client loses its connection to one storage, which stays up and
+    // connected to the master.
+    let storages = cluster.storages();
+    let lost = storages[1];
+    let link = cluster
+        .sim
+        .network
+        .open_links()
+        .into_iter()
+        .find(|&l| {
+            cluster
+                .sim
+                .network
+                .ends(l)
+                .is_some_and(|((x, _), (y, _))| (x, y) == (a, lost) || (x, y) == (lost, a))
+        })
+        .unwrap();
+    cluster.sim.drop_connection(link);
+    let tid = commit(&mut cluster, a, txn).unwrap();
+    // It missed the transaction: the master took it out before the locks.
+    let master = cluster.masters()[0];
+    let pt = cluster.sim.nodes[master.0]
+        .as_master()
+        .unwrap()
+        .partition_table()
+        .clone();
+    let lost_nid = cluster.sim.nodes[lost.0]
+        .as_storage()
+        .unwrap()
+        .nid()
+        .unwrap();
+    assert_eq!(
+        pt.cell(0, lost_nid).map(|c| c.state),
+        Some(neo_proto::CellState::OutOfDate)
+    );
+    assert!(cluster
+        .sim
+        .logs
+        .iter()
+        .any(|line| line.contains("missed writes of")));
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("1"), tid)
+    );
+}
+
+#[test]
+fn the_iterator_goes_by_chunks_in_tid_order() {
+    let mut cluster = Cluster::start(SimConfig::new(21), 1, 2, 1);
+    let a = cluster.clients[0];
+    let mut tids = Vec::new();
+    for i in 0..130 {
+        tids.push(create(&mut cluster, a, &i.to_string()).1);
+    }
+    let mut seen = Vec::new();
+    let mut start = Tid::ZERO;
+    let mut chunks = 0;
+    loop {
+        match cluster.call(a, |c, now| c.iterate(now, start, None)) {
+            Ok(Answer::Transactions { transactions, next }) => {
+                chunks += 1;
+                seen.extend(transactions.iter().map(|t| t.info.tid));
+                match next {
+                    Some(next) => start = next,
+                    None => break,
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(chunks, 2);
+    assert_eq!(seen, tids);
+}
+
+#[test]
+fn undoing_a_revision_changed_since_hands_both_sides_to_the_application() {
+    let mut cluster = Cluster::start(SimConfig::new(22), 1, 2, 1);
+    let a = cluster.clients[0];
+    let (oid, t1) = create(&mut cluster, a, "v1");
+    let mut serial = t1;
+    let mut tids = vec![t1];
+    for value in ["v2", "v3"] {
+        let txn = begin(&mut cluster, a);
+        store(&mut cluster, a, txn, oid, serial, value);
+        serial = commit(&mut cluster, a, txn).unwrap();
+        tids.push(serial);
+    }
+    let txn = begin(&mut cluster, a);
+    let conflicts = match cluster.call(a, |c, now| c.undo(now, txn, tids[1])) {
+        Ok(Answer::Undone { oids, conflicts }) => {
+            assert!(oids.is_empty());
+            conflicts
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        conflicts,
+        vec![neo_core::client::UndoConflict {
+            oid,
+            current_serial: tids[2],
+            current: Some(bytes("v3")),
+            target: Some(bytes("v1")),
+        }]
+    );
+    // The application merges ("v3 without v2's change") and stores.
+    store(&mut cluster, a, txn, oid, tids[2], "v3-v2");
+    let tid = commit(&mut cluster, a, txn).unwrap();
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
+        (bytes("v3-v2"), tid)
+    );
+}
+
+#[test]
+fn a_deleted_object_no_longer_loads_but_its_history_does() {
+    let mut cluster = Cluster::start(SimConfig::new(23), 1, 2, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (oid, t1) = create(&mut cluster, a, "alive");
+    let txn = begin(&mut cluster, a);
+    cluster
+        .sim
+        .with_client(a, |c, now| c.store(now, txn, oid, t1, None))
+        .unwrap()
+        .unwrap();
+    let t2 = commit(&mut cluster, a, txn).unwrap();
+    sync(&mut cluster, b);
+    assert_eq!(
+        load(&mut cluster, b, oid, LoadMode::Current),
+        Err(ClientError::CreationUndone)
+    );
+    assert_eq!(
+        load(&mut cluster, b, oid, LoadMode::Before(t2)).unwrap(),
+        (bytes("alive"), t1)
+    );
+}
+
+#[test]
+fn a_transaction_may_reproduce_a_given_tid_when_alone() {
+    let mut cluster = Cluster::start(SimConfig::new(24), 1, 2, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (oid, t1) = create(&mut cluster, a, "0");
+    let wanted = t1.add_ticks(1_000_000);
+    let (txn, op) = cluster
+        .sim
+        .with_client(a, |c, now| {
+            c.tpc_begin(now, Bytes::new(), Bytes::new(), Bytes::new(), Some(wanted))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(cluster.wait(a, op), Ok(Answer::Begun(wanted)));
+    store(&mut cluster, a, txn, oid, t1, "1");
+    assert_eq!(commit(&mut cluster, a, txn), Ok(wanted));
+    // At or below the last commit, or with another transaction pending, it
+    // is refused (the master drops the connection: a misbehaving client).
+    let (_, op) = cluster
+        .sim
+        .with_client(b, |c, now| {
+            c.tpc_begin(now, Bytes::new(), Bytes::new(), Bytes::new(), Some(wanted))
+        })
+        .unwrap()
+        .unwrap();
+    assert!(cluster.wait(b, op).is_err());
+}

@@ -36,7 +36,7 @@ pub(super) enum Postponed {
 }
 
 impl Postponed {
-    fn conn(&self) -> ConnId {
+    pub(super) fn conn(&self) -> ConnId {
         match self {
             Postponed::Store(conn, ..)
             | Postponed::Check(conn, ..)

@@ -561,6 +561,27 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Flips a bit in the data of every record of `oid`, on disk too: a
+    /// replica that returns bad bytes (tests).
+    pub fn corrupt(&mut self, oid: Oid) {
+        let ids: Vec<DataId> = self
+            .current
+            .records_of(oid)
+            .filter_map(|(_, record)| record.data_id)
+            .collect();
+        for state in [&mut self.current, &mut self.durable] {
+            for id in &ids {
+                if let Some(data) = state.data.get_mut(id) {
+                    let mut bytes = data.data.to_vec();
+                    if let Some(first) = bytes.first_mut() {
+                        *first ^= 1;
+                    }
+                    data.data = bytes.into();
+                }
+            }
+        }
+    }
+
     /// Number of data rows (tests: nothing leaks).
     pub fn data_rows(&self) -> usize {
         self.current.data.len()

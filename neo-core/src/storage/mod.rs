@@ -273,6 +273,12 @@ impl<S: Store> Storage<S> {
         self.phase == Phase::Exited
     }
 
+    /// Whether a pack order is being applied (replicas of a partition may
+    /// differ until it is done).
+    pub fn is_packing(&self) -> bool {
+        self.packer.is_running()
+    }
+
     /// The address of the master we are connected to (identified or not).
     pub fn master_connection(&self) -> Option<ConnId> {
         self.master_conn
@@ -990,6 +996,9 @@ impl<S: Store> Storage<S> {
                         entry.identified = false;
                     }
                 }
+                self.write_queue
+                    .retain(|(_, request)| request.conn() != conn);
+                self.read_queue.retain(|request| request.conn() != conn);
                 if let ConnRole::Client(_, nid) = role {
                     // The client may still be committing through the
                     // master: only what it has not voted is abandoned.

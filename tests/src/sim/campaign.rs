@@ -176,7 +176,11 @@ fn run_with(
         if let Err(error) = invariants(&sim) {
             break Err(error);
         }
-        let idle = workload.as_ref().is_none_or(|w| w.idle());
+        let idle = workload.as_ref().is_none_or(|w| w.idle())
+            && !sim
+                .node_ids(NodeKind::Storage)
+                .iter()
+                .any(|&n| sim.nodes[n.0].as_storage().is_some_and(|s| s.is_packing()));
         if sim.now >= start + faults_end && idle && serving(&sim) {
             served = true;
             break Ok(());

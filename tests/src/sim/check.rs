@@ -1,9 +1,11 @@
 //! Invariants checked while a simulation runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use neo_proto::ClusterState;
+use neo_core::storage::memory::MemoryStore;
+use neo_proto::{CellState, ClusterState, Oid, Tid};
 
+use super::node::Machine;
 use super::{NodeId, NodeKind, Sim};
 
 /// The masters whose storages follow them: master → storages that are
@@ -146,4 +148,90 @@ pub fn partition_tables_agree(sim: &Sim) -> Result<(), String> {
 pub fn invariants(sim: &Sim) -> Result<(), String> {
     single_acting_primary(sim)?;
     partition_tables_agree(sim)
+}
+
+/// The committed records of the cluster.
+pub struct CommittedHistory {
+    pub transactions: BTreeSet<Tid>,
+    /// Object revisions, by oid then serial.
+    pub objects: Vec<(Oid, Tid, Option<neo_proto::ObjectData>)>,
+}
+
+/// The committed records, checking that every readable replica of each
+/// partition holds exactly the same (once the cluster is quiet).
+pub fn committed_history(sim: &Sim) -> Result<CommittedHistory, String> {
+    let primary = running_primary(sim).ok_or("no running primary")?;
+    let pt = sim.nodes[primary.0].as_master().unwrap().partition_table();
+    let stores: BTreeMap<neo_proto::Nid, &MemoryStore> = sim
+        .node_ids(NodeKind::Storage)
+        .into_iter()
+        .filter_map(|n| match &sim.nodes[n.0].machine {
+            Machine::Storage(s) if sim.nodes[n.0].alive => Some((s.nid()?, s.store())),
+            _ => None,
+        })
+        .collect();
+    let mut history = CommittedHistory {
+        transactions: BTreeSet::new(),
+        objects: Vec::new(),
+    };
+    for partition in 0..pt.num_partitions() {
+        let mut reference: Option<(neo_proto::Nid, _, _)> = None;
+        for cell in pt.row(partition) {
+            if !matches!(cell.state, CellState::UpToDate | CellState::Feeding) {
+                continue;
+            }
+            let store = stores
+                .get(&cell.nid)
+                .ok_or_else(|| format!("readable {} is not running", cell.nid))?;
+            let transactions: Vec<Tid> = store
+                .transactions(partition)
+                .into_iter()
+                .map(|(tid, _)| tid)
+                .collect();
+            let objects = store.objects(partition);
+            match &reference {
+                None => reference = Some((cell.nid, transactions, objects)),
+                Some((nid, t, o)) => {
+                    if *t != transactions {
+                        let only: Vec<_> = t.iter().filter(|x| !transactions.contains(x)).collect();
+                        let other: Vec<_> =
+                            transactions.iter().filter(|x| !t.contains(x)).collect();
+                        return Err(format!(
+                            "partition {partition}: transactions of {nid} and {} differ: \
+                             only in the first {only:?}, only in the second {other:?}",
+                            cell.nid
+                        ));
+                    }
+                    if *o != objects {
+                        let only: Vec<_> = o
+                            .iter()
+                            .filter(|x| !objects.contains(x))
+                            .map(|(oid, tid, _, _)| (oid, tid))
+                            .collect();
+                        let other: Vec<_> = objects
+                            .iter()
+                            .filter(|x| !o.contains(x))
+                            .map(|(oid, tid, _, _)| (oid, tid))
+                            .collect();
+                        return Err(format!(
+                            "partition {partition}: records of {nid} and {} differ: \
+                             only in the first {only:?}, only in the second {other:?}",
+                            cell.nid
+                        ));
+                    }
+                }
+            }
+        }
+        let Some((_, transactions, objects)) = reference else {
+            return Err(format!("partition {partition} has no readable cell"));
+        };
+        history.transactions.extend(transactions);
+        history.objects.extend(
+            objects
+                .into_iter()
+                .map(|(oid, tid, data, _)| (oid, tid, data)),
+        );
+    }
+    history.objects.sort_by_key(|(oid, tid, _)| (*oid, *tid));
+    Ok(history)
 }

@@ -332,6 +332,14 @@ impl SimNode {
         }
     }
 
+    /// The store of a storage node (tests that corrupt it).
+    pub fn store_mut(&mut self) -> Option<&mut MemoryStore> {
+        match &mut self.machine {
+            Machine::Storage(s) => Some(s.store_mut()),
+            _ => None,
+        }
+    }
+
     pub fn as_client(&self) -> Option<&Client> {
         match &self.machine {
             Machine::Client(c) if self.alive => Some(c),

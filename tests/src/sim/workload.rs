@@ -19,19 +19,21 @@
 //!   readCurrent check held at commit time;
 //! - every read returned exactly the revision current in the snapshot it
 //!   was made in (MVCC).
+//!
+//! Clients also pack now and then, at their snapshot, while others commit:
+//! a pack removes revisions no later state needs, so the checker accepts a
+//! missing revision only if it is older than a pack point.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use neo_core::client::{Answer, ClientError, ClientEvent, Conflict, LoadMode, OpId, TxnId};
 use neo_core::rng::Rng;
-use neo_core::storage::memory::MemoryStore;
 use neo_core::Time;
-use neo_proto::{CellState, Oid, Tid};
+use neo_proto::{Oid, Tid};
 
-use super::check::running_primary;
-use super::node::Machine;
+use super::check::committed_history;
 use super::{NodeId, NodeKind, Sim};
 
 /// Knobs of the workload.
@@ -45,6 +47,8 @@ pub struct WorkloadShape {
     pub check_percent: u64,
     /// Pause between transactions of a client.
     pub think_ms: (u64, u64),
+    /// Chance (in percent) that a client packs instead of committing.
+    pub pack_percent: u64,
 }
 
 /// A transaction `tpc_finish` acknowledged.
@@ -72,6 +76,7 @@ enum Step {
     Beginning,
     Voting,
     Finishing,
+    Packing,
 }
 
 /// A client's transaction in progress.
@@ -107,6 +112,7 @@ pub struct WorkloadStats {
     pub commits: u64,
     pub conflicts: u64,
     pub aborts: u64,
+    pub packs: u64,
 }
 
 pub struct Workload {
@@ -118,6 +124,9 @@ pub struct Workload {
     sessions: Vec<Session>,
     acked: Vec<Acked>,
     reads: Vec<Read>,
+    /// The highest pack point asked for (the pack may or may not have
+    /// been applied).
+    max_pack_tid: Option<Tid>,
     /// New transactions start only before this instant.
     pub stop_at: Time,
     pub stats: WorkloadStats,
@@ -172,6 +181,7 @@ impl Workload {
             sessions,
             acked: Vec::new(),
             reads: Vec::new(),
+            max_pack_tid: None,
             stop_at: Time::from_nanos(u64::MAX),
             stats: WorkloadStats::default(),
         };
@@ -359,7 +369,18 @@ impl Workload {
             return self.abort(sim, index);
         };
         match (session.step.clone(), answer) {
-            (Step::Syncing, Answer::Synced) => self.start_reads(sim, index),
+            (Step::Syncing, Answer::Synced) => {
+                if self.rng.chance(self.shape.pack_percent, 100) {
+                    self.start_pack(sim, index);
+                } else {
+                    self.start_reads(sim, index);
+                }
+            }
+            (Step::Packing, Answer::Packed(_)) => {
+                self.stats.packs += 1;
+                self.reset(index);
+                self.think(sim, index);
+            }
             (Step::Beginning, Answer::Begun(_)) => self.store_all(sim, index),
             (Step::Voting, Answer::Voted(_)) => {
                 let txn = session.txn.unwrap();
@@ -388,6 +409,20 @@ impl Workload {
             }
             _ => self.abort(sim, index),
         }
+    }
+
+    /// Packs the database at the client's snapshot, without waiting for
+    /// storages to apply it.
+    fn start_pack(&mut self, sim: &mut Sim, index: usize) {
+        let node = self.sessions[index].node;
+        let Some(snapshot) = sim.nodes[node.0].as_client().and_then(|c| c.last_tid()) else {
+            return self.abort(sim, index);
+        };
+        self.max_pack_tid = self.max_pack_tid.max(Some(snapshot));
+        let op = sim.with_client(node, |c, now| c.pack(now, snapshot, None, false));
+        let session = &mut self.sessions[index];
+        session.step = Step::Packing;
+        session.op = op;
     }
 
     /// Reads the objects of the next transaction in the current snapshot.
@@ -532,7 +567,7 @@ impl Workload {
     /// Verifies the storages' records once the cluster serves and the
     /// workload is idle.
     pub fn check(&self, sim: &Sim) -> Result<CheckReport, String> {
-        let history = replicated_history(sim)?;
+        let history = committed_history(sim)?;
         let mut revisions: BTreeMap<Oid, Vec<(Tid, u64)>> = BTreeMap::new();
         for (oid, tid, data) in &history.objects {
             let value = match data {
@@ -541,10 +576,17 @@ impl Workload {
             };
             revisions.entry(*oid).or_default().push((*tid, value));
         }
-        // Every object counts up by one from its creation: no lost update.
+        // A revision may be missing only if a pack point is after it.
+        let packed_away = |tid: Tid| self.max_pack_tid.is_some_and(|p| tid < p);
+        // Every object counts up by one from its creation (from the oldest
+        // revision a pack kept): no lost update.
         for (oid, revs) in &revisions {
+            // The oldest revision a pack keeps is the one current at the
+            // pack point (which may be that very TID).
+            let kept_by_pack = self.max_pack_tid.is_some_and(|p| revs[0].0 <= p);
+            let first = if kept_by_pack { revs[0].1 } else { 0 };
             for (i, (tid, value)) in revs.iter().enumerate() {
-                if *value != i as u64 {
+                if *value != first + i as u64 {
                     return Err(format!(
                         "lost update: {oid} is {value} at {tid}, revision #{i} (history {revs:?})"
                     ));
@@ -560,21 +602,28 @@ impl Workload {
                 let found = revisions
                     .get(oid)
                     .and_then(|revs| revs.iter().find(|(t, _)| t == &acked.tid));
-                if found.map(|(_, v)| v) != Some(value) {
+                let ok = match found {
+                    Some((_, v)) => v == value,
+                    None => packed_away(acked.tid),
+                };
+                if !ok {
                     return Err(format!(
                         "acknowledged transaction {} wrote {value} to {oid}, the storages have {found:?}",
                         acked.tid
                     ));
                 }
             }
+            // readCurrent: no revision between the one checked and the
+            // commit.
             for (oid, serial) in &acked.checks {
-                let before = revisions
-                    .get(oid)
-                    .and_then(|revs| revs.iter().rev().find(|(t, _)| *t < acked.tid))
-                    .map(|(t, _)| *t);
-                if before != Some(*serial) {
+                let between = revisions.get(oid).and_then(|revs| {
+                    revs.iter()
+                        .find(|(t, _)| serial < t && *t < acked.tid)
+                        .map(|(t, _)| *t)
+                });
+                if let Some(between) = between {
                     return Err(format!(
-                        "transaction {} checked {oid} at {serial} but committed over {before:?}",
+                        "transaction {} checked {oid} at {serial} but {between} came in between",
                         acked.tid
                     ));
                 }
@@ -582,11 +631,17 @@ impl Workload {
         }
         // Every read saw the revision current in its snapshot.
         for read in &self.reads {
-            let expected = revisions
-                .get(&read.oid)
+            let revs = revisions.get(&read.oid);
+            let present = revs.is_some_and(|revs| revs.iter().any(|(t, _)| *t == read.serial));
+            let expected = revs
                 .and_then(|revs| revs.iter().rev().find(|(t, _)| *t < read.before))
                 .map(|(t, _)| *t);
-            if expected != Some(read.serial) {
+            let ok = if present {
+                expected == Some(read.serial)
+            } else {
+                packed_away(read.serial)
+            };
+            if !ok {
                 return Err(format!(
                     "{} read {} at {} in the snapshot before {}, current there: {expected:?}",
                     sim.name(read.client),
@@ -608,66 +663,4 @@ impl Workload {
 pub struct CheckReport {
     pub transactions: usize,
     pub reads: usize,
-}
-
-/// The committed records, once every readable replica agrees.
-struct History {
-    transactions: BTreeSet<Tid>,
-    objects: Vec<(Oid, Tid, Option<neo_proto::ObjectData>)>,
-}
-
-fn replicated_history(sim: &Sim) -> Result<History, String> {
-    let primary = running_primary(sim).ok_or("no running primary")?;
-    let pt = sim.nodes[primary.0].as_master().unwrap().partition_table();
-    let stores: BTreeMap<neo_proto::Nid, &MemoryStore> = sim
-        .node_ids(NodeKind::Storage)
-        .into_iter()
-        .filter_map(|n| match &sim.nodes[n.0].machine {
-            Machine::Storage(s) if sim.nodes[n.0].alive => Some((s.nid()?, s.store())),
-            _ => None,
-        })
-        .collect();
-    let mut history = History {
-        transactions: BTreeSet::new(),
-        objects: Vec::new(),
-    };
-    for partition in 0..pt.num_partitions() {
-        let mut reference: Option<(neo_proto::Nid, _, _)> = None;
-        for cell in pt.row(partition) {
-            if !matches!(cell.state, CellState::UpToDate | CellState::Feeding) {
-                continue;
-            }
-            let store = stores
-                .get(&cell.nid)
-                .ok_or_else(|| format!("readable {} is not running", cell.nid))?;
-            let transactions: Vec<Tid> = store
-                .transactions(partition)
-                .into_iter()
-                .map(|(tid, _)| tid)
-                .collect();
-            let objects = store.objects(partition);
-            match &reference {
-                None => reference = Some((cell.nid, transactions, objects)),
-                Some((nid, t, o)) => {
-                    if *t != transactions || *o != objects {
-                        return Err(format!(
-                            "partition {partition}: replicas {nid} and {} differ",
-                            cell.nid
-                        ));
-                    }
-                }
-            }
-        }
-        let Some((_, transactions, objects)) = reference else {
-            return Err(format!("partition {partition} has no readable cell"));
-        };
-        history.transactions.extend(transactions);
-        history.objects.extend(
-            objects
-                .into_iter()
-                .map(|(oid, tid, data, _)| (oid, tid, data)),
-        );
-    }
-    history.objects.sort_by_key(|(oid, tid, _)| (*oid, *tid));
-    Ok(history)
 }
