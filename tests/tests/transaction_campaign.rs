@@ -19,13 +19,14 @@ fn report(name: &str, outcomes: &[Outcome]) {
     let sum = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     eprintln!(
         "{name}: {} seeds, {} steps, {} faults, {} commits, {} conflicts, {} aborts, \
-         {} packs, {} transactions and {} reads checked",
+         {} relocks, {} packs, {} transactions and {} reads checked",
         outcomes.len(),
         sum(|o| o.steps),
         sum(|o| o.faults as u64),
         sum(|o| o.workload.commits),
         sum(|o| o.workload.conflicts),
         sum(|o| o.workload.aborts),
+        sum(|o| o.workload.deadlocks),
         sum(|o| o.workload.packs),
         sum(|o| o.checked.0 as u64),
         sum(|o| o.checked.1 as u64),

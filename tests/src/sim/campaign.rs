@@ -194,6 +194,11 @@ fn run_with(
     };
     if let (Ok(()), true, Some(workload)) = (&result, served, &workload) {
         outcome.workload = workload.stats.clone();
+        outcome.workload.deadlocks = sim
+            .logs
+            .iter()
+            .filter(|line| line.contains("deadlock avoidance triggered"))
+            .count() as u64;
         match workload.check(&sim) {
             Ok(report) => outcome.checked = (report.transactions, report.reads),
             Err(error) => return Err(Box::new((error, sim))),

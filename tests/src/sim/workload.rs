@@ -113,6 +113,8 @@ pub struct WorkloadStats {
     pub conflicts: u64,
     pub aborts: u64,
     pub packs: u64,
+    /// Relocks clients did on NotifyDeadlock.
+    pub deadlocks: u64,
 }
 
 pub struct Workload {
