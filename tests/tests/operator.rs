@@ -234,13 +234,31 @@ fn add_and_tweak_a_new_storage() {
         panic!("{answer}")
     };
     assert!(tweaked.changed);
-    let pt = cluster.master().partition_table();
-    let assigned = pt.assigned_offsets(nid);
+    // The table as tweaked: new cells OUT_OF_DATE, the copies they replace
+    // still readable (FEEDING) until they catch up.
+    let tweaked_pt = neo_core::pt::PartitionTable::from_rows(None, 1, &tweaked.rows);
+    let assigned = tweaked_pt.assigned_offsets(nid);
     assert_eq!(assigned.len(), 4, "6 partitions × 2 copies over 3 nodes");
+    for &offset in &assigned {
+        assert_eq!(
+            tweaked_pt.cell(offset, nid).unwrap().state,
+            CellState::OutOfDate
+        );
+        assert!(
+            tweaked_pt
+                .row(offset)
+                .iter()
+                .filter(|c| c.is_readable())
+                .count()
+                >= 2
+        );
+    }
+    // It replicated them (empty partitions: at once); the feeding copies
+    // were dropped.
+    let pt = cluster.master().partition_table();
     for offset in assigned {
-        assert_eq!(pt.cell(offset, nid).unwrap().state, CellState::OutOfDate);
-        // The copies it replaces stay readable until it catches up.
-        assert!(pt.row(offset).iter().filter(|c| c.is_readable()).count() >= 2);
+        assert_eq!(pt.cell(offset, nid).unwrap().state, CellState::UpToDate);
+        assert_eq!(pt.row(offset).len(), 2);
     }
     // A second tweak changes nothing.
     let answer = cluster.ctl(

@@ -124,6 +124,15 @@ fn seeds_that_found_bugs() {
         // one was between two chunks of a pack; campaigns now wait for
         // packs to finish.
         ("contention", contention_shape, 32061),
+        // A storage down while others packed caught up from a packed
+        // replica, then asked for orders the master had forgotten: nobody
+        // told it, its replica kept revisions the others had packed away
+        // (the master now collects forgotten orders from storages, as
+        // NEO/py's RequestOld).
+        ("faults", faults_shape, 38),
+        // The same after a master failover: the new primary did not know
+        // those orders were completed at all (NEO/py has the same gap).
+        ("faults", faults_shape, 806),
     ];
     for (name, shape, seed) in cases {
         if let Err(failure) = run(*seed, &shape()) {

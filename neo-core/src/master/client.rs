@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use neo_proto::{
-    AbortTransaction, AnswerBeginTransaction, AnswerFinalTID, AnswerNewOIDs, AnswerPackOrders,
+    AbortTransaction, AnswerBeginTransaction, AnswerFinalTID, AnswerNewOIDs,
     AnswerTransactionFinished, AskLockInformation, ClusterState, ErrorCode, InvalidateObjects, Nid,
     NodeType, NotifyPackSigned, NotifyTransactionFinished, NotifyUnlockInformation, Packet, Tid,
     WaitedForPack,
@@ -179,8 +179,7 @@ impl Master {
                 }
             }
             Packet::AskPackOrders(ask) => {
-                let orders = self.primary().unwrap().pm.orders(ask.min_pack_id, false);
-                self.net.answer(conn, msg_id, AnswerPackOrders { orders });
+                self.ask_pack_orders(conn, msg_id, ask.min_pack_id, false);
             }
             Packet::WaitForPack(wait) => {
                 if !self.primary_mut().unwrap().pm.wait(wait.tid, conn, msg_id) {

@@ -95,6 +95,10 @@ enum Request {
     LockInformation {
         ttid: Tid,
     },
+    /// AskPackOrders collecting forgotten orders for request `id`.
+    OldPackOrders {
+        id: u64,
+    },
 }
 
 /// What a connection is for, from the master's point of view.
@@ -722,6 +726,11 @@ impl Master {
                     return;
                 }
                 match request {
+                    Request::OldPackOrders { id } => {
+                        if let Some(nid) = self.nodes.get(key).and_then(|e| e.nid()) {
+                            self.on_old_pack_orders(id, nid, packet);
+                        }
+                    }
                     Request::LockInformation { ttid } => {
                         let nid = self.nodes.get(key).and_then(|e| e.nid());
                         match (nid, packet) {

@@ -6,10 +6,15 @@
 //! for the first approved order after the last one they completed, and
 //! report completion; orders every readable node completed are forgotten
 //! and clients waiting for them (WaitForPack) are answered.
+//!
+//! A storage whose cells come back from an older state (it was down while
+//! others packed, and replicated from them) asks for orders the master
+//! forgot: the master then collects them from storages holding the
+//! transactions' partitions before answering ([`OldOrders`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use neo_proto::{Oid, PackOrder, Tid};
+use neo_proto::{Nid, Oid, PackOrder, Tid};
 
 use crate::io::ConnId;
 
@@ -24,11 +29,28 @@ struct Pack {
     waiting: Vec<(ConnId, u32)>,
 }
 
+/// A request for forgotten orders, being collected from storages.
+#[derive(Debug)]
+pub struct OldOrders {
+    /// Who asked: connection and message id, and what it wants.
+    pub requester: (ConnId, u32),
+    pub pack_id: Tid,
+    pub only_first_approved: bool,
+    /// Partitions whose orders are not collected yet.
+    pub remaining: BTreeSet<u32>,
+    /// Storages asked, and the partitions each covers.
+    pub querying: BTreeMap<Nid, Vec<u32>>,
+    pub orders: Vec<PackOrder>,
+}
+
 #[derive(Debug, Default)]
 pub struct PackManager {
     /// Every order up to this id is completed by every readable node.
     max_completed: Option<Tid>,
     packs: BTreeMap<Tid, Pack>,
+    /// Requests for forgotten orders, by id.
+    pub old: BTreeMap<u64, OldOrders>,
+    next_old: u64,
 }
 
 impl PackManager {
@@ -130,7 +152,12 @@ impl PackManager {
         for id in done {
             let pack = self.packs.remove(&id).unwrap();
             waiting.extend(pack.waiting);
-            self.max_completed = Some(self.max_completed.map_or(id, |m| m.max(id)));
+        }
+        // Also orders this master never had in memory (a new primary):
+        // a storage behind them must be told (NEO/py only counts orders it
+        // knows, and such a storage never packs them: replicas differ).
+        if pack_id > Tid::ZERO {
+            self.max_completed = Some(self.max_completed.map_or(pack_id, |m| m.max(pack_id)));
         }
         waiting
     }
@@ -150,6 +177,39 @@ impl PackManager {
     pub fn connection_lost(&mut self, conn: ConnId) {
         for pack in self.packs.values_mut() {
             pack.waiting.retain(|(c, _)| *c != conn);
+        }
+        self.old.retain(|_, old| old.requester.0 != conn);
+    }
+
+    /// Starts collecting orders from `pack_id` on for `requester`.
+    pub fn request_old(
+        &mut self,
+        requester: (ConnId, u32),
+        pack_id: Tid,
+        only_first_approved: bool,
+        partitions: u32,
+    ) -> u64 {
+        self.next_old += 1;
+        self.old.insert(
+            self.next_old,
+            OldOrders {
+                requester,
+                pack_id,
+                only_first_approved,
+                remaining: (0..partitions).collect(),
+                querying: BTreeMap::new(),
+                orders: Vec::new(),
+            },
+        );
+        self.next_old
+    }
+
+    /// The collected orders of a finished request are known again: orders
+    /// from its `pack_id` are no longer considered completed.
+    pub fn learn_old(&mut self, pack_id: Tid, orders: Vec<PackOrder>) {
+        self.max_completed = Some(Tid(pack_id.0.saturating_sub(1)));
+        for order in orders {
+            self.add(order);
         }
     }
 }

@@ -6,6 +6,8 @@
 //! A lost storage has its cells outdated; when that leaves a partition
 //! without readable cell, the cluster stops serving and recovers.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use neo_proto::{
     AnswerPackOrders, AnswerUnfinishedTransactions, ClusterState, Nid, NodeInfo, NodeState,
     NodeType, NotifyNodeInformation, NotifyPackSigned, Packet, StartOperation, Tid, Timestamp,
@@ -32,6 +34,8 @@ impl Master {
         for key in running {
             self.start_storage(key);
         }
+        // Where packing stands, from what storages reported at verification.
+        self.update_completed_pack();
     }
 
     pub(super) fn in_service(&self) -> bool {
@@ -132,20 +136,7 @@ impl Master {
                 Ok(())
             }
             Packet::AskPackOrders(ask) if self.in_service() => {
-                if self.primary().unwrap().pm.forgot(ask.min_pack_id) {
-                    // Orders every readable node completed are forgotten;
-                    // a node behind them only exists once replication
-                    // brings cells back from older states.
-                    self.log(
-                        Level::Warn,
-                        format!(
-                            "{nid} asks for pack orders from {}, completed and forgotten",
-                            ask.min_pack_id
-                        ),
-                    );
-                }
-                let orders = self.primary().unwrap().pm.orders(ask.min_pack_id, true);
-                self.net.answer(conn, msg_id, AnswerPackOrders { orders });
+                self.ask_pack_orders(conn, msg_id, ask.min_pack_id, true);
                 Ok(())
             }
             other => Err(Reject::unexpected(&other, "storage service")),
@@ -203,7 +194,138 @@ impl Master {
         primary.ready.remove(&nid);
         let committed = primary.tm.storage_lost(nid);
         self.commit(committed);
+        self.old_pack_orders_storage_lost(nid);
         self.update_completed_pack();
+    }
+
+    /// AskPackOrders: storages get the first approved order from
+    /// `pack_id`, clients all of them. Orders the master forgot (completed
+    /// by every readable node: the asker's cells came back from an older
+    /// state) are collected from storages first.
+    pub(super) fn ask_pack_orders(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        pack_id: Tid,
+        only_first_approved: bool,
+    ) {
+        let partitions = self.pt.num_partitions();
+        let pm = &mut self.primary_mut().unwrap().pm;
+        if !pm.forgot(pack_id) {
+            let orders = pm.orders(pack_id, only_first_approved);
+            self.net.answer(conn, msg_id, AnswerPackOrders { orders });
+            return;
+        }
+        let id = pm.request_old((conn, msg_id), pack_id, only_first_approved, partitions);
+        self.log(
+            Level::Info,
+            format!("collecting pack orders from {pack_id}, forgotten, from storages"),
+        );
+        self.old_pack_orders_step(id);
+    }
+
+    /// Asks storages covering the partitions still to collect.
+    fn old_pack_orders_step(&mut self, id: u64) {
+        let Some(old) = self.primary().unwrap().pm.old.get(&id) else {
+            return;
+        };
+        let asked: BTreeSet<u32> = old.querying.values().flatten().copied().collect();
+        let wanted: Vec<u32> = old
+            .remaining
+            .iter()
+            .filter(|p| !asked.contains(p))
+            .copied()
+            .collect();
+        let pack_id = old.pack_id;
+        let identified = |nid: &Nid| {
+            self.nodes
+                .entry_by_nid(*nid)
+                .is_some_and(|e| e.identified && e.is_running())
+        };
+        let mut plan: BTreeMap<Nid, Vec<u32>> = BTreeMap::new();
+        let mut unreachable = false;
+        for partition in wanted {
+            if plan.values().any(|ps| ps.contains(&partition)) {
+                continue;
+            }
+            let Some(nid) = self
+                .pt
+                .row(partition)
+                .iter()
+                .filter(|c| c.is_readable())
+                .map(|c| c.nid)
+                .find(|nid| identified(nid))
+            else {
+                unreachable = true;
+                continue;
+            };
+            // That node answers for every partition it holds readably.
+            let covered = self.pt.readable_offsets(nid);
+            plan.insert(nid, covered);
+        }
+        for (nid, partitions) in plan {
+            let Some(conn) = self.nodes.by_nid(nid).and_then(|k| self.conn_of(k)) else {
+                continue;
+            };
+            self.net.ask(
+                conn,
+                neo_proto::AskPackOrders {
+                    min_pack_id: pack_id,
+                },
+                super::Request::OldPackOrders { id },
+            );
+            let old = self.primary_mut().unwrap().pm.old.get_mut(&id).unwrap();
+            old.querying.insert(nid, partitions);
+        }
+        let old = &self.primary().unwrap().pm.old[&id];
+        if old.querying.is_empty() && (old.remaining.is_empty() || unreachable) {
+            self.finish_old_pack_orders(id);
+        }
+    }
+
+    pub(super) fn on_old_pack_orders(&mut self, id: u64, nid: Nid, packet: Packet) {
+        let Some(old) = self.primary_mut().and_then(|p| p.pm.old.get_mut(&id)) else {
+            return;
+        };
+        let Some(partitions) = old.querying.remove(&nid) else {
+            return;
+        };
+        if let Packet::AnswerPackOrders(answer) = packet {
+            old.orders.extend(answer.orders);
+            for partition in partitions {
+                old.remaining.remove(&partition);
+            }
+        }
+        self.old_pack_orders_step(id);
+    }
+
+    fn finish_old_pack_orders(&mut self, id: u64) {
+        let pm = &mut self.primary_mut().unwrap().pm;
+        let old = pm.old.remove(&id).unwrap();
+        pm.learn_old(old.pack_id, old.orders);
+        let orders = pm.orders(old.pack_id, old.only_first_approved);
+        let (conn, msg_id) = old.requester;
+        self.net.answer(conn, msg_id, AnswerPackOrders { orders });
+        self.update_completed_pack();
+    }
+
+    /// A storage asked for forgotten orders is gone: ask another.
+    fn old_pack_orders_storage_lost(&mut self, nid: Nid) {
+        let ids: Vec<u64> = self
+            .primary()
+            .unwrap()
+            .pm
+            .old
+            .iter()
+            .filter(|(_, old)| old.querying.contains_key(&nid))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(old) = self.primary_mut().unwrap().pm.old.get_mut(&id) {
+                old.querying.remove(&nid);
+            }
+            self.old_pack_orders_step(id);
+        }
     }
 
     /// Orders completed by every node with readable cells are forgotten

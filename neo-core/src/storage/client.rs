@@ -33,6 +33,10 @@ pub(super) enum Postponed {
     History(ConnId, u32, AskObjectHistory),
     TidsFrom(ConnId, u32, AskTIDsFrom),
     OidsFrom(ConnId, u32, AskOIDsFrom),
+    /// A replica's AskFetchTransactions.
+    Fetch(ConnId, u32, neo_proto::AskFetchTransactions),
+    /// A checking replica's AskCheckTIDRange.
+    CheckTids(ConnId, u32, neo_proto::AskCheckTIDRange),
 }
 
 impl Postponed {
@@ -44,7 +48,9 @@ impl Postponed {
             | Postponed::Object(conn, ..)
             | Postponed::History(conn, ..)
             | Postponed::TidsFrom(conn, ..)
-            | Postponed::OidsFrom(conn, ..) => *conn,
+            | Postponed::OidsFrom(conn, ..)
+            | Postponed::Fetch(conn, ..)
+            | Postponed::CheckTids(conn, ..) => *conn,
         }
     }
 }
@@ -135,7 +141,10 @@ impl<S: Store> Storage<S> {
                 self.net
                     .answer_after(self.write_seq, conn, msg_id, AnswerVoteTransaction {});
             }
-            Packet::AbortTransaction(abort) => self.abort_transaction(abort.ttid),
+            Packet::AbortTransaction(abort) => {
+                self.abort_transaction(abort.ttid);
+                self.replication_transaction_finished(abort.ttid, None);
+            }
             Packet::AskObject(ask) => self.run(Postponed::Object(conn, msg_id, ask)),
             Packet::AskObjectHistory(ask) => {
                 if ask.first >= ask.last {
@@ -251,6 +260,11 @@ impl<S: Store> Storage<S> {
     }
 
     /// Runs a request now, or postpones it.
+    pub(super) fn run_peer_request(&mut self, request: Postponed) {
+        self.run(request);
+    }
+
+    /// Runs a request now, or postpones it.
     fn run(&mut self, request: Postponed) {
         match self.execute(&request) {
             Outcome::Done => {}
@@ -299,6 +313,8 @@ impl<S: Store> Storage<S> {
         }
         self.running_postponed = false;
         self.send_deadlock_notifications();
+        // A check may wait for locks to go.
+        self.check_resume();
     }
 
     fn send_deadlock_notifications(&mut self) {
@@ -490,6 +506,16 @@ impl<S: Store> Storage<S> {
                     self.store
                         .tids_from(ask.min_tid, ask.max_tid, ask.length, ask.partition);
                 self.net.answer(*conn, *msg_id, AnswerTIDsFrom { tids });
+            }
+            Postponed::Fetch(conn, msg_id, ask) => {
+                if self.serve_fetch_transactions(*conn, *msg_id, ask).is_none() {
+                    return Outcome::WaitRead;
+                }
+            }
+            Postponed::CheckTids(conn, msg_id, ask) => {
+                if self.serve_check_tids(*conn, *msg_id, ask).is_none() {
+                    return Outcome::WaitRead;
+                }
             }
             Postponed::OidsFrom(conn, msg_id, ask) => {
                 if self.tm.is_locked_tid(ask.tid) {

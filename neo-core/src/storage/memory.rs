@@ -78,8 +78,15 @@ enum Op {
     DropUnfinished,
     SignPackOrders(Vec<Tid>, Vec<Tid>),
     SetPacked(u32, Tid),
-    /// Deletes these object records (a pack step).
+    /// Deletes these object records (a pack step, replication).
     DeleteRecords(u32, Vec<(Oid, Tid)>),
+    AddTransaction(u32, Tid, TransactionMeta, Option<PackOrder>),
+    /// A committed object record received from a replica.
+    AddRecord(u32, Oid, Tid, ObjectRecord),
+    DeleteTransaction(u32, Tid),
+    SetReplicated(u32, Tid),
+    LowerPacked(u32, Tid),
+    DropTemporary(Vec<u32>),
     Truncate,
     Erase,
 }
@@ -365,6 +372,61 @@ impl State {
             Op::DeleteRecords(partition, records) => {
                 for (oid, tid) in records {
                     self.remove_obj(&(*partition, *oid, *tid), &mut orphans);
+                }
+            }
+            Op::AddTransaction(partition, tid, meta, pack) => {
+                self.trans.insert((*partition, *tid), meta.clone());
+                if let Some(pack) = pack {
+                    self.pack.insert(*tid, pack.clone());
+                }
+            }
+            Op::AddRecord(partition, oid, tid, record) => {
+                self.insert_obj((*partition, *oid, *tid), *record, &mut orphans);
+            }
+            Op::DeleteTransaction(partition, tid) => {
+                self.trans.remove(&(*partition, *tid));
+                self.pack.remove(tid);
+            }
+            Op::SetReplicated(partition, tid) => {
+                let own = self.config.nid;
+                if let Some(row) = self.rows.get_mut(*partition as usize) {
+                    for cell in row.iter_mut().filter(|c| Some(c.nid) == own) {
+                        if cell.state == CellState::OutOfDate && cell.replicated < *tid {
+                            cell.replicated = *tid;
+                        }
+                    }
+                }
+            }
+            Op::LowerPacked(partition, pack_id) => {
+                let own = self.config.nid;
+                if let Some(row) = self.rows.get_mut(*partition as usize) {
+                    for cell in row.iter_mut().filter(|c| Some(c.nid) == own) {
+                        if cell.pack.is_some_and(|p| *pack_id < p) {
+                            cell.pack = Some(*pack_id);
+                        }
+                    }
+                }
+            }
+            Op::DropTemporary(partitions) => {
+                let doomed: Vec<(Tid, Oid)> = self
+                    .tobj
+                    .iter()
+                    .filter(|(_, (p, _))| partitions.contains(p))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in doomed {
+                    let (_, record) = self.tobj.remove(&key).unwrap();
+                    orphans.extend(self.drop_ref(&record));
+                }
+                let ttids: Vec<Tid> = self
+                    .ttrans
+                    .iter()
+                    .filter(|(_, t)| partitions.contains(&t.partition))
+                    .map(|(ttid, _)| *ttid)
+                    .collect();
+                for ttid in ttids {
+                    self.ttrans.remove(&ttid);
+                    self.pack.remove(&ttid);
                 }
             }
             Op::Truncate => {
@@ -1035,6 +1097,95 @@ impl Store for MemoryStore {
             self.op(Op::DeleteRecords(partition, doomed));
         }
         next
+    }
+
+    fn pack_order(&self, id: Tid) -> Option<PackOrder> {
+        self.current.pack.get(&id).cloned()
+    }
+
+    fn replication_objects(
+        &self,
+        partition: u32,
+        min_tid: Tid,
+        max_tid: Tid,
+        min_oid: Oid,
+        length: u32,
+    ) -> Vec<(Tid, Oid)> {
+        if max_tid < min_tid {
+            return Vec::new();
+        }
+        // The (tid, oid) order of NEO/py's secondary index.
+        let mut records: Vec<(Tid, Oid)> = self
+            .current
+            .obj
+            .range((partition, Oid::ZERO, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID))
+            .map(|((_, oid, tid), _)| (*tid, *oid))
+            .filter(|&(tid, oid)| {
+                tid <= max_tid && (tid > min_tid || (tid == min_tid && oid >= min_oid))
+            })
+            .collect();
+        records.sort_unstable();
+        records.truncate(length as usize);
+        records
+    }
+
+    fn add_transaction(&mut self, tid: Tid, meta: &TransactionMeta, pack: Option<&PackOrder>) {
+        let partition = self.current.partition_of(tid.0);
+        self.op(Op::AddTransaction(
+            partition,
+            tid,
+            meta.clone(),
+            pack.cloned(),
+        ));
+    }
+
+    fn add_object(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&ObjectData>,
+        data_serial: Option<Tid>,
+    ) {
+        let partition = self.current.partition_of(oid.0);
+        let reused = data_serial.and_then(|s| self.record_data(oid, s));
+        let (data_id, held) = match reused {
+            Some(data_id) => (data_id, false),
+            None => (data.map(|d| self.store_data(oid, d)), true),
+        };
+        self.op(Op::AddRecord(
+            partition,
+            oid,
+            serial,
+            ObjectRecord {
+                data_id,
+                value_tid: data_serial,
+            },
+        ));
+        if let (Some(id), true) = (data_id, held) {
+            self.release_data(id);
+        }
+    }
+
+    fn delete_transaction(&mut self, tid: Tid) {
+        let partition = self.current.partition_of(tid.0);
+        self.op(Op::DeleteTransaction(partition, tid));
+    }
+
+    fn delete_object(&mut self, oid: Oid, serial: Tid) {
+        let partition = self.current.partition_of(oid.0);
+        self.op(Op::DeleteRecords(partition, vec![(oid, serial)]));
+    }
+
+    fn set_replicated_up_to(&mut self, partition: u32, tid: Tid) {
+        self.op(Op::SetReplicated(partition, tid));
+    }
+
+    fn lower_packed(&mut self, partition: u32, pack_id: Tid) {
+        self.op(Op::LowerPacked(partition, pack_id));
+    }
+
+    fn drop_partitions_temporary(&mut self, partitions: &[u32]) {
+        self.op(Op::DropTemporary(partitions.to_vec()));
     }
 
     fn truncate(&mut self) {

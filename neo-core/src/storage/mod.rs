@@ -13,9 +13,12 @@
 //! ([`Output::SyncStore`], then [`Storage::sync_store`]). One sync covers
 //! every write made before it, so concurrent commits share an fsync.
 
+mod checker;
 mod client;
 pub mod memory;
 mod pack;
+mod peer;
+mod replicator;
 pub mod store;
 mod transactions;
 mod undo;
@@ -23,9 +26,9 @@ mod undo;
 use bytes::Bytes;
 use neo_proto::{
     AcceptIdentification, Address, AnswerFinalTID, AnswerInformationLocked, AnswerLastIDs,
-    AnswerLockedTransactions, AnswerPackOrders, AnswerPartitionTable, AnswerRecovery, CellState,
-    ClusterState, Map, Nid, NodeState, NodeType, NotifyReady, Packet, Pong, RequestIdentification,
-    Tid, Timestamp, Value,
+    AnswerLockedTransactions, AnswerPackOrders, AnswerPartitionTable, AnswerRecovery, ClusterState,
+    Map, Nid, NodeState, NodeType, NotifyReady, Packet, Pong, RequestIdentification, Tid,
+    Timestamp, Value,
 };
 
 use crate::bootstrap::{Attempt, Bootstrap};
@@ -33,11 +36,14 @@ use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::{NodeKey, NodeTable};
 use crate::pt::PartitionTable;
+use crate::rng::Rng;
 use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 
+use checker::Checker;
 use client::Postponed;
 use pack::Packer;
+use replicator::Replicator;
 use store::{Store, StoredTable};
 use transactions::TransactionManager;
 
@@ -96,6 +102,16 @@ enum Request {
     PackOrders {
         from: Tid,
     },
+    /// AskUnfinishedTransactions for these partitions we start replicating.
+    UnfinishedTransactions {
+        partitions: Vec<u32>,
+    },
+    /// Our RequestIdentification to another storage.
+    PeerIdentification(NodeKey),
+    /// AskFetchTransactions / AskFetchObjects of our replication.
+    Replication,
+    /// AskCheckTIDRange / AskCheckSerialRange of our replica check.
+    Check,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +122,10 @@ enum ConnRole {
     Unidentified,
     /// An identified client (its id kept for when the master forgets it).
     Client(NodeKey, Nid),
-    /// An identified storage (replication, checks).
+    /// An identified storage (replication, checks), either direction.
     Storage(NodeKey),
+    /// Opened by us to a storage, not identified yet.
+    ToStorage(NodeKey),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -162,6 +180,10 @@ pub struct Storage<S: Store> {
     /// Per partition: whether our cell is readable (UP_TO_DATE, FEEDING).
     readable: Vec<bool>,
     packer: Packer,
+    replicator: Replicator,
+    checker: Checker,
+    /// Random choices (replication sources).
+    rng: Rng,
 }
 
 impl<S: Store> Storage<S> {
@@ -216,7 +238,11 @@ impl<S: Store> Storage<S> {
             running_postponed: false,
             readable: Vec::new(),
             packer: Packer::default(),
+            replicator: Replicator::default(),
+            checker: Checker::default(),
+            rng: Rng::new(0),
         };
+        storage.rng = Rng::new(storage.config.seed);
         if orphans > 0 {
             storage.log(
                 Level::Info,
@@ -273,10 +299,11 @@ impl<S: Store> Storage<S> {
         self.phase == Phase::Exited
     }
 
-    /// Whether a pack order is being applied (replicas of a partition may
-    /// differ until it is done).
+    /// Whether an approved pack order is not applied yet to our up-to-date
+    /// cells (being applied, or asked for): replicas of a partition may
+    /// differ until it is done.
     pub fn is_packing(&self) -> bool {
-        self.packer.is_running()
+        self.pack_pending()
     }
 
     /// The address of the master we are connected to (identified or not).
@@ -413,6 +440,8 @@ impl<S: Store> Storage<S> {
         self.write_queue.clear();
         self.read_queue.clear();
         self.packer = Packer::default();
+        self.replicator = Replicator::default();
+        self.checker = Checker::default();
     }
 
     /// StartOperation: serve clients and peers.
@@ -423,6 +452,7 @@ impl<S: Store> Storage<S> {
         let partitions = self.pt.as_ref().map_or(0, |pt| pt.num_partitions());
         self.tm = TransactionManager::new(partitions);
         self.refresh_cells();
+        self.replicator_start();
         // Verification decided the fate of every unfinished transaction:
         // what remains is abandoned.
         self.write(|store| store.drop_unfinished());
@@ -436,15 +466,9 @@ impl<S: Store> Storage<S> {
             self.readable.clear();
             return;
         };
-        let partitions = pt.num_partitions();
-        self.readable = (0..partitions)
+        self.readable = (0..pt.num_partitions())
             .map(|p| pt.cell(p, nid).is_some_and(|c| c.is_readable()))
             .collect();
-        let outdated = (0..partitions).filter(|&p| {
-            pt.cell(p, nid)
-                .is_some_and(|c| c.state == CellState::OutOfDate)
-        });
-        self.tm.set_replicating(outdated);
     }
 
     fn is_readable(&self, partition: u32) -> bool {
@@ -497,6 +521,10 @@ impl<S: Store> Storage<S> {
             return;
         };
         c.connecting = false;
+        if let ConnRole::ToStorage(key) = c.state {
+            self.on_peer_connected(conn, key);
+            return;
+        }
         if c.state == ConnRole::Master {
             let mut extra = Map::new();
             extra.0.push((
@@ -538,6 +566,18 @@ impl<S: Store> Storage<S> {
                     Packet::AnswerPackOrders(answer) => self.on_pack_orders(answer.orders, from),
                     _ => self.packer_asking_failed(),
                 },
+                AnswerMatch::Matched(Request::UnfinishedTransactions { partitions }) => {
+                    if let Packet::AnswerUnfinishedTransactions(answer) = packet {
+                        self.on_unfinished_transactions(answer.max_tid, answer.ttids, &partitions);
+                    }
+                }
+                AnswerMatch::Matched(Request::PeerIdentification(key)) => {
+                    self.on_peer_identified(conn, key, packet)
+                }
+                AnswerMatch::Matched(Request::Replication) => {
+                    self.on_replication_packet(conn, msg_id, packet)
+                }
+                AnswerMatch::Matched(Request::Check) => self.on_check_answer(conn, msg_id, packet),
                 AnswerMatch::StrayError => {
                     if let Packet::Error(error) = &packet {
                         self.log(
@@ -568,10 +608,8 @@ impl<S: Store> Storage<S> {
                 Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
                 other => self.on_client_packet(conn, nid, msg_id, other),
             },
-            ConnRole::Storage(_) => match packet {
-                Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
-                other => Err(Reject::unexpected(&other, "storage operation")),
-            },
+            ConnRole::Storage(_) => self.on_peer_packet(conn, msg_id, packet),
+            ConnRole::ToStorage(_) => Err(Reject::unexpected(&packet, "storage identification")),
         };
         if let Err(reject) = result {
             self.reject(conn, msg_id, reject);
@@ -725,6 +763,9 @@ impl<S: Store> Storage<S> {
                     )
                 });
                 self.refresh_cells();
+                if self.phase == Phase::Operating {
+                    self.replicator_cells_changed(&changes.changes);
+                }
                 let caught_up = was_outdated.iter().any(|p| !still_outdated.contains(p));
                 if self.phase == Phase::Operating && caught_up {
                     // The smallest completed pack over our cells may have
@@ -836,10 +877,16 @@ impl<S: Store> Storage<S> {
             }
             Packet::AbortTransaction(abort) if self.phase == Phase::Operating => {
                 self.abort_transaction(abort.ttid);
+                self.replication_transaction_finished(abort.ttid, None);
                 Ok(())
             }
             Packet::NotifyTransactionFinished(finished) if self.phase == Phase::Operating => {
                 self.abort_transaction(finished.ttid);
+                self.replication_transaction_finished(finished.ttid, Some(finished.max_tid));
+                Ok(())
+            }
+            Packet::CheckPartition(check) if self.phase == Phase::Operating => {
+                self.on_check_partition(check);
                 Ok(())
             }
             Packet::NotifyPackSigned(signed) => {
@@ -899,6 +946,8 @@ impl<S: Store> Storage<S> {
             }
         }
         self.retry_postponed();
+        // A replication source may have become available.
+        self.next_partition();
         Ok(())
     }
 
@@ -950,7 +999,7 @@ impl<S: Store> Storage<S> {
             if !replace {
                 return Err(Reject::protocol("already connected"));
             }
-            self.net.close(existing);
+            self.close_conn(existing);
         }
         let entry = self.nodes.get_mut(key).unwrap();
         entry.conn = Some(conn);
@@ -989,12 +1038,16 @@ impl<S: Store> Storage<S> {
                 }
             }
             ConnRole::Unidentified => self.postponed.retain(|(c, _, _)| *c != conn),
-            ConnRole::Client(key, _) | ConnRole::Storage(key) => {
+            ConnRole::Client(key, _) | ConnRole::Storage(key) | ConnRole::ToStorage(key) => {
                 if let Some(entry) = self.nodes.get_mut(key) {
                     if entry.conn == Some(conn) {
                         entry.conn = None;
                         entry.identified = false;
                     }
+                }
+                if let ConnRole::Storage(key) | ConnRole::ToStorage(key) = role {
+                    let nid = self.nodes.get(key).and_then(|e| e.nid());
+                    self.peer_lost(nid);
                 }
                 self.write_queue
                     .retain(|(_, request)| request.conn() != conn);
@@ -1044,6 +1097,7 @@ impl<S: Store> Node for Storage<S> {
             } => self.on_packet(conn, msg_id, packet),
             Input::Timeout => self.on_timeout(),
         }
+        self.send_replication_announcements();
         self.request_sync_if_needed();
     }
 

@@ -53,6 +53,16 @@ impl Packer {
 }
 
 impl<S: Store> Storage<S> {
+    /// Whether an approved order is still to be applied to our cells.
+    pub(super) fn pack_pending(&self) -> bool {
+        self.packer.run.is_some()
+            || self.packer.asking
+            || self
+                .up_to_date_packed()
+                .iter()
+                .any(|(_, id)| *id < self.packer.last_pack_id)
+    }
+
     /// Completed pack ids of own UP_TO_DATE cells.
     fn up_to_date_packed(&self) -> Vec<(u32, Tid)> {
         let Some(pt) = &self.pt else {

@@ -248,6 +248,49 @@ pub trait Store {
         limit: usize,
     ) -> Option<Oid>;
 
+    // ------------------------------------------------------------ replication
+
+    /// The pack order with this id, if this store has it.
+    fn pack_order(&self, id: Tid) -> Option<PackOrder>;
+    /// `(serial, oid)` of the object records of a partition from
+    /// `(min_tid, min_oid)` (inclusive) up to `max_tid`, ordered by serial
+    /// then oid, at most `length` (what replication and replica checks
+    /// walk).
+    fn replication_objects(
+        &self,
+        partition: u32,
+        min_tid: Tid,
+        max_tid: Tid,
+        min_oid: Oid,
+        length: u32,
+    ) -> Vec<(Tid, Oid)>;
+    /// Writes a committed transaction received from a replica (with its
+    /// pack order, if any).
+    fn add_transaction(&mut self, tid: Tid, meta: &TransactionMeta, pack: Option<&PackOrder>);
+    /// Writes a committed object record received from a replica: a
+    /// back-pointer reuses the data of the record it points to if this
+    /// store has it, else the bytes sent along are stored.
+    fn add_object(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&ObjectData>,
+        data_serial: Option<Tid>,
+    );
+    /// Deletes a committed transaction (and its pack order) a replica does
+    /// not have.
+    fn delete_transaction(&mut self, tid: Tid);
+    /// Deletes an object record a replica does not have.
+    fn delete_object(&mut self, oid: Oid, serial: Tid);
+    /// Records how far an own OUT_OF_DATE cell is replicated (only grows).
+    fn set_replicated_up_to(&mut self, partition: u32, tid: Tid);
+    /// The source of a replication packed its cell up to `pack_id` only:
+    /// ours must not claim more (packs after it will run again).
+    fn lower_packed(&mut self, partition: u32, pack_id: Tid);
+    /// Deletes the temporary records of these partitions (cells dropped
+    /// while transactions were being committed).
+    fn drop_partitions_temporary(&mut self, partitions: &[u32]);
+
     // ------------------------------------------------------------ recovery
 
     /// Performs the recorded truncation, if any: deletes transactions and

@@ -14,7 +14,11 @@
 //! Partitions this node is still catching up ("replicating": own
 //! OUT_OF_DATE cells) take stores without lock: this node may lack the
 //! data to detect conflicts and may have missed earlier locks, so a
-//! readable cell elsewhere does the check.
+//! readable cell elsewhere does the check. Once a partition has caught up
+//! ("replicated"), its lockless writes are turned into real locks, and only
+//! when no two transactions share one is the master told the partition is
+//! up to date (cluster.md 7.4); until the new table makes it readable, its
+//! data may be read for conflict checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -96,6 +100,11 @@ pub struct TransactionManager {
     write_locks: BTreeMap<Oid, Tid>,
     read_locks: BTreeMap<Oid, Tid>,
     replicating: BTreeSet<u32>,
+    /// Partitions caught up: `Some(tid)` not announced yet, `None`
+    /// announced, waiting for the table to make them readable.
+    replicated: BTreeMap<u32, Option<Tid>>,
+    /// NotifyReplicationDone packets to send: (partition, tid).
+    pub announce: Vec<(u32, Tid)>,
     /// NotifyDeadlock packets to send.
     pub deadlocks: Vec<Deadlock>,
     /// Locks were released: postponed requests may proceed.
@@ -129,9 +138,133 @@ impl TransactionManager {
         self.txns.is_empty()
     }
 
-    /// Own OUT_OF_DATE partitions: stores to them are lockless.
-    pub fn set_replicating(&mut self, partitions: impl IntoIterator<Item = u32>) {
-        self.replicating = partitions.into_iter().collect();
+    /// Partitions this node starts catching up: stores to them are
+    /// lockless.
+    pub fn replicating(&mut self, partitions: &[u32]) {
+        self.replicating.extend(partitions.iter().copied());
+    }
+
+    /// A partition caught up to `tid`: announced once its lockless writes
+    /// became real locks.
+    pub fn replicated<S: Store>(&mut self, store: &mut S, partition: u32, tid: Tid) {
+        self.replicating.remove(&partition);
+        self.replicated.insert(partition, Some(tid));
+        self.notify_replicated(store);
+    }
+
+    /// The table made these partitions readable here.
+    pub fn readable(&mut self, partitions: &[u32]) {
+        for partition in partitions {
+            self.replicated.remove(partition);
+        }
+    }
+
+    /// These partitions are no longer ours: everything pending on them goes.
+    pub fn discarded<S: Store>(&mut self, store: &mut S, partitions: &[u32]) {
+        let ours = |tm: &TransactionManager, oid: &Oid| partitions.contains(&tm.partition(oid.0));
+        for partition in partitions {
+            self.replicating.remove(partition);
+            self.replicated.remove(partition);
+        }
+        let doomed: Vec<Oid> = self
+            .read_locks
+            .keys()
+            .filter(|o| ours(self, o))
+            .copied()
+            .collect();
+        for oid in doomed {
+            self.read_locks.remove(&oid);
+        }
+        let doomed: Vec<Oid> = self
+            .write_locks
+            .keys()
+            .filter(|o| ours(self, o))
+            .copied()
+            .collect();
+        for oid in doomed {
+            self.write_locks.remove(&oid);
+        }
+        let mut released = Vec::new();
+        let np = self.partitions.max(1) as u64;
+        for txn in self.txns.values_mut() {
+            txn.serial_dict
+                .retain(|oid, _| !partitions.contains(&((oid.0 % np) as u32)));
+            txn.lockless
+                .retain(|oid| !partitions.contains(&((oid.0 % np) as u32)));
+            let gone: Vec<Oid> = txn
+                .store_dict
+                .keys()
+                .filter(|oid| partitions.contains(&((oid.0 % np) as u32)))
+                .copied()
+                .collect();
+            for oid in gone {
+                released.extend(txn.store_dict.remove(&oid).and_then(|r| r.data_id));
+            }
+        }
+        store.drop_partitions_temporary(partitions);
+        for id in released {
+            store.release_data(id);
+        }
+        self.released = true;
+    }
+
+    /// Announces caught-up partitions whose lockless writes can all become
+    /// real locks (NEO/py's `_notifyReplicated`): the highest TTID takes the
+    /// lock of each oid; two transactions sharing one delay the
+    /// announcement; a lock that now conflicts is unstored (a readable cell
+    /// reported the conflict to the client).
+    fn notify_replicated<S: Store>(&mut self, store: &mut S) {
+        let mut notify: BTreeSet<u32> = self
+            .replicated
+            .iter()
+            .filter(|(_, tid)| tid.is_some())
+            .map(|(p, _)| *p)
+            .collect();
+        if notify.is_empty() {
+            return;
+        }
+        for (&ttid, txn) in &self.txns {
+            for oid in &txn.lockless {
+                let partition = (oid.0 % self.partitions.max(1) as u64) as u32;
+                if self.replicated.get(&partition).is_some_and(|t| t.is_some()) {
+                    if self
+                        .write_locks
+                        .get(oid)
+                        .is_some_and(|holder| *holder != ttid)
+                    {
+                        notify.remove(&partition);
+                    }
+                    self.write_locks.insert(*oid, ttid);
+                }
+            }
+        }
+        if notify.is_empty() {
+            return;
+        }
+        for &partition in &notify {
+            let tid = self.replicated.insert(partition, None).flatten().unwrap();
+            self.announce.push((partition, tid));
+        }
+        let relock: Vec<Oid> = self
+            .write_locks
+            .keys()
+            .filter(|oid| notify.contains(&self.partition(oid.0)))
+            .copied()
+            .collect();
+        for oid in relock {
+            let ttid = self.write_locks.remove(&oid).unwrap();
+            let txn = self.txns.get_mut(&ttid).unwrap();
+            // Locks taken after the partition caught up were real already.
+            txn.lockless.remove(&oid);
+            let Some(&serial) = txn.serial_dict.get(&oid) else {
+                continue;
+            };
+            if let Err(LockError::Conflict(_)) =
+                self.lock_object(&*store, &|_| false, ttid, serial, oid)
+            {
+                self.unstore(store, ttid, oid);
+            }
+        }
     }
 
     /// First packet of a client for `ttid` (a store, a check or the
@@ -212,7 +345,9 @@ impl TransactionManager {
                 }
             }
             None => {
-                if !readable(partition) {
+                // A partition that just caught up is not readable in the
+                // table yet, but has the data to check conflicts.
+                if !readable(partition) && !self.replicated.contains_key(&partition) {
                     return Err(LockError::NonReadable);
                 }
                 store.last_serial(oid)
@@ -497,6 +632,8 @@ impl TransactionManager {
             }
         }
         self.released = true;
+        // Its lockless writes may have been what delayed an announcement.
+        self.notify_replicated(store);
     }
 
     /// Drops everything (operation stopped): holds are released, temporary
@@ -512,6 +649,9 @@ impl TransactionManager {
         self.write_locks.clear();
         self.read_locks.clear();
         self.deadlocks.clear();
+        self.replicating.clear();
+        self.replicated.clear();
+        self.announce.clear();
     }
 
     /// The final TID of `ttid` if this node knows it (locked here).

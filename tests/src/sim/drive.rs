@@ -128,6 +128,31 @@ impl Cluster {
         mine
     }
 
+    /// Sends a command to the admin as `neoctl` does and returns its
+    /// answer.
+    pub fn ctl(&mut self, packet: neo_proto::Packet) -> neo_proto::Packet {
+        let before = self.sim.ctl_answers.len();
+        let (ctl, admin) = (self.ctl, self.admin);
+        self.sim.ctl(ctl, admin, packet);
+        self.run_until(Duration::from_secs(5), |sim| sim.ctl_answers.len() > before)
+            .expect("the admin answers");
+        self.sim.ctl_answers.last().unwrap().1.clone()
+    }
+
+    /// The running primary master.
+    pub fn master(&self) -> &neo_core::master::Master {
+        let primary = super::check::running_primary(&self.sim).expect("a running primary");
+        self.sim.nodes[primary.0].as_master().unwrap()
+    }
+
+    /// The node id of a storage.
+    pub fn nid(&self, storage: NodeId) -> neo_proto::Nid {
+        self.sim.nodes[storage.0]
+            .as_storage()
+            .and_then(|s| s.nid())
+            .expect("a storage with an id")
+    }
+
     /// The operator asks the admin to start the cluster.
     pub fn start_cluster(&mut self) {
         let (ctl, admin) = (self.ctl, self.admin);

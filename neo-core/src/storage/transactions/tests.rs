@@ -285,7 +285,7 @@ fn storing_again_in_the_same_transaction_replaces_the_previous_store() {
 #[test]
 fn replicating_partitions_take_stores_without_lock() {
     let (mut tm, mut store) = setup();
-    tm.set_replicating([1]); // OID 1 is in partition 1
+    tm.replicating(&[1]); // OID 1 is in partition 1
     tm.register(C1, T1);
     assert_eq!(
         tm.store_object(

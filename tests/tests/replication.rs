@@ -1,0 +1,299 @@
+//! Replication, scripted: a storage that comes back catches up on what it
+//! missed, a new storage joins and takes partitions over, a storage is
+//! dropped, a replication interrupted by a crash resumes. After each,
+//! every readable replica holds the same records and the data reads back.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use neo_core::client::{Answer, LoadMode, TxnId};
+use neo_proto::{AddPendingNodes, CellState, Nid, Oid, Packet, Tid, TweakPartitionTable};
+use neo_tests::sim::check::committed_history;
+use neo_tests::sim::drive::Cluster;
+use neo_tests::sim::{NodeId, Sim, SimConfig};
+
+fn text(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
+    let (txn, op) = cluster
+        .sim
+        .with_client(client, |c, now| {
+            c.tpc_begin(now, text("u"), text("d"), Bytes::new(), None)
+        })
+        .unwrap()
+        .unwrap();
+    assert!(matches!(cluster.wait(client, op), Ok(Answer::Begun(_))));
+    txn
+}
+
+fn commit(cluster: &mut Cluster, client: NodeId, txn: TxnId) -> Tid {
+    match cluster.call(client, |c, now| c.tpc_finish(now, txn)) {
+        Ok(Answer::Finished(tid)) => tid,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Creates `count` objects in one transaction; returns them.
+fn create(cluster: &mut Cluster, client: NodeId, count: usize) -> Vec<(Oid, Tid)> {
+    let txn = begin(cluster, client);
+    let mut oids = Vec::new();
+    for i in 0..count {
+        let oid = match cluster.call(client, |c, now| c.new_oid(now)) {
+            Ok(Answer::Oid(oid)) => oid,
+            other => panic!("{other:?}"),
+        };
+        cluster
+            .sim
+            .with_client(client, |c, now| {
+                c.store(now, txn, oid, Tid::ZERO, Some(text(&format!("{oid}:{i}"))))
+            })
+            .unwrap()
+            .unwrap();
+        oids.push(oid);
+    }
+    let tid = commit(cluster, client, txn);
+    oids.into_iter().map(|oid| (oid, tid)).collect()
+}
+
+/// Rewrites every object once per round.
+fn rewrite(cluster: &mut Cluster, client: NodeId, objects: &mut [(Oid, Tid)], rounds: usize) {
+    for round in 0..rounds {
+        let txn = begin(cluster, client);
+        for (oid, serial) in objects.iter() {
+            let (oid, serial) = (*oid, *serial);
+            cluster
+                .sim
+                .with_client(client, |c, now| {
+                    c.store(now, txn, oid, serial, Some(text(&format!("{oid}@{round}"))))
+                })
+                .unwrap()
+                .unwrap();
+        }
+        let tid = commit(cluster, client, txn);
+        for object in objects.iter_mut() {
+            object.1 = tid;
+        }
+    }
+}
+
+/// Whether every cell of the table is UP_TO_DATE.
+fn all_up_to_date(sim: &Sim) -> bool {
+    let Some(primary) = neo_tests::sim::check::running_primary(sim) else {
+        return false;
+    };
+    let pt = sim.nodes[primary.0].as_master().unwrap().partition_table();
+    (0..pt.num_partitions()).all(|p| pt.row(p).iter().all(|c| c.state == CellState::UpToDate))
+        && !sim.network_busy()
+}
+
+fn cells_of(cluster: &Cluster, nid: Nid) -> Vec<(u32, CellState)> {
+    let pt = cluster.master().partition_table();
+    (0..pt.num_partitions())
+        .filter_map(|p| pt.cell(p, nid).map(|c| (p, c.state)))
+        .collect()
+}
+
+fn check_reads(cluster: &mut Cluster, client: NodeId, objects: &[(Oid, Tid)]) {
+    assert_eq!(
+        cluster.call(client, |c, now| c.sync(now)),
+        Ok(Answer::Synced)
+    );
+    for &(oid, serial) in objects {
+        match cluster.call(client, |c, now| c.load(now, oid, LoadMode::At(serial))) {
+            Ok(Answer::Loaded(loaded)) => assert_eq!(loaded.serial, serial),
+            other => panic!("{oid}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_storage_that_comes_back_catches_up_on_what_it_missed() {
+    let mut config = SimConfig::new(31);
+    config.partitions = 4;
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let client = cluster.clients[0];
+    let mut objects = create(&mut cluster, client, 10);
+    let storages = cluster.storages();
+    let (s0, s1) = (storages[0], storages[1]);
+    let nid1 = cluster.nid(s1);
+    cluster.sim.crash(s1);
+    cluster.run_for(Duration::from_millis(100));
+    assert!(cells_of(&cluster, nid1)
+        .iter()
+        .all(|(_, s)| *s == CellState::OutOfDate));
+    rewrite(&mut cluster, client, &mut objects, 20);
+    let started = cluster.sim.now;
+    cluster.sim.restart(s1);
+    cluster
+        .run_until(Duration::from_secs(30), all_up_to_date)
+        .unwrap();
+    eprintln!(
+        "caught up on 20 transactions in {:?} of virtual time",
+        cluster.sim.now.saturating_since(started)
+    );
+    committed_history(&cluster.sim).unwrap();
+    // It holds everything: reads go on without the other one.
+    cluster.sim.crash(s0);
+    cluster.run_for(Duration::from_millis(200));
+    check_reads(&mut cluster, client, &objects);
+}
+
+#[test]
+fn a_new_storage_joins_and_takes_partitions_over_while_commits_go_on() {
+    let mut config = SimConfig::new(32);
+    config.partitions = 6;
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let client = cluster.clients[0];
+    let mut objects = create(&mut cluster, client, 12);
+    rewrite(&mut cluster, client, &mut objects, 5);
+    let newcomer = cluster.sim.add_storage();
+    cluster.run_for(Duration::from_millis(500));
+    let nid = cluster.nid(newcomer);
+    let answer = cluster.ctl(AddPendingNodes { nids: vec![nid] }.into());
+    assert!(matches!(answer, Packet::Error(ref e) if e.code == neo_proto::ErrorCode::Ack));
+    let answer = cluster.ctl(
+        TweakPartitionTable {
+            dry_run: false,
+            drop_nids: vec![],
+        }
+        .into(),
+    );
+    assert!(matches!(answer, Packet::AnswerTweakPartitionTable(ref a) if a.changed));
+    // Commits go on while it replicates.
+    rewrite(&mut cluster, client, &mut objects, 5);
+    cluster
+        .run_until(Duration::from_secs(30), all_up_to_date)
+        .unwrap();
+    let cells = cells_of(&cluster, nid);
+    assert_eq!(cells.len(), 4, "6 partitions × 2 copies over 3 nodes");
+    committed_history(&cluster.sim).unwrap();
+    // The storages it took over from dropped what they no longer hold.
+    let pt = cluster.master().partition_table().clone();
+    for storage in cluster.storages() {
+        let nid = cluster.nid(storage);
+        let store = cluster.sim.nodes[storage.0].as_storage().unwrap().store();
+        for partition in 0..pt.num_partitions() {
+            if pt.cell(partition, nid).is_none() {
+                assert!(store.objects(partition).is_empty());
+                assert!(store.transactions(partition).is_empty());
+            }
+        }
+    }
+    check_reads(&mut cluster, client, &objects);
+}
+
+/// NEO/py's procedure to remove a storage: `tweak -d` moves its
+/// partitions to the others while it keeps serving them (its cells are
+/// left as they are), then, once they caught up, `kill` and `drop`.
+#[test]
+fn a_dropped_storage_hands_its_partitions_over_first() {
+    use neo_proto::{ErrorCode, NodeState, SetNodeState};
+    let mut config = SimConfig::new(33);
+    config.partitions = 4;
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 3, 1);
+    let client = cluster.clients[0];
+    let mut objects = create(&mut cluster, client, 8);
+    rewrite(&mut cluster, client, &mut objects, 3);
+    let leaving = cluster.storages()[2];
+    let nid = cluster.nid(leaving);
+    let before = cells_of(&cluster, nid);
+    assert!(!before.is_empty());
+    let answer = cluster.ctl(
+        TweakPartitionTable {
+            dry_run: false,
+            drop_nids: vec![nid],
+        }
+        .into(),
+    );
+    assert!(matches!(answer, Packet::AnswerTweakPartitionTable(ref a) if a.changed));
+    rewrite(&mut cluster, client, &mut objects, 2);
+    cluster
+        .run_until(Duration::from_secs(30), all_up_to_date)
+        .unwrap();
+    assert_eq!(
+        cells_of(&cluster, nid),
+        before,
+        "its cells are kept meanwhile"
+    );
+    for storage in cluster.storages() {
+        if storage != leaving {
+            let cells = cells_of(&cluster, cluster.nid(storage));
+            assert_eq!(cells.len(), 4, "the others hold every partition");
+        }
+    }
+    committed_history(&cluster.sim).unwrap();
+    let ack = |answer: &Packet| matches!(answer, Packet::Error(e) if e.code == ErrorCode::Ack);
+    let answer = cluster.ctl(
+        SetNodeState {
+            nid,
+            state: NodeState::Down,
+        }
+        .into(),
+    );
+    assert!(ack(&answer), "{answer}");
+    let answer = cluster.ctl(
+        SetNodeState {
+            nid,
+            state: NodeState::Unknown,
+        }
+        .into(),
+    );
+    assert!(ack(&answer), "{answer}");
+    assert!(cells_of(&cluster, nid).is_empty());
+    check_reads(&mut cluster, client, &objects);
+}
+
+#[test]
+fn a_replication_interrupted_by_a_crash_resumes_where_it_stood() {
+    let mut config = SimConfig::new(34);
+    config.partitions = 1;
+    config.replicas = 1;
+    config.transcript = true;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let client = cluster.clients[0];
+    let storages = cluster.storages();
+    let s1 = storages[1];
+    cluster.sim.crash(s1);
+    cluster.run_for(Duration::from_millis(100));
+    // 2,500 records: three chunks of objects.
+    let mut objects = create(&mut cluster, client, 1250);
+    rewrite(&mut cluster, client, &mut objects, 1);
+    cluster.sim.transcript.clear();
+    cluster.sim.restart(s1);
+    // Let it fetch the first chunk of objects, and a second so that the
+    // first one's progress is stored, then crash it.
+    cluster
+        .run_until(Duration::from_secs(10), |sim| {
+            sim.transcript
+                .iter()
+                .filter(|l| l.starts_with("S1 -> S0") && l.contains("AskFetchObjects"))
+                .count()
+                >= 3
+        })
+        .unwrap();
+    cluster.run_for(Duration::from_secs(2)); // the deferred sync
+    cluster.sim.crash(s1);
+    cluster.run_for(Duration::from_millis(100));
+    cluster.sim.transcript.clear();
+    cluster.sim.restart(s1);
+    cluster
+        .run_until(Duration::from_secs(30), all_up_to_date)
+        .unwrap();
+    let first_ask = cluster
+        .sim
+        .transcript
+        .iter()
+        .find(|l| l.starts_with("S1 -> S0") && l.contains("AskFetchObjects"))
+        .unwrap()
+        .clone();
+    assert!(
+        !first_ask.contains("min_tid=0000000000000000"),
+        "resumed from where it stood: {first_ask}"
+    );
+    committed_history(&cluster.sim).unwrap();
+}
