@@ -297,3 +297,77 @@ fn a_replication_interrupted_by_a_crash_resumes_where_it_stood() {
     );
     committed_history(&cluster.sim).unwrap();
 }
+
+/// `neoctl check`: a replica missing a record is found. Without a
+/// reference nobody knows which copy is right, so both stay readable
+/// (the report is logged); with one, the other cell becomes CORRUPTED,
+/// is no longer read, and reads go on from the good copy.
+#[test]
+fn check_replicas_marks_the_replica_that_differs_from_the_reference() {
+    use neo_core::storage::store::Store;
+    use neo_proto::{CheckReplicas, ErrorCode, Map};
+    let mut config = SimConfig::new(35);
+    config.partitions = 4;
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let client = cluster.clients[0];
+    let mut objects = create(&mut cluster, client, 8);
+    rewrite(&mut cluster, client, &mut objects, 3);
+    // The last commit is unlocked on storages.
+    cluster.run_for(Duration::from_millis(100));
+    let storages = cluster.storages();
+    let (good, bad) = (storages[0], storages[1]);
+    let (good_nid, bad_nid) = (cluster.nid(good), cluster.nid(bad));
+    let (oid, serial) = objects[0];
+    let partition = (oid.0 % 4) as u32;
+    {
+        let store = cluster.sim.nodes[bad.0].store_mut().unwrap();
+        store.delete_object(oid, serial);
+        store.sync();
+    }
+    let check = |partitions: Vec<(u32, Option<Nid>)>| CheckReplicas {
+        partitions: Map(partitions),
+        min_tid: Tid::ZERO,
+        max_tid: None,
+    };
+    let is_ack = |answer: &Packet| matches!(answer, Packet::Error(e) if e.code == ErrorCode::Ack);
+
+    let answer = cluster.ctl(check((0..4).map(|p| (p, None)).collect()).into());
+    assert!(is_ack(&answer), "{answer:?}");
+    cluster.run_for(Duration::from_secs(2));
+    assert!(
+        cells_of(&cluster, bad_nid)
+            .iter()
+            .all(|(_, s)| *s == CellState::UpToDate),
+        "no reference: nothing is marked"
+    );
+    assert!(
+        cluster.sim.logs.iter().any(|l| l.contains(&format!(
+            "partition {partition} would have no readable cell left"
+        ))),
+        "the difference is reported"
+    );
+
+    let answer = cluster.ctl(check((0..4).map(|p| (p, Some(good_nid))).collect()).into());
+    assert!(is_ack(&answer), "{answer:?}");
+    cluster.run_for(Duration::from_secs(2));
+    for (p, state) in cells_of(&cluster, bad_nid) {
+        let expected = if p == partition {
+            CellState::Corrupted
+        } else {
+            CellState::UpToDate
+        };
+        assert_eq!(state, expected, "partition {p}");
+    }
+    assert!(cells_of(&cluster, good_nid)
+        .iter()
+        .all(|(_, s)| *s == CellState::UpToDate));
+    // Every object reads back, the damaged one from the good replica.
+    check_reads(&mut cluster, client, &objects);
+
+    let answer = cluster.ctl(check(vec![(9, None)]).into());
+    assert!(
+        matches!(answer, Packet::Error(ref e) if e.code == ErrorCode::Denied),
+        "{answer:?}"
+    );
+}

@@ -184,9 +184,11 @@ impl Master {
                 self.net.answer(conn, msg_id, ack(""));
                 Ok(())
             }
-            Packet::CheckReplicas(_) => {
-                self.net.answer(conn, msg_id, ack(""));
-                Ok(())
+            Packet::CheckReplicas(request) => {
+                if state != ClusterState::Running {
+                    return Err(denied_in_state("checkReplicas"));
+                }
+                self.check_replicas_command(conn, msg_id, request)
             }
             other => Err(Reject::unexpected(&other, "administration")),
         }

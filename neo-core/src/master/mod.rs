@@ -18,6 +18,7 @@
 //! - [`admin`]: operator commands forwarded by the admin node.
 
 mod admin;
+mod check;
 mod client;
 mod election;
 mod identification;
@@ -161,6 +162,9 @@ struct Primary {
     starting: BTreeSet<Nid>,
     /// Pack ids completed by each storage (NotifyPackCompleted).
     completed_pack: BTreeMap<Nid, Tid>,
+    /// Partitions told to check their replicas, with the pack generation
+    /// then (`None`: a pack was being applied).
+    checks: BTreeMap<u32, Option<u64>>,
 }
 
 #[derive(Debug)]
@@ -571,6 +575,7 @@ impl Master {
             ready: BTreeMap::new(),
             starting: BTreeSet::new(),
             completed_pack: BTreeMap::new(),
+            checks: BTreeMap::new(),
         }));
         self.enter_recovery();
     }

@@ -51,11 +51,16 @@ pub struct PackManager {
     /// Requests for forgotten orders, by id.
     pub old: BTreeMap<u64, OldOrders>,
     next_old: u64,
+    /// Incremented whenever an order is added or completed: a replica
+    /// check that saw it change may have compared a packed replica with
+    /// one not packed yet.
+    generation: u64,
 }
 
 impl PackManager {
     /// An order learned from a storage (verification).
     pub fn add(&mut self, order: PackOrder) {
+        self.generation += 1;
         match self.packs.get_mut(&order.pack_id) {
             None => {
                 if self.max_completed.is_some_and(|m| m > order.pack_id) {
@@ -81,6 +86,7 @@ impl PackManager {
     /// (automatically, unless an order is still unsigned).
     pub fn new_order(&mut self, tid: Tid, oids: Option<Vec<Oid>>, pack_tid: Tid) -> bool {
         let approved = self.packs.values().all(|p| p.approved.is_some());
+        self.generation += 1;
         self.packs.insert(
             tid,
             Pack {
@@ -92,6 +98,14 @@ impl PackManager {
             },
         );
         approved
+    }
+
+    /// Where pack activity stands: `None` while an approved order is not
+    /// completed by every readable node (replicas may differ for now),
+    /// else a number that changes with the next order.
+    pub fn quiet_generation(&self) -> Option<u64> {
+        let applying = self.packs.values().any(|p| p.approved == Some(true));
+        (!applying).then_some(self.generation)
     }
 
     pub fn is_approved(&self, tid: Tid) -> bool {
@@ -148,6 +162,9 @@ impl PackManager {
     /// returns the WaitForPack requests to answer.
     pub fn completed(&mut self, pack_id: Tid) -> Vec<(ConnId, u32)> {
         let done: Vec<Tid> = self.packs.range(..=pack_id).map(|(id, _)| *id).collect();
+        if !done.is_empty() {
+            self.generation += 1;
+        }
         let mut waiting = Vec::new();
         for id in done {
             let pack = self.packs.remove(&id).unwrap();
@@ -246,5 +263,19 @@ mod tests {
         assert!(!pm.wait(Tid(10), conn, 5));
         assert!(pm.forgot(Tid(10)) && !pm.forgot(Tid(11)));
         assert_eq!(pm.approved_rejected(Tid::ZERO), (vec![Tid(10)], vec![]));
+    }
+
+    #[test]
+    fn replica_checks_see_whether_a_pack_ran_meanwhile() {
+        let mut pm = PackManager::default();
+        let quiet = pm.quiet_generation();
+        assert!(quiet.is_some());
+        pm.new_order(Tid(10), None, Tid(5));
+        assert_eq!(pm.quiet_generation(), None, "being applied");
+        pm.completed(Tid(10));
+        let after = pm.quiet_generation();
+        assert!(after.is_some() && after != quiet, "a pack ran");
+        pm.completed(Tid(10));
+        assert_eq!(pm.quiet_generation(), after, "nothing new");
     }
 }

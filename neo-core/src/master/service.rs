@@ -123,16 +123,8 @@ impl Master {
                     }
                 }
             }
-            Packet::NotifyPartitionCorrupted(corrupted) => {
-                let nids: Vec<String> = corrupted.nids.iter().map(Nid::to_string).collect();
-                self.log(
-                    Level::Error,
-                    format!(
-                        "partition {} corrupted in: {}",
-                        corrupted.partition,
-                        nids.join(", ")
-                    ),
-                );
+            Packet::NotifyPartitionCorrupted(corrupted) if self.in_service() => {
+                self.on_partition_corrupted(nid, corrupted.partition, &corrupted.nids);
                 Ok(())
             }
             Packet::AskPackOrders(ask) if self.in_service() => {

@@ -328,6 +328,37 @@ impl PartitionTable {
 
     // ------------------------------------------------------------ master
 
+    /// Marks the cells of `offset` on `nids` CORRUPTED (a replica check
+    /// found them different from the reference). Refused when that would
+    /// leave the partition without a readable cell: with no replica known
+    /// to be good, hiding all of them would stop the cluster for a
+    /// difference nobody can attribute yet.
+    pub fn mark_corrupted(&mut self, offset: u32, nids: &[Nid]) -> Result<Changes, PtError> {
+        let row = self
+            .rows
+            .get(offset as usize)
+            .ok_or_else(|| PtError(format!("no partition {offset}")))?;
+        let marked: Vec<Nid> = row
+            .iter()
+            .filter(|c| nids.contains(&c.nid) && c.state != CellState::Corrupted)
+            .map(|c| c.nid)
+            .collect();
+        if !row
+            .iter()
+            .any(|c| c.is_readable() && !nids.contains(&c.nid))
+        {
+            return Err(PtError(format!(
+                "partition {offset} would have no readable cell left"
+            )));
+        }
+        let mut changes = Changes::new();
+        for nid in marked {
+            self.set_cell(offset as usize, nid, CellState::Corrupted);
+            changes.push(change(offset as usize, nid, CellState::Corrupted));
+        }
+        Ok(changes)
+    }
+
     /// Adds nodes to the balancing set; returns those that were not in it.
     pub fn add_nodes(&mut self, nids: &[Nid]) -> Vec<Nid> {
         let mut added = Vec::new();
