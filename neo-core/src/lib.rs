@@ -49,6 +49,7 @@
 //!         replicas: 0,
 //!         autostart: Some(1), // create the cluster with the first storage
 //!         nid: None,
+//!         storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
 //!     },
 //!     now,
 //! );
@@ -120,6 +121,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod data;
 pub mod io;
+pub mod liveness;
 pub mod master;
 pub mod net;
 pub mod nodes;

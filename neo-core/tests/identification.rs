@@ -53,6 +53,7 @@ fn master() -> Master {
             replicas: 0,
             autostart: None,
             nid: None,
+            storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
         },
         now(),
     );
@@ -406,6 +407,7 @@ fn a_secondary_names_its_primary() {
             replicas: 0,
             autostart: None,
             nid: None,
+            storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
         },
         now(),
     );

@@ -371,3 +371,51 @@ fn check_replicas_marks_the_replica_that_differs_from_the_reference() {
         "{answer:?}"
     );
 }
+
+/// A storage that hangs (connections open, nothing answered) is noticed by
+/// the primary's ping: taken down, its cells out of date, and commits go on
+/// with the other replica. When it resumes it finds its connection closed,
+/// comes back and catches up.
+#[test]
+fn a_storage_that_stops_answering_is_taken_down_then_catches_up() {
+    use neo_core::master::MasterConfig;
+    use neo_proto::NodeState;
+    let mut config = SimConfig::new(36);
+    config.partitions = 4;
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 2, 1);
+    let client = cluster.clients[0];
+    let mut objects = create(&mut cluster, client, 8);
+    let hung = cluster.storages()[1];
+    let nid = cluster.nid(hung);
+    cluster.sim.freeze(hung);
+    let frozen_at = cluster.sim.now;
+    let timeout = MasterConfig::DEFAULT_STORAGE_PING * 2;
+    cluster
+        .run_until(timeout + Duration::from_secs(1), |sim| {
+            let primary = neo_tests::sim::check::running_primary(sim).unwrap();
+            sim.nodes[primary.0]
+                .as_master()
+                .unwrap()
+                .nodes()
+                .state_of(nid)
+                == Some(NodeState::Down)
+        })
+        .expect("the silent storage is taken down");
+    let noticed = cluster.sim.now.saturating_since(frozen_at);
+    assert!(
+        noticed >= MasterConfig::DEFAULT_STORAGE_PING
+            && noticed <= timeout + Duration::from_millis(100),
+        "noticed after {noticed:?}"
+    );
+    assert!(cells_of(&cluster, nid)
+        .iter()
+        .all(|(_, s)| *s == CellState::OutOfDate));
+    rewrite(&mut cluster, client, &mut objects, 5);
+    cluster.sim.thaw(hung);
+    cluster
+        .run_until(Duration::from_secs(30), all_up_to_date)
+        .unwrap();
+    committed_history(&cluster.sim).unwrap();
+    check_reads(&mut cluster, client, &objects);
+}

@@ -30,16 +30,18 @@ mod verification;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::Bytes;
 use neo_proto::{
     Address, AnswerClusterState, AnswerLastIDs, AnswerLastTransaction, AnswerRecovery,
     ClusterState, Nid, NodeInfo, NodeState, NodeType, NotifyClusterInformation,
-    NotifyNodeInformation, NotifyPartitionChanges, Packet, Pong, SendPartitionTable, StopOperation,
-    Tid, Timestamp, Truncate,
+    NotifyNodeInformation, NotifyPartitionChanges, Packet, Ping, Pong, SendPartitionTable,
+    StopOperation, Tid, Timestamp, Truncate,
 };
 
 use crate::io::{ConnId, Input, Level, Node, Output};
+use crate::liveness::{Liveness, Verdict};
 use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::{NodeKey, NodeTable};
 use crate::pt::{Changes, PartitionTable};
@@ -65,6 +67,13 @@ pub struct MasterConfig {
     pub autostart: Option<u32>,
     /// Node id to use (testing).
     pub nid: Option<Nid>,
+    /// A storage silent this long is pinged; one that does not answer
+    /// within as long again is taken as gone (its cells go out of date).
+    pub storage_ping: Duration,
+}
+
+impl MasterConfig {
+    pub const DEFAULT_STORAGE_PING: Duration = Duration::from_secs(10);
 }
 
 /// Context of a request the master sent, to handle its answer in.
@@ -74,6 +83,8 @@ pub struct MasterConfig {
 enum Request {
     /// Our RequestIdentification to another master.
     Identification,
+    /// Whether a silent storage is still there.
+    Ping,
     Recovery {
         epoch: u64,
     },
@@ -188,6 +199,8 @@ pub struct Master {
     throttle: ConnectThrottle,
     /// When the current role wants to be woken (connection retries).
     wake_at: Option<Time>,
+    /// Storages that stop answering (primary).
+    liveness: Liveness,
 }
 
 /// Why the primary stops serving (NEO/py's StoppedOperation).
@@ -211,6 +224,7 @@ impl Master {
             NodeState::Down,
         );
         let pt = PartitionTable::new(config.partitions, config.replicas);
+        let liveness = Liveness::new(config.storage_ping, config.storage_ping);
         let mut master = Master {
             config,
             now,
@@ -222,6 +236,7 @@ impl Master {
             role: Role::Exited,
             throttle: ConnectThrottle::default(),
             wake_at: None,
+            liveness,
         };
         master.log(
             Level::Info,
@@ -760,7 +775,7 @@ impl Master {
                     | Request::FinalTid { .. }
                     | Request::LastIds { .. }
                     | Request::PackOrders { .. } => self.on_verification_answer(key, packet),
-                    Request::Identification => {}
+                    Request::Identification | Request::Ping => {}
                 }
             }
             _ => {}
@@ -821,6 +836,7 @@ impl Master {
 
     /// A connection closed (by the peer, or by us).
     fn conn_lost(&mut self, conn: ConnId, role: ConnRole, _pending: Vec<Request>) {
+        self.liveness.forget(conn);
         match role {
             ConnRole::Unidentified => {}
             ConnRole::Election(key) => self.election_conn_lost(key),
@@ -858,6 +874,9 @@ impl Master {
     }
 
     fn on_timeout(&mut self) {
+        if self.is_primary() {
+            self.check_storages_alive();
+        }
         if self.wake_at.is_some_and(|at| at <= self.now) {
             self.wake_at = None;
             match &self.role {
@@ -868,6 +887,53 @@ impl Master {
                 }
                 Role::Secondary(_) => self.secondary_step(),
                 Role::Exited => {}
+            }
+        }
+    }
+
+    /// Watches identified storages of the primary for silence.
+    fn watch_if_storage(&mut self, conn: ConnId) {
+        if !self.is_primary() || self.liveness.is_watched(conn) {
+            return;
+        }
+        if let Some(ConnRole::Peer(key)) = self.net.state(conn).copied() {
+            if self
+                .nodes
+                .get(key)
+                .is_some_and(|e| e.node_type == NodeType::Storage && e.conn == Some(conn))
+            {
+                self.liveness.heard(conn, self.now);
+            }
+        }
+    }
+
+    /// Pings silent storages; one that did not answer is handled as gone
+    /// (cluster.md 7.7: a storage that stops answering is marked DOWN).
+    fn check_storages_alive(&mut self) {
+        for verdict in self.liveness.poll(self.now) {
+            match verdict {
+                Verdict::Ping(conn) => {
+                    if self.net.ask(conn, Ping {}, Request::Ping).is_none() {
+                        self.liveness.forget(conn);
+                    }
+                }
+                Verdict::Dead(conn, silent) => {
+                    let Some(ConnRole::Peer(key)) = self.net.state(conn).copied() else {
+                        continue;
+                    };
+                    let desc = self.node_desc(key);
+                    self.log(
+                        Level::Warn,
+                        format!(
+                            "{desc} did not answer for {:.1} s: closing its connection",
+                            silent.as_secs_f64()
+                        ),
+                    );
+                    let pending = self.net.drain_pending(conn);
+                    if let Some(closed) = self.net.close(conn) {
+                        self.conn_lost(conn, closed.state, pending);
+                    }
+                }
             }
         }
     }
@@ -940,7 +1006,11 @@ impl Node for Master {
                 conn,
                 msg_id,
                 packet,
-            } => self.on_packet(conn, msg_id, packet),
+            } => {
+                self.liveness.heard_if_watched(conn, self.now);
+                self.on_packet(conn, msg_id, packet);
+                self.watch_if_storage(conn);
+            }
             Input::Timeout => self.on_timeout(),
         }
         self.after_event();
@@ -951,7 +1021,14 @@ impl Node for Master {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        self.wake_at
+        let liveness = self
+            .is_primary()
+            .then(|| self.liveness.next_deadline())
+            .flatten();
+        match (self.wake_at, liveness) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -119,6 +119,22 @@ enum Event {
     },
 }
 
+impl Event {
+    /// The node the event is for (none for scenario and workload timers).
+    fn node(&self) -> Option<NodeId> {
+        match self {
+            Event::Accept { node, .. }
+            | Event::Connected { node, .. }
+            | Event::ConnectFailed { node, .. }
+            | Event::Deliver { node, .. }
+            | Event::Closed { node, .. }
+            | Event::Timer { node, .. }
+            | Event::Sync { node, .. } => Some(*node),
+            Event::Script { .. } | Event::Workload { .. } => None,
+        }
+    }
+}
+
 /// What a step handed back to the caller to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -147,6 +163,9 @@ pub struct Sim {
     pub ctl_answers: Vec<(String, Packet)>,
     /// Events of clients, for the workload to consume.
     pub client_events: VecDeque<(NodeId, ClientEvent)>,
+    /// Frozen nodes (a hung process: connections stay open, nothing is
+    /// read), with the events held for them, in order.
+    frozen: BTreeMap<NodeId, Vec<Event>>,
 }
 
 impl Sim {
@@ -166,6 +185,7 @@ impl Sim {
             master_addrs: Vec::new(),
             ctl_answers: Vec::new(),
             client_events: VecDeque::new(),
+            frozen: BTreeMap::new(),
         }
     }
 
@@ -197,6 +217,7 @@ impl Sim {
             replicas: self.config.replicas,
             autostart: self.config.autostart,
             nid: None,
+            storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
         }
     }
 
@@ -335,6 +356,10 @@ impl Sim {
         let Reverse((at, _, event)) = self.queue.pop().unwrap();
         self.now = self.now.max(at);
         self.steps += 1;
+        if let Some(held) = event.node().and_then(|node| self.frozen.get_mut(&node)) {
+            held.push(event);
+            return Some(None);
+        }
         let mut script = None;
         match event {
             Event::Script { index } => script = Some(Trigger::Script(index)),
@@ -564,9 +589,41 @@ impl Sim {
         }
         self.logs
             .push(format!("{} {} CRASH", self.now, self.nodes[node.0].name));
+        self.frozen.remove(&node);
         self.kill_connections(node);
         self.nodes[node.0].crash();
         self.timers.remove(&node);
+    }
+
+    /// Freezes a live node as a hung process would be: its connections
+    /// stay open but it handles nothing (packets, timers) until thawed.
+    pub fn freeze(&mut self, node: NodeId) {
+        if self.nodes[node.0].alive && !self.frozen.contains_key(&node) {
+            self.logs
+                .push(format!("{} {} FREEZE", self.now, self.nodes[node.0].name));
+            self.frozen.insert(node, Vec::new());
+        }
+    }
+
+    /// Resumes a frozen node: what arrived meanwhile is handled now, in
+    /// order.
+    pub fn thaw(&mut self, node: NodeId) {
+        let Some(held) = self.frozen.remove(&node) else {
+            return;
+        };
+        self.logs
+            .push(format!("{} {} THAW", self.now, self.nodes[node.0].name));
+        for event in held {
+            if !matches!(event, Event::Timer { .. }) {
+                self.push(self.now, event);
+            }
+        }
+        self.timers.remove(&node);
+        self.after_step(node);
+    }
+
+    pub fn is_frozen(&self, node: NodeId) -> bool {
+        self.frozen.contains_key(&node)
     }
 
     /// Restarts a crashed (or exited) node from its durable state.
