@@ -34,6 +34,8 @@ fn same_seed_same_run() {
             think_ms: (10, 50),
             pack_percent: 5,
         }),
+        storage_ping: None,
+        until_replicated: false,
     };
     for seed in 0..20 {
         let first = run_traced(seed, &shape);
@@ -68,6 +70,8 @@ fn digest() {
         ],
         recovery_deadline: Duration::from_secs(60),
         workload: None,
+        storage_ping: None,
+        until_replicated: false,
     };
     let seed: u64 = std::env::var("NEO_SIM_SEED")
         .map(|s| s.parse().unwrap())

@@ -34,6 +34,8 @@ fn boot_shape() -> Shape {
         actions: vec![Action::DropRandomConnection],
         recovery_deadline: Duration::from_secs(30),
         workload: None,
+        storage_ping: None,
+        until_replicated: false,
     }
 }
 
@@ -58,6 +60,8 @@ fn election_shape() -> Shape {
         ],
         recovery_deadline: Duration::from_secs(60),
         workload: None,
+        storage_ping: None,
+        until_replicated: false,
     }
 }
 
@@ -88,6 +92,8 @@ fn storage_loss_shape() -> Shape {
         ],
         recovery_deadline: Duration::from_secs(60),
         workload: None,
+        storage_ping: None,
+        until_replicated: false,
     }
 }
 

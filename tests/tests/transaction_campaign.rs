@@ -57,6 +57,8 @@ fn contention_shape() -> Shape {
         actions: vec![],
         recovery_deadline: Duration::from_secs(30),
         workload: Some(workload()),
+        storage_ping: None,
+        until_replicated: false,
     }
 }
 
@@ -85,6 +87,8 @@ fn faults_shape() -> Shape {
         ],
         recovery_deadline: Duration::from_secs(60),
         workload: Some(workload()),
+        storage_ping: None,
+        until_replicated: false,
     }
 }
 

@@ -306,6 +306,11 @@ impl<S: Store> Storage<S> {
         self.pack_pending()
     }
 
+    /// Where packing stands (failure reports of tests).
+    pub fn describe_packing(&self) -> String {
+        self.describe_pack()
+    }
+
     /// The address of the master we are connected to (identified or not).
     pub fn master_connection(&self) -> Option<ConnId> {
         self.master_conn

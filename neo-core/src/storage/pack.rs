@@ -63,6 +63,20 @@ impl<S: Store> Storage<S> {
                 .any(|(_, id)| *id < self.packer.last_pack_id)
     }
 
+    pub(super) fn describe_pack(&self) -> String {
+        format!(
+            "last approved {}, reported {:?}, running {:?}, asking {}, cells {:?}",
+            self.packer.last_pack_id,
+            self.packer.completed_pack_id,
+            self.packer
+                .run
+                .as_ref()
+                .map(|r| (r.order.pack_id, &r.partitions, r.cursor)),
+            self.packer.asking,
+            self.up_to_date_packed()
+        )
+    }
+
     /// Completed pack ids of own UP_TO_DATE cells.
     fn up_to_date_packed(&self) -> Vec<(u32, Tid)> {
         let Some(pt) = &self.pt else {

@@ -9,7 +9,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use neo_proto::{ClusterState, SetClusterState};
+use neo_proto::{
+    AddPendingNodes, ClusterState, Nid, NodeState, Packet, SetClusterState, SetNodeState,
+    TweakPartitionTable,
+};
 
 use super::check::{invariants, partition_tables_agree, running_primary};
 use super::workload::{Workload, WorkloadShape, WorkloadStats};
@@ -19,12 +22,30 @@ use crate::sim::node::Machine;
 /// A fault or operator action at a scheduled instant.
 #[derive(Debug, Clone)]
 pub enum Action {
-    CrashRandom { kinds: Vec<NodeKind> },
+    CrashRandom {
+        kinds: Vec<NodeKind>,
+    },
     RestartRandom,
     DropRandomConnection,
     PartitionRandom,
     Heal,
     Start,
+    /// A storage hangs (connections open, nothing handled) until the
+    /// faults stop.
+    FreezeRandomStorage,
+    /// A new storage process joins (PENDING until `add`).
+    NewStorage,
+    /// `neoctl add` of every PENDING storage.
+    AddPending,
+    /// `neoctl tweak`: balance the table over the running storages.
+    Tweak,
+    /// `neoctl tweak -d`: move a random storage's partitions away.
+    TweakOutRandomStorage,
+    /// `neoctl kill` of a random storage (refused if it holds a
+    /// partition's last readable copy).
+    KillRandomStorage,
+    /// `neoctl drop` of a random DOWN storage (refused if that loses data).
+    DropRandomDownStorage,
 }
 
 /// The shape of a campaign's clusters and faults.
@@ -43,6 +64,11 @@ pub struct Shape {
     pub recovery_deadline: Duration,
     /// Clients run transactions, checked at the end.
     pub workload: Option<WorkloadShape>,
+    /// How soon masters ping a silent storage (default: the master's).
+    pub storage_ping: Option<Duration>,
+    /// The end also waits for replication to complete (every cell
+    /// UP_TO_DATE), so that all replicas are compared.
+    pub until_replicated: bool,
 }
 
 /// What a passing seed did.
@@ -54,6 +80,40 @@ pub struct Outcome {
     pub workload: WorkloadStats,
     /// Transactions and reads the checker verified.
     pub checked: (usize, usize),
+    pub cluster: ClusterStats,
+}
+
+/// What the cluster went through, counted from logs and operator answers
+/// (to see that a campaign exercises what it means to).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterStats {
+    /// Cells that became UP_TO_DATE by replication.
+    pub replicated_cells: u64,
+    /// Storages the primary took down for not answering.
+    pub hung_storages: u64,
+    /// Operator requests that changed something, and those refused.
+    pub operator_done: u64,
+    pub operator_refused: u64,
+}
+
+impl ClusterStats {
+    fn of(sim: &Sim) -> ClusterStats {
+        let count = |needle: &str| sim.logs.iter().filter(|l| l.contains(needle)).count() as u64;
+        let mut stats = ClusterStats {
+            replicated_cells: count(" is up to date for partition "),
+            hung_storages: count(" did not answer for "),
+            ..ClusterStats::default()
+        };
+        for (_, answer) in &sim.ctl_answers {
+            match answer {
+                Packet::AnswerTweakPartitionTable(a) if a.changed => stats.operator_done += 1,
+                Packet::Error(e) if e.code == neo_proto::ErrorCode::Ack => stats.operator_done += 1,
+                Packet::Error(_) => stats.operator_refused += 1,
+                _ => {}
+            }
+        }
+        stats
+    }
 }
 
 /// Runs one seed of a campaign.
@@ -89,6 +149,9 @@ fn run_with(
     config.partitions =
         shape.partitions.0 + rng.below((shape.partitions.1 - shape.partitions.0 + 1) as u64) as u32;
     config.replicas = rng.below(shape.max_replicas.min(storages as u32 - 1) as u64 + 1) as u32;
+    if let Some(ping) = shape.storage_ping {
+        config.storage_ping = ping;
+    }
     let use_autostart = rng.chance(1, 2);
     if use_autostart {
         config.autostart = Some(storages as u32);
@@ -176,12 +239,19 @@ fn run_with(
         if let Err(error) = invariants(&sim) {
             break Err(error);
         }
+        if sim.now >= start + faults_end {
+            // Faults are over: like a supervisor, restart any process
+            // that exits (e.g. a hung storage killed by the operator
+            // finds out when it resumes).
+            restart_dead(&mut sim);
+        }
         let idle = workload.as_ref().is_none_or(|w| w.idle())
             && !sim
                 .node_ids(NodeKind::Storage)
                 .iter()
                 .any(|&n| sim.nodes[n.0].as_storage().is_some_and(|s| s.is_packing()));
-        if sim.now >= start + faults_end && idle && serving(&sim) {
+        let replicated = !shape.until_replicated || all_cells_up_to_date(&sim);
+        if sim.now >= start + faults_end && idle && serving(&sim) && replicated {
             served = true;
             break Ok(());
         }
@@ -190,6 +260,7 @@ fn run_with(
         steps: sim.steps,
         faults: fault_count,
         virtual_time: sim.now.saturating_since(start),
+        cluster: ClusterStats::of(&sim),
         ..Outcome::default()
     };
     if let (Ok(()), true, Some(workload)) = (&result, served, &workload) {
@@ -208,11 +279,12 @@ fn run_with(
         Err(error) => Err(Box::new((error, sim))),
         Ok(()) if !served => Err(Box::new((
             format!(
-                "cluster not serving {:?} after faults stopped{}",
+                "cluster not serving {:?} after faults stopped{}{}",
                 shape.recovery_deadline,
                 workload
                     .map(|w| format!(" (busy clients: {})", w.describe(&sim)))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                describe_table(&sim),
             ),
             sim,
         ))),
@@ -270,12 +342,133 @@ fn perform(sim: &mut Sim, action: &Action, ctl: NodeId, admin: NodeId) {
             sim.partition(&side);
         }
         Action::Heal => sim.heal(),
+        Action::FreezeRandomStorage => {
+            let candidates: Vec<NodeId> = sim
+                .node_ids(NodeKind::Storage)
+                .into_iter()
+                .filter(|&n| sim.nodes[n.0].alive && !sim.is_frozen(n))
+                .collect();
+            if !candidates.is_empty() {
+                let index = sim.rng.below(candidates.len() as u64) as usize;
+                sim.freeze(candidates[index]);
+            }
+        }
+        Action::NewStorage => {
+            sim.add_storage();
+        }
+        Action::AddPending => {
+            let nids = storages_in_state(sim, NodeState::Pending);
+            if !nids.is_empty() {
+                sim.ctl(ctl, admin, AddPendingNodes { nids }.into());
+            }
+        }
+        Action::Tweak => sim.ctl(
+            ctl,
+            admin,
+            TweakPartitionTable {
+                dry_run: false,
+                drop_nids: vec![],
+            }
+            .into(),
+        ),
+        Action::TweakOutRandomStorage => {
+            if let Some(nid) = random_of(sim, storages_in_state(sim, NodeState::Running)) {
+                let request = TweakPartitionTable {
+                    dry_run: false,
+                    drop_nids: vec![nid],
+                };
+                sim.ctl(ctl, admin, request.into());
+            }
+        }
+        Action::KillRandomStorage => {
+            if let Some(nid) = random_of(sim, storages_in_state(sim, NodeState::Running)) {
+                let request = SetNodeState {
+                    nid,
+                    state: NodeState::Down,
+                };
+                sim.ctl(ctl, admin, request.into());
+            }
+        }
+        Action::DropRandomDownStorage => {
+            if let Some(nid) = random_of(sim, storages_in_state(sim, NodeState::Down)) {
+                let request = SetNodeState {
+                    nid,
+                    state: NodeState::Unknown,
+                };
+                sim.ctl(ctl, admin, request.into());
+            }
+        }
     }
+}
+
+/// Storages the running primary knows in `state` (none without one).
+fn storages_in_state(sim: &Sim, state: NodeState) -> Vec<Nid> {
+    let Some(primary) = running_primary(sim) else {
+        return Vec::new();
+    };
+    let master = sim.nodes[primary.0].as_master().unwrap();
+    master
+        .nodes()
+        .of_type(neo_proto::NodeType::Storage)
+        .filter(|(_, e)| e.state == state)
+        .filter_map(|(_, e)| e.nid())
+        .collect()
+}
+
+fn random_of(sim: &mut Sim, nids: Vec<Nid>) -> Option<Nid> {
+    if nids.is_empty() {
+        return None;
+    }
+    Some(nids[sim.rng.below(nids.len() as u64) as usize])
+}
+
+/// The primary's table, one line per partition (failure reports).
+fn describe_table(sim: &Sim) -> String {
+    let Some(primary) = running_primary(sim) else {
+        return String::new();
+    };
+    let master = sim.nodes[primary.0].as_master().unwrap();
+    let state_of = |nid| master.nodes().state_of(nid);
+    let lines = master.partition_table().format(&state_of);
+    format!(
+        "\npartition table:\n{}\npacking: {:?}, network busy: {}, tables agree: {:?}",
+        lines.join("\n"),
+        sim.node_ids(NodeKind::Storage)
+            .into_iter()
+            .filter_map(|n| sim.nodes[n.0]
+                .as_storage()
+                .filter(|s| s.is_packing())
+                .map(|s| (n, s)))
+            .map(|(n, s)| format!("{}: {}", sim.name(n), s.describe_packing()))
+            .collect::<Vec<_>>(),
+        sim.network_busy(),
+        partition_tables_agree(sim)
+    )
+}
+
+/// Replication is complete: every cell of the primary's table UP_TO_DATE.
+pub fn all_cells_up_to_date(sim: &Sim) -> bool {
+    let Some(primary) = running_primary(sim) else {
+        return false;
+    };
+    let pt = sim.nodes[primary.0].as_master().unwrap().partition_table();
+    (0..pt.num_partitions()).all(|p| {
+        pt.row(p)
+            .iter()
+            .all(|c| c.state == neo_proto::CellState::UpToDate)
+    })
 }
 
 /// Faults stop: the network heals and every dead node restarts.
 fn heal_everything(sim: &mut Sim) {
     sim.heal();
+    for node in 0..sim.nodes.len() {
+        sim.thaw(NodeId(node));
+    }
+    restart_dead(sim);
+}
+
+fn restart_dead(sim: &mut Sim) {
     for node in 0..sim.nodes.len() {
         if !sim.nodes[node].alive && sim.nodes[node].kind != NodeKind::Ctl {
             sim.restart(NodeId(node));

@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub transcript: bool,
     /// Keep node log records (printed when a run fails).
     pub keep_logs: bool,
+    /// How soon masters ping a silent storage (and give up on it).
+    pub storage_ping: Duration,
 }
 
 impl SimConfig {
@@ -67,6 +69,7 @@ impl SimConfig {
             sync_us: (50, 2000),
             transcript: false,
             keep_logs: true,
+            storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
         }
     }
 }
@@ -217,7 +220,7 @@ impl Sim {
             replicas: self.config.replicas,
             autostart: self.config.autostart,
             nid: None,
-            storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
+            storage_ping: self.config.storage_ping,
         }
     }
 
@@ -637,6 +640,9 @@ impl Sim {
         let master_config = (self.nodes[node.0].kind == NodeKind::Master)
             .then(|| self.master_config(self.nodes[node.0].index));
         self.nodes[node.0].restart(now, master_config);
+        // A node that exited (rather than crashed) may have left its
+        // timer's instant here; the restarted node starts afresh.
+        self.timers.remove(&node);
         self.network.reset_accept_ids(node);
         self.after_step(node);
     }
