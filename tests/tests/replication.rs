@@ -419,3 +419,83 @@ fn a_storage_that_stops_answering_is_taken_down_then_catches_up() {
     committed_history(&cluster.sim).unwrap();
     check_reads(&mut cluster, client, &objects);
 }
+
+/// After the cluster stopped because its only storage went away, storages
+/// without data arriving must not make autostart create a new, empty
+/// database (NEO/py does): the cluster waits for the storage holding the
+/// table and serves its data again.
+#[test]
+fn autostart_never_replaces_a_database_that_existed() {
+    use neo_core::storage::store::Store;
+    use neo_proto::ClusterState;
+    let mut config = SimConfig::new(37);
+    config.partitions = 2;
+    config.replicas = 0;
+    let mut cluster = Cluster::start(config, 1, 1, 1);
+    let client = cluster.clients[0];
+    let objects = create(&mut cluster, client, 4);
+    cluster.run_for(Duration::from_millis(1500));
+    let holder = cluster.storages()[0];
+    cluster.sim.crash(holder);
+    // Autostart was 1 storage: a newcomer alone would satisfy it.
+    let newcomer = cluster.sim.add_storage();
+    cluster.run_for(Duration::from_secs(5));
+    let primary = neo_tests::sim::check::running_primary(&cluster.sim);
+    assert!(primary.is_none(), "no cluster without the data");
+    let store = cluster.sim.nodes[newcomer.0].as_storage().unwrap().store();
+    assert!(store.partition_table().is_none(), "no new table was made");
+    cluster.sim.restart(holder);
+    cluster
+        .run_until(Duration::from_secs(30), |sim| {
+            neo_tests::sim::check::running_primary(sim).is_some_and(|p| {
+                sim.nodes[p.0].as_master().unwrap().cluster_state() == Some(ClusterState::Running)
+            })
+        })
+        .unwrap();
+    cluster.run_for(Duration::from_secs(1));
+    check_reads(&mut cluster, client, &objects);
+}
+
+/// A storage dropped while it was down never hears it; when it comes back
+/// later it is a newcomer: its id was not given to another node meanwhile
+/// (NEO/py reuses it and then refuses the returning storage forever), and
+/// it learns it holds no cell.
+#[test]
+fn a_storage_dropped_while_down_comes_back_as_a_newcomer() {
+    use neo_proto::{ErrorCode, NodeState, SetNodeState};
+    let mut config = SimConfig::new(38);
+    config.partitions = 2;
+    config.replicas = 1;
+    let mut cluster = Cluster::start(config, 1, 3, 1);
+    let client = cluster.clients[0];
+    let objects = create(&mut cluster, client, 4);
+    let dropped = cluster.storages()[2];
+    let nid = cluster.nid(dropped);
+    cluster.sim.crash(dropped);
+    cluster.run_for(Duration::from_millis(200));
+    let answer = cluster.ctl(
+        SetNodeState {
+            nid,
+            state: NodeState::Unknown,
+        }
+        .into(),
+    );
+    assert!(
+        matches!(answer, Packet::Error(ref e) if e.code == ErrorCode::Ack),
+        "{answer:?}"
+    );
+    let newcomer = cluster.sim.add_storage();
+    cluster.run_for(Duration::from_millis(200));
+    assert_ne!(cluster.nid(newcomer), nid, "a dropped id is not reused");
+    cluster.sim.restart(dropped);
+    cluster.run_for(Duration::from_secs(1));
+    let state = cluster.master().nodes().state_of(nid);
+    assert_eq!(state, Some(NodeState::Pending), "back as a newcomer");
+    assert!(cells_of(&cluster, nid).is_empty());
+    let store = cluster.sim.nodes[dropped.0].as_storage().unwrap().store();
+    assert!(
+        (0..2).all(|p| store.objects(p).is_empty()),
+        "it dropped its stale data"
+    );
+    check_reads(&mut cluster, client, &objects);
+}

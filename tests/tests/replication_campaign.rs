@@ -91,6 +91,18 @@ fn seeds_that_found_bugs() {
         // a storage that exited when told it was killed; restarted, its
         // wake-ups were never scheduled and a pack stalled forever.
         ("churn", churn_shape, 372),
+        // After the cluster stopped (its last readable storage hung), two
+        // storages without data joined and autostart made a new, empty
+        // database (NEO/py does the same); the dropped storage then came
+        // back with an id the master had given again and was refused
+        // forever. A master that knew a table never autostarts a new one,
+        // and the ids of dropped storages are not reused.
+        ("churn", churn_shape, 8051),
+        // A storage kept waiting on a replication source that hung and was
+        // then taken down and dropped (NEO/py only gives up when the
+        // connection closes): the source is now abandoned as soon as its
+        // cell is no longer readable.
+        ("churn", churn_shape, 9796),
     ];
     for (name, shape, seed) in cases {
         if let Err(failure) = run(*seed, &shape()) {

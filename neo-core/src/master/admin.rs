@@ -347,6 +347,9 @@ impl Master {
             }
             self.broadcast_nodes(&[key]);
             if state == NodeState::Unknown {
+                if self.nodes.get(key).unwrap().node_type == NodeType::Storage {
+                    self.retired_nids.insert(nid);
+                }
                 self.forget_node(key);
             }
         }

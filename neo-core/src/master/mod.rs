@@ -201,6 +201,17 @@ pub struct Master {
     wake_at: Option<Time>,
     /// Storages that stop answering (primary).
     liveness: Liveness,
+    /// Ids of storages the operator dropped: never given to another node,
+    /// so that a dropped storage that comes back (it was down when dropped
+    /// and never heard it) is a newcomer, not a clash with a node that
+    /// took its id (NEO/py reuses the smallest free id: the returning
+    /// storage is then refused forever as "already connected").
+    retired_nids: BTreeSet<Nid>,
+    /// This master has known a partition table: autostart must never make
+    /// a new, empty one (NEO/py does when, after the cluster stopped, only
+    /// storages without data are back: the database silently restarts
+    /// empty while the storages holding it are away).
+    had_table: bool,
 }
 
 /// Why the primary stops serving (NEO/py's StoppedOperation).
@@ -237,6 +248,8 @@ impl Master {
             throttle: ConnectThrottle::default(),
             wake_at: None,
             liveness,
+            retired_nids: BTreeSet::new(),
+            had_table: false,
         };
         master.log(
             Level::Info,
@@ -616,6 +629,9 @@ impl Master {
         let base = Nid::namespace(node_type) << 24;
         for n in 1..0x1000_0000 {
             let nid = Nid(base + n);
+            if self.retired_nids.contains(&nid) {
+                continue;
+            }
             match self.nodes.entry_by_nid(nid) {
                 None => return nid,
                 Some(entry) if address.is_some() && entry.address() == address => return nid,

@@ -52,6 +52,17 @@ impl Master {
     pub(super) fn enter_recovery(&mut self) {
         // The newest table is the one storages hold: a change this master
         // made that reached none of them is not trusted.
+        if let Some(ptid) = self.pt.ptid() {
+            self.had_table = true;
+            if self.config.autostart.is_some() {
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "waiting for the storages holding partition table {ptid}: autostart never creates a new database once one existed"
+                    ),
+                );
+            }
+        }
         self.pt = PartitionTable::new(self.config.partitions, self.config.replicas);
         let primary = self.primary_mut().unwrap();
         primary.epoch += 1;
@@ -384,7 +395,7 @@ impl Master {
         } else if !loaded
             && self.pt.ptid().is_none()
             && self.no_table_reported()
-            && (startup_allowed || self.config.autostart.is_some())
+            && (startup_allowed || (self.config.autostart.is_some() && !self.had_table))
         {
             let nodes: Vec<NodeKey> = self
                 .nodes

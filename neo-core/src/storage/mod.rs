@@ -928,6 +928,9 @@ impl<S: Store> Storage<S> {
                 pt.drop_node(nid);
             }
         }
+        if self.phase == Phase::Operating {
+            self.check_replication_source();
+        }
         match effects.own_state {
             Some(NodeState::Down) => {
                 self.shutdown(false);

@@ -177,7 +177,29 @@ impl<S: Store> Storage<S> {
             self.abort_replication("partition discarded");
         }
         self.send_replication_announcements();
+        self.check_replication_source();
         self.next_partition();
+    }
+
+    /// Gives up the current source once it is no longer a readable cell of
+    /// a RUNNING node (outdated, dropped, down): another one is picked.
+    /// NEO/py only gives up when the connection closes, so a source that
+    /// hangs, or whose connection is still being set up when it is taken
+    /// down, stalls the replication forever.
+    pub(super) fn check_replication_source(&mut self) {
+        let Some(current) = &self.replicator.current else {
+            return;
+        };
+        let (partition, source) = (current.partition, current.source);
+        let readable = self
+            .pt
+            .as_ref()
+            .and_then(|pt| pt.cell(partition, source))
+            .is_some_and(|c| c.is_readable());
+        let running = self.nodes.state_of(source) == Some(NodeState::Running);
+        if !(readable && running) {
+            self.abort_replication(&format!("the source {source} is no longer readable"));
+        }
     }
 
     /// The master's answer to AskUnfinishedTransactions.
