@@ -8,46 +8,19 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use neo_core::client::{Answer, TxnId};
 use neo_proto::{CellState, Oid, Tid};
+use neo_tests::sim::campaign::replicated_and_quiet;
 use neo_tests::sim::drive::Cluster;
-use neo_tests::sim::{NodeId, Sim, SimConfig};
+use neo_tests::sim::{NodeId, SimConfig};
 
 const OBJECTS: u64 = 100;
 const DATA_BYTES: usize = 100;
 
-fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
-    let (txn, op) = cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.tpc_begin(now, Bytes::new(), Bytes::new(), Bytes::new(), None)
-        })
-        .unwrap()
-        .unwrap();
-    assert!(matches!(cluster.wait(client, op), Ok(Answer::Begun(_))));
-    txn
-}
-
 fn commit_one(cluster: &mut Cluster, client: NodeId, oid: Oid, serial: Tid, round: u64) -> Tid {
-    let txn = begin(cluster, client);
-    let mut data = format!("{oid}@{round}").into_bytes();
-    data.resize(DATA_BYTES, b'.');
-    cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.store(now, txn, oid, serial, Some(Bytes::from(data)))
-        })
-        .unwrap()
-        .unwrap();
-    match cluster.call(client, |c, now| c.tpc_finish(now, txn)) {
-        Ok(Answer::Finished(tid)) => tid,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn all_up_to_date(sim: &Sim) -> bool {
-    neo_tests::sim::campaign::all_cells_up_to_date(sim) && !sim.network_busy()
+    let txn = cluster.begin(client, "", "");
+    let data = format!("{:.<DATA_BYTES$}", format!("{oid}@{round}"));
+    cluster.store(client, txn, oid, serial, &data);
+    cluster.finish(client, txn).expect("committed")
 }
 
 fn measure(transactions: u64) {
@@ -60,11 +33,7 @@ fn measure(transactions: u64) {
     let client = cluster.clients[0];
     let mut serials = Vec::new();
     for _ in 0..OBJECTS {
-        let oid = match cluster.call(client, |c, now| c.new_oid(now)) {
-            Ok(Answer::Oid(oid)) => oid,
-            other => panic!("{other:?}"),
-        };
-        serials.push((oid, Tid::ZERO));
+        serials.push((cluster.new_oid(client), Tid::ZERO));
     }
     for (i, (oid, serial)) in serials.iter_mut().enumerate() {
         *serial = commit_one(&mut cluster, client, *oid, *serial, i as u64);
@@ -83,7 +52,7 @@ fn measure(transactions: u64) {
     let wall = Instant::now();
     cluster.sim.restart(late);
     cluster
-        .run_until(Duration::from_secs(3600), all_up_to_date)
+        .run_until(Duration::from_secs(3600), replicated_and_quiet)
         .expect("caught up");
     let virtual_time = cluster.sim.now.saturating_since(started);
     let pt = cluster.master().partition_table();

@@ -4,6 +4,15 @@
 
 pub mod sim;
 
+/// Checks `lines` against the insta snapshot `name` in the repository's
+/// `snapshots/` directory (protocol transcripts, renderings).
+pub fn snapshot(name: &str, lines: &[String]) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, lines.join("\n")));
+}
+
 use bytes::BytesMut;
 use neo_proto::{encode, Decoder, Frame, Packet, HANDSHAKE};
 

@@ -5,87 +5,38 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use neo_core::client::{Answer, LoadMode, TxnId};
+use neo_core::client::{Answer, LoadMode};
 use neo_proto::{AddPendingNodes, CellState, Nid, Oid, Packet, Tid, TweakPartitionTable};
+use neo_tests::sim::campaign::replicated_and_quiet;
 use neo_tests::sim::check::committed_history;
 use neo_tests::sim::drive::Cluster;
-use neo_tests::sim::{NodeId, Sim, SimConfig};
-
-fn text(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
-    let (txn, op) = cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.tpc_begin(now, text("u"), text("d"), Bytes::new(), None)
-        })
-        .unwrap()
-        .unwrap();
-    assert!(matches!(cluster.wait(client, op), Ok(Answer::Begun(_))));
-    txn
-}
-
-fn commit(cluster: &mut Cluster, client: NodeId, txn: TxnId) -> Tid {
-    match cluster.call(client, |c, now| c.tpc_finish(now, txn)) {
-        Ok(Answer::Finished(tid)) => tid,
-        other => panic!("{other:?}"),
-    }
-}
+use neo_tests::sim::{NodeId, SimConfig};
 
 /// Creates `count` objects in one transaction; returns them.
 fn create(cluster: &mut Cluster, client: NodeId, count: usize) -> Vec<(Oid, Tid)> {
-    let txn = begin(cluster, client);
+    let txn = cluster.begin(client, "u", "d");
     let mut oids = Vec::new();
     for i in 0..count {
-        let oid = match cluster.call(client, |c, now| c.new_oid(now)) {
-            Ok(Answer::Oid(oid)) => oid,
-            other => panic!("{other:?}"),
-        };
-        cluster
-            .sim
-            .with_client(client, |c, now| {
-                c.store(now, txn, oid, Tid::ZERO, Some(text(&format!("{oid}:{i}"))))
-            })
-            .unwrap()
-            .unwrap();
+        let oid = cluster.new_oid(client);
+        cluster.store(client, txn, oid, Tid::ZERO, &format!("{oid}:{i}"));
         oids.push(oid);
     }
-    let tid = commit(cluster, client, txn);
+    let tid = cluster.finish(client, txn).unwrap();
     oids.into_iter().map(|oid| (oid, tid)).collect()
 }
 
 /// Rewrites every object once per round.
 fn rewrite(cluster: &mut Cluster, client: NodeId, objects: &mut [(Oid, Tid)], rounds: usize) {
     for round in 0..rounds {
-        let txn = begin(cluster, client);
+        let txn = cluster.begin(client, "u", "d");
         for (oid, serial) in objects.iter() {
-            let (oid, serial) = (*oid, *serial);
-            cluster
-                .sim
-                .with_client(client, |c, now| {
-                    c.store(now, txn, oid, serial, Some(text(&format!("{oid}@{round}"))))
-                })
-                .unwrap()
-                .unwrap();
+            cluster.store(client, txn, *oid, *serial, &format!("{oid}@{round}"));
         }
-        let tid = commit(cluster, client, txn);
+        let tid = cluster.finish(client, txn).unwrap();
         for object in objects.iter_mut() {
             object.1 = tid;
         }
     }
-}
-
-/// Whether every cell of the table is UP_TO_DATE.
-fn all_up_to_date(sim: &Sim) -> bool {
-    let Some(primary) = neo_tests::sim::check::running_primary(sim) else {
-        return false;
-    };
-    let pt = sim.nodes[primary.0].as_master().unwrap().partition_table();
-    (0..pt.num_partitions()).all(|p| pt.row(p).iter().all(|c| c.state == CellState::UpToDate))
-        && !sim.network_busy()
 }
 
 fn cells_of(cluster: &Cluster, nid: Nid) -> Vec<(u32, CellState)> {
@@ -128,7 +79,7 @@ fn a_storage_that_comes_back_catches_up_on_what_it_missed() {
     let started = cluster.sim.now;
     cluster.sim.restart(s1);
     cluster
-        .run_until(Duration::from_secs(30), all_up_to_date)
+        .run_until(Duration::from_secs(30), replicated_and_quiet)
         .unwrap();
     eprintln!(
         "caught up on 20 transactions in {:?} of virtual time",
@@ -166,7 +117,7 @@ fn a_new_storage_joins_and_takes_partitions_over_while_commits_go_on() {
     // Commits go on while it replicates.
     rewrite(&mut cluster, client, &mut objects, 5);
     cluster
-        .run_until(Duration::from_secs(30), all_up_to_date)
+        .run_until(Duration::from_secs(30), replicated_and_quiet)
         .unwrap();
     let cells = cells_of(&cluster, nid);
     assert_eq!(cells.len(), 4, "6 partitions × 2 copies over 3 nodes");
@@ -213,7 +164,7 @@ fn a_dropped_storage_hands_its_partitions_over_first() {
     assert!(matches!(answer, Packet::AnswerTweakPartitionTable(ref a) if a.changed));
     rewrite(&mut cluster, client, &mut objects, 2);
     cluster
-        .run_until(Duration::from_secs(30), all_up_to_date)
+        .run_until(Duration::from_secs(30), replicated_and_quiet)
         .unwrap();
     assert_eq!(
         cells_of(&cluster, nid),
@@ -282,7 +233,7 @@ fn a_replication_interrupted_by_a_crash_resumes_where_it_stood() {
     cluster.sim.transcript.clear();
     cluster.sim.restart(s1);
     cluster
-        .run_until(Duration::from_secs(30), all_up_to_date)
+        .run_until(Duration::from_secs(30), replicated_and_quiet)
         .unwrap();
     let first_ask = cluster
         .sim
@@ -414,7 +365,7 @@ fn a_storage_that_stops_answering_is_taken_down_then_catches_up() {
     rewrite(&mut cluster, client, &mut objects, 5);
     cluster.sim.thaw(hung);
     cluster
-        .run_until(Duration::from_secs(30), all_up_to_date)
+        .run_until(Duration::from_secs(30), replicated_and_quiet)
         .unwrap();
     committed_history(&cluster.sim).unwrap();
     check_reads(&mut cluster, client, &objects);

@@ -7,72 +7,23 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use neo_core::client::{Answer, TxnId};
 use neo_proto::{AddPendingNodes, CellState, Oid, Packet, Tid, TweakPartitionTable};
-use neo_tests::sim::campaign::all_cells_up_to_date;
+use neo_tests::sim::campaign::{all_cells_up_to_date, replicated_and_quiet};
 use neo_tests::sim::check::committed_history;
 use neo_tests::sim::drive::Cluster;
-use neo_tests::sim::{NodeId, SimConfig};
-
-fn cluster(seed: u64, partitions: u32, replicas: u32, storages: usize) -> Cluster {
-    let mut config = SimConfig::new(seed);
-    config.partitions = partitions;
-    config.replicas = replicas;
-    config.latency_us = (100, 100);
-    config.sync_us = (500, 500);
-    config.transcript = true;
-    let mut cluster = Cluster::start(config, 1, storages, 1);
-    cluster.run_for(Duration::from_millis(100));
-    cluster
-}
-
-fn snapshot(name: &str, lines: &[String]) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../../snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, lines.join("\n")));
-}
-
-fn text(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
-    let (txn, op) = cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.tpc_begin(now, text("u"), text("d"), Bytes::new(), None)
-        })
-        .unwrap()
-        .unwrap();
-    assert!(matches!(cluster.wait(client, op), Ok(Answer::Begun(_))));
-    txn
-}
+use neo_tests::sim::NodeId;
 
 /// Writes oids 1..=count (creating them at `serial` zero) in one
 /// transaction; returns its TID.
 fn write_all(cluster: &mut Cluster, client: NodeId, count: u64, serial: Tid, data: &str) -> Tid {
-    let txn = begin(cluster, client);
+    let txn = cluster.begin(client, "u", "d");
     for oid in 1..=count {
         if serial == Tid::ZERO {
-            match cluster.call(client, |c, now| c.new_oid(now)) {
-                Ok(Answer::Oid(new)) => assert_eq!(new, Oid(oid)),
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(cluster.new_oid(client), Oid(oid));
         }
-        cluster
-            .sim
-            .with_client(client, |c, now| {
-                c.store(now, txn, Oid(oid), serial, Some(text(data)))
-            })
-            .unwrap()
-            .unwrap();
+        cluster.store(client, txn, Oid(oid), serial, data);
     }
-    let tid = match cluster.call(client, |c, now| c.tpc_finish(now, txn)) {
-        Ok(Answer::Finished(tid)) => tid,
-        other => panic!("{other:?}"),
-    };
+    let tid = cluster.finish(client, txn).unwrap();
     cluster.run_for(Duration::from_millis(50));
     tid
 }
@@ -84,7 +35,7 @@ fn write_all(cluster: &mut Cluster, client: NodeId, count: u64, serial: Tid, dat
 /// owner, reports NotifyReplicationDone, and the FEEDING cell is dropped.
 #[test]
 fn a_new_storage_joins_and_takes_a_partition_over() {
-    let mut cluster = cluster(41, 2, 0, 1);
+    let mut cluster = Cluster::for_transcript(41, 2, 0, 1, 1);
     let client = cluster.clients[0];
     let first = write_all(&mut cluster, client, 2, Tid::ZERO, "0");
     write_all(&mut cluster, client, 2, first, "1");
@@ -109,7 +60,7 @@ fn a_new_storage_joins_and_takes_a_partition_over() {
     assert_eq!(owned.len(), 1, "it took one partition of two");
     assert_eq!(pt.row(owned[0]).len(), 1, "the old owner's cell is dropped");
     committed_history(&cluster.sim).unwrap();
-    snapshot(
+    neo_tests::snapshot(
         "transcript_storage_joins_and_takes_over",
         &cluster.sim.transcript,
     );
@@ -122,7 +73,7 @@ fn a_new_storage_joins_and_takes_a_partition_over() {
 /// UP_TO_DATE.
 #[test]
 fn a_storage_that_comes_back_catches_up() {
-    let mut cluster = cluster(42, 2, 1, 2);
+    let mut cluster = Cluster::for_transcript(42, 2, 1, 2, 1);
     let client = cluster.clients[0];
     let first = write_all(&mut cluster, client, 2, Tid::ZERO, "0");
     // Storages make unlocks durable within a second (as NEO/py's deferred
@@ -137,12 +88,10 @@ fn a_storage_that_comes_back_catches_up() {
     cluster.sim.transcript.clear();
     cluster.sim.restart(late);
     cluster
-        .run_until(Duration::from_secs(5), |sim| {
-            all_cells_up_to_date(sim) && !sim.network_busy()
-        })
+        .run_until(Duration::from_secs(5), replicated_and_quiet)
         .unwrap();
     let pt = cluster.master().partition_table();
     assert!((0..2).all(|p| pt.cell(p, nid).map(|c| c.state) == Some(CellState::UpToDate)));
     committed_history(&cluster.sim).unwrap();
-    snapshot("transcript_storage_catches_up", &cluster.sim.transcript);
+    neo_tests::snapshot("transcript_storage_catches_up", &cluster.sim.transcript);
 }

@@ -6,75 +6,19 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use neo_core::client::{Answer, ClientEvent, LoadMode, TxnId};
+use neo_core::client::{Answer, ClientEvent, LoadMode};
 use neo_proto::{Oid, Tid};
-use neo_tests::sim::drive::Cluster;
-use neo_tests::sim::{NodeId, SimConfig};
-
-fn cluster(seed: u64, partitions: u32, replicas: u32, storages: usize, clients: usize) -> Cluster {
-    let mut config = SimConfig::new(seed);
-    config.partitions = partitions;
-    config.replicas = replicas;
-    config.latency_us = (100, 100);
-    config.sync_us = (500, 500);
-    config.transcript = true;
-    let mut cluster = Cluster::start(config, 1, storages, clients);
-    cluster.run_for(Duration::from_millis(100));
-    cluster
-}
-
-fn snapshot(name: &str, lines: &[String]) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../../snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, lines.join("\n")));
-}
-
-fn text(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
-    let (txn, op) = cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.tpc_begin(now, text("u"), text("d"), Bytes::new(), None)
-        })
-        .unwrap()
-        .unwrap();
-    assert!(matches!(cluster.wait(client, op), Ok(Answer::Begun(_))));
-    txn
-}
-
-fn store(cluster: &mut Cluster, client: NodeId, txn: TxnId, oid: Oid, serial: Tid, data: &str) {
-    cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.store(now, txn, oid, serial, Some(text(data)))
-        })
-        .unwrap()
-        .unwrap();
-}
-
-fn finish(cluster: &mut Cluster, client: NodeId, txn: TxnId) -> Tid {
-    match cluster.call(client, |c, now| c.tpc_finish(now, txn)) {
-        Ok(Answer::Finished(tid)) => tid,
-        other => panic!("{other:?}"),
-    }
-}
+use neo_tests::sim::drive::{text, Cluster};
+use neo_tests::sim::NodeId;
 
 /// Creates oids 1..=count at "0" and returns their serial.
 fn create(cluster: &mut Cluster, client: NodeId, count: usize) -> Tid {
-    let txn = begin(cluster, client);
+    let txn = cluster.begin(client, "u", "d");
     for _ in 0..count {
-        let oid = match cluster.call(client, |c, now| c.new_oid(now)) {
-            Ok(Answer::Oid(oid)) => oid,
-            other => panic!("{other:?}"),
-        };
-        store(cluster, client, txn, oid, Tid::ZERO, "0");
+        let oid = cluster.new_oid(client);
+        cluster.store(client, txn, oid, Tid::ZERO, "0");
     }
-    let serial = finish(cluster, client, txn);
+    let serial = cluster.finish(client, txn).unwrap();
     cluster.run_for(Duration::from_millis(50));
     serial
 }
@@ -103,34 +47,34 @@ fn take_conflict(cluster: &mut Cluster, client: NodeId) -> neo_core::client::Con
 /// every involved storage, the answer, unlocks.
 #[test]
 fn commit_touching_two_partitions_on_two_storages() {
-    let mut cluster = cluster(21, 2, 1, 2, 1);
+    let mut cluster = Cluster::for_transcript(21, 2, 1, 2, 1);
     let a = cluster.clients[0];
     let base = create(&mut cluster, a, 2);
     cluster.sim.transcript.clear();
-    let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, Oid(1), base, "1");
-    store(&mut cluster, a, txn, Oid(2), base, "1");
+    let txn = cluster.begin(a, "u", "d");
+    cluster.store(a, txn, Oid(1), base, "1");
+    cluster.store(a, txn, Oid(2), base, "1");
     cluster.call(a, |c, now| c.tpc_vote(now, txn)).unwrap();
-    finish(&mut cluster, a, txn);
+    cluster.finish(a, txn).unwrap();
     cluster.run_for(Duration::from_millis(50));
-    snapshot("transcript_commit_two_partitions", &cluster.sim.transcript);
+    neo_tests::snapshot("transcript_commit_two_partitions", &cluster.sim.transcript);
 }
 
 /// The same without replicas: the storage of the TTID's partition gets the
 /// metadata (AskStoreTransaction), the other a plain AskVoteTransaction.
 #[test]
 fn commit_with_metadata_on_one_storage() {
-    let mut cluster = cluster(24, 2, 0, 2, 1);
+    let mut cluster = Cluster::for_transcript(24, 2, 0, 2, 1);
     let a = cluster.clients[0];
     let base = create(&mut cluster, a, 2);
     cluster.sim.transcript.clear();
-    let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, Oid(1), base, "1");
-    store(&mut cluster, a, txn, Oid(2), base, "1");
+    let txn = cluster.begin(a, "u", "d");
+    cluster.store(a, txn, Oid(1), base, "1");
+    cluster.store(a, txn, Oid(2), base, "1");
     cluster.call(a, |c, now| c.tpc_vote(now, txn)).unwrap();
-    finish(&mut cluster, a, txn);
+    cluster.finish(a, txn).unwrap();
     cluster.run_for(Duration::from_millis(50));
-    snapshot(
+    neo_tests::snapshot(
         "transcript_commit_metadata_on_one_storage",
         &cluster.sim.transcript,
     );
@@ -140,15 +84,15 @@ fn commit_with_metadata_on_one_storage() {
 /// with the committed serial, the client merges and stores again.
 #[test]
 fn conflict_resolved_by_a_second_store() {
-    let mut cluster = cluster(22, 1, 0, 1, 2);
+    let mut cluster = Cluster::for_transcript(22, 1, 0, 1, 2);
     let (a, b) = (cluster.clients[0], cluster.clients[1]);
     let base = create(&mut cluster, a, 1);
     cluster.sim.transcript.clear();
-    let tb = begin(&mut cluster, b);
-    let ta = begin(&mut cluster, a);
-    store(&mut cluster, a, ta, Oid(1), base, "1");
-    finish(&mut cluster, a, ta);
-    store(&mut cluster, b, tb, Oid(1), base, "1");
+    let tb = cluster.begin(b, "u", "d");
+    let ta = cluster.begin(a, "u", "d");
+    cluster.store(a, ta, Oid(1), base, "1");
+    cluster.finish(a, ta).unwrap();
+    cluster.store(b, tb, Oid(1), base, "1");
     let vote = cluster.start_op(b, |c, now| c.tpc_vote(now, tb));
     let conflict = take_conflict(&mut cluster, b);
     match cluster.call(b, |c, now| {
@@ -165,9 +109,9 @@ fn conflict_resolved_by_a_second_store() {
         .unwrap()
         .unwrap();
     cluster.wait(b, vote).unwrap();
-    finish(&mut cluster, b, tb);
+    cluster.finish(b, tb).unwrap();
     cluster.run_for(Duration::from_millis(50));
-    snapshot("transcript_conflict_resolution", &cluster.sim.transcript);
+    neo_tests::snapshot("transcript_conflict_resolution", &cluster.sim.transcript);
 }
 
 /// The younger transaction holds the lock the older one needs: the storage
@@ -176,17 +120,17 @@ fn conflict_resolved_by_a_second_store() {
 /// the data, which the client resolves.
 #[test]
 fn deadlock_resolved_by_relock() {
-    let mut cluster = cluster(23, 1, 0, 1, 2);
+    let mut cluster = Cluster::for_transcript(23, 1, 0, 1, 2);
     let (a, b) = (cluster.clients[0], cluster.clients[1]);
     let base = create(&mut cluster, a, 1);
     cluster.sim.transcript.clear();
-    let ta = begin(&mut cluster, a);
-    let tb = begin(&mut cluster, b);
-    store(&mut cluster, b, tb, Oid(1), base, "1");
+    let ta = cluster.begin(a, "u", "d");
+    let tb = cluster.begin(b, "u", "d");
+    cluster.store(b, tb, Oid(1), base, "1");
     cluster.run_for(Duration::from_millis(5));
-    store(&mut cluster, a, ta, Oid(1), base, "1");
+    cluster.store(a, ta, Oid(1), base, "1");
     cluster.run_for(Duration::from_millis(5));
-    finish(&mut cluster, a, ta);
+    cluster.finish(a, ta).unwrap();
     let vote = cluster.start_op(b, |c, now| c.tpc_vote(now, tb));
     take_conflict(&mut cluster, b);
     cluster
@@ -197,7 +141,7 @@ fn deadlock_resolved_by_relock() {
         .unwrap()
         .unwrap();
     cluster.wait(b, vote).unwrap();
-    finish(&mut cluster, b, tb);
+    cluster.finish(b, tb).unwrap();
     cluster.run_for(Duration::from_millis(50));
-    snapshot("transcript_deadlock_relock", &cluster.sim.transcript);
+    neo_tests::snapshot("transcript_deadlock_relock", &cluster.sim.transcript);
 }

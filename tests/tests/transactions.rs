@@ -3,52 +3,17 @@
 
 use bytes::Bytes;
 use neo_core::client::{Answer, ClientError, ClientEvent, LoadMode, TxnId};
-use neo_core::Time;
 use neo_proto::{Oid, Tid};
-use neo_tests::sim::drive::Cluster;
+use neo_tests::sim::drive::{text, Cluster};
 use neo_tests::sim::{NodeId, SimConfig};
 
-fn bytes(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn new_oid(cluster: &mut Cluster, client: NodeId) -> Oid {
-    match cluster.call(client, |c, now| c.new_oid(now)) {
-        Ok(Answer::Oid(oid)) => oid,
-        other => panic!("new_oid: {other:?}"),
-    }
-}
-
 fn begin(cluster: &mut Cluster, client: NodeId) -> TxnId {
-    let (txn, op) = cluster
-        .sim
-        .with_client(client, |c, now| {
-            c.tpc_begin(now, bytes("user"), bytes("description"), Bytes::new(), None)
-        })
-        .unwrap()
-        .unwrap();
-    match cluster.wait(client, op) {
-        Ok(Answer::Begun(_)) => txn,
-        other => panic!("tpc_begin: {other:?}"),
-    }
-}
-
-fn store(cluster: &mut Cluster, client: NodeId, txn: TxnId, oid: Oid, serial: Tid, data: &str) {
-    cluster
-        .sim
-        .with_client(client, |c, now: Time| {
-            c.store(now, txn, oid, serial, Some(bytes(data)))
-        })
-        .unwrap()
-        .unwrap();
+    cluster.begin(client, "user", "description")
 }
 
 fn commit(cluster: &mut Cluster, client: NodeId, txn: TxnId) -> Result<Tid, ClientError> {
     cluster.call(client, |c, now| c.tpc_vote(now, txn))?;
-    match cluster.call(client, |c, now| c.tpc_finish(now, txn))? {
-        Answer::Finished(tid) => Ok(tid),
-        other => panic!("tpc_finish: {other:?}"),
-    }
+    cluster.finish(client, txn)
 }
 
 /// Syncs with the master (what ZODB does at transaction boundaries) so
@@ -76,9 +41,9 @@ fn load(
 fn a_commit_is_read_back_by_another_client_after_its_invalidation() {
     let mut cluster = Cluster::start(SimConfig::new(7), 1, 2, 2);
     let (a, b) = (cluster.clients[0], cluster.clients[1]);
-    let oid = new_oid(&mut cluster, a);
+    let oid = cluster.new_oid(a);
     let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, oid, Tid::ZERO, "hello");
+    cluster.store(a, txn, oid, Tid::ZERO, "hello");
     let tid = commit(&mut cluster, a, txn).unwrap();
     // B hears of it.
     cluster.run_for(std::time::Duration::from_millis(50));
@@ -88,11 +53,11 @@ fn a_commit_is_read_back_by_another_client_after_its_invalidation() {
     assert!(invalidated);
     assert_eq!(
         load(&mut cluster, b, oid, LoadMode::Current).unwrap(),
-        (bytes("hello"), tid)
+        (text("hello"), tid)
     );
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("hello"), tid)
+        (text("hello"), tid)
     );
     assert_eq!(
         load(&mut cluster, b, oid, LoadMode::Before(tid)),
@@ -126,9 +91,9 @@ fn counter(data: &Bytes) -> u64 {
 }
 
 fn create(cluster: &mut Cluster, client: NodeId, value: &str) -> (Oid, Tid) {
-    let oid = new_oid(cluster, client);
+    let oid = cluster.new_oid(client);
     let txn = begin(cluster, client);
-    store(cluster, client, txn, oid, Tid::ZERO, value);
+    cluster.store(client, txn, oid, Tid::ZERO, value);
     (oid, commit(cluster, client, txn).unwrap())
 }
 
@@ -140,9 +105,9 @@ fn a_conflict_is_reported_with_the_committed_serial_and_resolved_by_a_second_sto
     // Both read the counter at `base`, both increment it.
     let ta = begin(&mut cluster, a);
     let tb = begin(&mut cluster, b);
-    store(&mut cluster, a, ta, oid, base, "1");
+    cluster.store(a, ta, oid, base, "1");
     let committed = commit(&mut cluster, a, ta).unwrap();
-    store(&mut cluster, b, tb, oid, base, "1");
+    cluster.store(b, tb, oid, base, "1");
     let vote = cluster.start_op(b, |c, now| c.tpc_vote(now, tb));
     let conflict = next_conflict(&mut cluster, b);
     assert_eq!(
@@ -150,7 +115,7 @@ fn a_conflict_is_reported_with_the_committed_serial_and_resolved_by_a_second_sto
         (oid, committed, base)
     );
     assert!(!conflict.checked);
-    assert_eq!(conflict.data, Some(bytes("1")));
+    assert_eq!(conflict.data, Some(text("1")));
     // Resolve: our increment on top of the committed value.
     let (current, serial) = load(&mut cluster, b, oid, LoadMode::At(conflict.committed)).unwrap();
     assert_eq!(serial, committed);
@@ -158,7 +123,7 @@ fn a_conflict_is_reported_with_the_committed_serial_and_resolved_by_a_second_sto
     cluster
         .sim
         .with_client(b, |c, now| {
-            c.resolve_conflict(now, tb, oid, Some(bytes(&merged)))
+            c.resolve_conflict(now, tb, oid, Some(text(&merged)))
         })
         .unwrap()
         .unwrap();
@@ -171,7 +136,7 @@ fn a_conflict_is_reported_with_the_committed_serial_and_resolved_by_a_second_sto
     sync(&mut cluster, a);
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("2"), tid)
+        (text("2"), tid)
     );
 }
 
@@ -183,9 +148,9 @@ fn a_deadlock_between_an_older_and_a_younger_transaction_is_resolved_by_relock()
     // A's transaction is older; B (younger) takes the lock first.
     let ta = begin(&mut cluster, a);
     let tb = begin(&mut cluster, b);
-    store(&mut cluster, b, tb, oid, base, "1");
+    cluster.store(b, tb, oid, base, "1");
     cluster.run_for(std::time::Duration::from_millis(20));
-    store(&mut cluster, a, ta, oid, base, "1");
+    cluster.store(a, ta, oid, base, "1");
     // The storage asks B to relock; A gets the lock and commits.
     let committed = commit(&mut cluster, a, ta).unwrap();
     // B's relock now conflicts: the data comes back for resolution.
@@ -195,11 +160,11 @@ fn a_deadlock_between_an_older_and_a_younger_transaction_is_resolved_by_relock()
         (conflict.oid, conflict.committed, conflict.based_on),
         (oid, committed, base)
     );
-    assert_eq!(conflict.data, Some(bytes("1")));
+    assert_eq!(conflict.data, Some(text("1")));
     cluster
         .sim
         .with_client(b, |c, now| {
-            c.resolve_conflict(now, tb, oid, Some(bytes("2")))
+            c.resolve_conflict(now, tb, oid, Some(text("2")))
         })
         .unwrap()
         .unwrap();
@@ -211,7 +176,7 @@ fn a_deadlock_between_an_older_and_a_younger_transaction_is_resolved_by_relock()
     sync(&mut cluster, a);
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("2"), tid)
+        (text("2"), tid)
     );
     assert!(cluster
         .sim
@@ -230,9 +195,9 @@ fn a_checked_object_that_changed_fails_the_vote_with_a_read_conflict() {
     // A changes x; B, which read x at its old serial, writes y only if x
     // did not change.
     let ta = begin(&mut cluster, a);
-    store(&mut cluster, a, ta, x, base_x, "x1");
+    cluster.store(a, ta, x, base_x, "x1");
     let tx = commit(&mut cluster, a, ta).unwrap();
-    store(&mut cluster, b, tb, y, base_y, "y1");
+    cluster.store(b, tb, y, base_y, "y1");
     cluster
         .sim
         .with_client(b, |c, now| c.check_current_serial(now, tb, x, base_x))
@@ -252,17 +217,17 @@ fn a_checked_object_that_changed_fails_the_vote_with_a_read_conflict() {
     cluster.sim.with_client(b, |c, now| c.tpc_abort(now, tb));
     // Nothing of B's transaction is left: y is still free to change.
     let ta = begin(&mut cluster, a);
-    store(&mut cluster, a, ta, y, base_y, "y2");
+    cluster.store(a, ta, y, base_y, "y2");
     commit(&mut cluster, a, ta).unwrap();
     // B still sees its snapshot until it syncs.
     assert_eq!(
         load(&mut cluster, b, y, LoadMode::Current).unwrap().0,
-        bytes("y0")
+        text("y0")
     );
     sync(&mut cluster, b);
     assert_eq!(
         load(&mut cluster, b, y, LoadMode::Current).unwrap().0,
-        bytes("y2")
+        text("y2")
     );
 }
 
@@ -272,16 +237,16 @@ fn an_abort_releases_the_locks_of_the_transaction() {
     let (a, b) = (cluster.clients[0], cluster.clients[1]);
     let (oid, base) = create(&mut cluster, a, "0");
     let ta = begin(&mut cluster, a);
-    store(&mut cluster, a, ta, oid, base, "1");
+    cluster.store(a, ta, oid, base, "1");
     cluster.run_for(std::time::Duration::from_millis(20));
     cluster.sim.with_client(a, |c, now| c.tpc_abort(now, ta));
     let tb = begin(&mut cluster, b);
-    store(&mut cluster, b, tb, oid, base, "2");
+    cluster.store(b, tb, oid, base, "2");
     let tid = commit(&mut cluster, b, tb).unwrap();
     sync(&mut cluster, a);
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("2"), tid)
+        (text("2"), tid)
     );
 }
 
@@ -291,7 +256,7 @@ fn undo_history_undo_log_and_iteration() {
     let a = cluster.clients[0];
     let (oid, t1) = create(&mut cluster, a, "v1");
     let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, oid, t1, "v2");
+    cluster.store(a, txn, oid, t1, "v2");
     let t2 = commit(&mut cluster, a, txn).unwrap();
     // Undo t2: a back-pointer to v1's data.
     let txn = begin(&mut cluster, a);
@@ -305,14 +270,14 @@ fn undo_history_undo_log_and_iteration() {
     let t3 = commit(&mut cluster, a, txn).unwrap();
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("v1"), t3)
+        (text("v1"), t3)
     );
     // History: newest first, with transaction metadata.
     match cluster.call(a, |c, now| c.history(now, oid, 10)) {
         Ok(Answer::History(history)) => {
             let serials: Vec<Tid> = history.iter().map(|h| h.serial).collect();
             assert_eq!(serials, vec![t3, t2, t1]);
-            assert_eq!(history[1].transaction.user, bytes("user"));
+            assert_eq!(history[1].transaction.user, text("user"));
         }
         other => panic!("{other:?}"),
     }
@@ -331,7 +296,7 @@ fn undo_history_undo_log_and_iteration() {
             let undo = &transactions[2].records[0];
             assert_eq!(
                 (undo.oid, undo.data.clone(), undo.data_serial),
-                (oid, Some(bytes("v1")), Some(t1))
+                (oid, Some(text("v1")), Some(t1))
             );
         }
         other => panic!("{other:?}"),
@@ -347,7 +312,7 @@ fn pack_removes_history_no_later_state_needs() {
     let mut tids = vec![t1];
     for value in ["v2", "v3"] {
         let txn = begin(&mut cluster, a);
-        store(&mut cluster, a, txn, oid, serial, value);
+        cluster.store(a, txn, oid, serial, value);
         serial = commit(&mut cluster, a, txn).unwrap();
         tids.push(serial);
     }
@@ -361,11 +326,11 @@ fn pack_removes_history_no_later_state_needs() {
     );
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::At(tids[1])).unwrap().0,
-        bytes("v2")
+        text("v2")
     );
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("v3"), tids[2])
+        (text("v3"), tids[2])
     );
     // Transaction metadata is never packed.
     assert!(cluster
@@ -381,14 +346,14 @@ fn a_storage_lost_during_a_commit_leaves_it_to_the_other_replica() {
     let a = cluster.clients[0];
     let (oid, base) = create(&mut cluster, a, "0");
     let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, oid, base, "1");
+    cluster.store(a, txn, oid, base, "1");
     cluster.run_for(std::time::Duration::from_millis(20));
     let storages = cluster.storages();
     cluster.sim.crash(storages[0]);
     let tid = commit(&mut cluster, a, txn).unwrap();
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("1"), tid)
+        (text("1"), tid)
     );
 }
 
@@ -398,7 +363,7 @@ fn a_client_that_lost_the_master_during_finish_learns_the_outcome() {
     let a = cluster.clients[0];
     let (oid, base) = create(&mut cluster, a, "0");
     let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, oid, base, "1");
+    cluster.store(a, txn, oid, base, "1");
     cluster.call(a, |c, now| c.tpc_vote(now, txn)).unwrap();
     let finish = cluster.start_op(a, |c, now| c.tpc_finish(now, txn));
     // Cut the client from the master once the master is finishing it.
@@ -432,7 +397,7 @@ fn a_client_that_lost_the_master_during_finish_learns_the_outcome() {
     };
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("1"), tid)
+        (text("1"), tid)
     );
 }
 
@@ -458,7 +423,7 @@ fn a_replica_returning_bad_data_is_skipped_and_all_bad_is_an_error() {
     for &(oid, tid, i) in &objects {
         assert_eq!(
             load(&mut cluster, b, oid, LoadMode::Current).unwrap(),
-            (bytes(&format!("object {i}")), tid)
+            (text(&format!("object {i}")), tid)
         );
     }
     assert!(cluster
@@ -488,7 +453,7 @@ fn a_storage_the_client_cannot_reach_is_arbitrated_by_the_master_and_outdated() 
     let a = cluster.clients[0];
     let (oid, base) = create(&mut cluster, a, "0");
     let txn = begin(&mut cluster, a);
-    store(&mut cluster, a, txn, oid, base, "1");
+    cluster.store(a, txn, oid, base, "1");
     cluster.run_for(std::time::Duration::from_millis(20));
     // The client loses its connection to one storage, which stays up and
     // connected to the master.
@@ -532,7 +497,7 @@ fn a_storage_the_client_cannot_reach_is_arbitrated_by_the_master_and_outdated() 
         .any(|line| line.contains("missed writes of")));
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("1"), tid)
+        (text("1"), tid)
     );
 }
 
@@ -573,7 +538,7 @@ fn undoing_a_revision_changed_since_hands_both_sides_to_the_application() {
     let mut tids = vec![t1];
     for value in ["v2", "v3"] {
         let txn = begin(&mut cluster, a);
-        store(&mut cluster, a, txn, oid, serial, value);
+        cluster.store(a, txn, oid, serial, value);
         serial = commit(&mut cluster, a, txn).unwrap();
         tids.push(serial);
     }
@@ -590,16 +555,16 @@ fn undoing_a_revision_changed_since_hands_both_sides_to_the_application() {
         vec![neo_core::client::UndoConflict {
             oid,
             current_serial: tids[2],
-            current: Some(bytes("v3")),
-            target: Some(bytes("v1")),
+            current: Some(text("v3")),
+            target: Some(text("v1")),
         }]
     );
     // The application merges ("v3 without v2's change") and stores.
-    store(&mut cluster, a, txn, oid, tids[2], "v3-v2");
+    cluster.store(a, txn, oid, tids[2], "v3-v2");
     let tid = commit(&mut cluster, a, txn).unwrap();
     assert_eq!(
         load(&mut cluster, a, oid, LoadMode::Current).unwrap(),
-        (bytes("v3-v2"), tid)
+        (text("v3-v2"), tid)
     );
 }
 
@@ -622,7 +587,7 @@ fn a_deleted_object_no_longer_loads_but_its_history_does() {
     );
     assert_eq!(
         load(&mut cluster, b, oid, LoadMode::Before(t2)).unwrap(),
-        (bytes("alive"), t1)
+        (text("alive"), t1)
     );
 }
 
@@ -640,7 +605,7 @@ fn a_transaction_may_reproduce_a_given_tid_when_alone() {
         .unwrap()
         .unwrap();
     assert_eq!(cluster.wait(a, op), Ok(Answer::Begun(wanted)));
-    store(&mut cluster, a, txn, oid, t1, "1");
+    cluster.store(a, txn, oid, t1, "1");
     assert_eq!(commit(&mut cluster, a, txn), Ok(wanted));
     // At or below the last commit, or with another transaction pending, it
     // is refused (the master drops the connection: a misbehaving client).

@@ -25,13 +25,6 @@ fn run_for(sim: &mut Sim, duration: Duration) {
         .unwrap_or_else(|e| panic!("{e}\n{}", sim.logs.join("\n")));
 }
 
-fn snapshot(name: &str, lines: &[String]) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../../snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, lines.join("\n")));
-}
-
 /// One master, two storages and an admin boot; the operator starts the
 /// cluster; it reaches RUNNING.
 #[test]
@@ -53,7 +46,7 @@ fn boot_to_running() {
     );
     run_for(&mut sim, Duration::from_millis(50));
     assert!(running_primary(&sim).is_some());
-    snapshot("transcript_boot_to_running", &sim.transcript);
+    neo_tests::snapshot("transcript_boot_to_running", &sim.transcript);
 }
 
 /// Three masters elect a primary and the cluster runs; the primary dies;
@@ -87,5 +80,5 @@ fn primary_failover() {
     let new_primary = running_primary(&sim)
         .unwrap_or_else(|| panic!("no new primary runs\n{}", sim.logs.join("\n")));
     assert_ne!(new_primary, primary);
-    snapshot("transcript_primary_failover", &sim.transcript);
+    neo_tests::snapshot("transcript_primary_failover", &sim.transcript);
 }

@@ -459,6 +459,11 @@ pub fn all_cells_up_to_date(sim: &Sim) -> bool {
     })
 }
 
+/// Replication is complete and nothing is in flight.
+pub fn replicated_and_quiet(sim: &Sim) -> bool {
+    all_cells_up_to_date(sim) && !sim.network_busy()
+}
+
 /// Faults stop: the network heals and every dead node restarts.
 fn heal_everything(sim: &mut Sim) {
     sim.heal();

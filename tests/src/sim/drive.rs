@@ -4,10 +4,16 @@
 
 use std::time::Duration;
 
-use neo_core::client::{Answer, ClientError, ClientEvent, OpId};
-use neo_proto::{ClusterState, SetClusterState};
+use bytes::Bytes;
+use neo_core::client::{Answer, ClientError, ClientEvent, OpId, TxnId};
+use neo_proto::{ClusterState, Oid, SetClusterState, Tid};
 
 use super::{NodeId, NodeKind, Sim, SimConfig};
+
+/// The bytes of a string (object data, transaction metadata in tests).
+pub fn text(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
 
 /// A cluster built for a scripted test.
 pub struct Cluster {
@@ -40,6 +46,27 @@ impl Cluster {
         cluster
             .run_until(Duration::from_secs(30), super::campaign::serving)
             .expect("the cluster starts");
+        cluster
+    }
+
+    /// A cluster of one master recording a transcript, with fixed
+    /// latencies and sync times so that the order of packets is the
+    /// protocol's, not the simulator's dice; run until quiet.
+    pub fn for_transcript(
+        seed: u64,
+        partitions: u32,
+        replicas: u32,
+        storages: usize,
+        clients: usize,
+    ) -> Cluster {
+        let mut config = SimConfig::new(seed);
+        config.partitions = partitions;
+        config.replicas = replicas;
+        config.latency_us = (100, 100);
+        config.sync_us = (500, 500);
+        config.transcript = true;
+        let mut cluster = Cluster::start(config, 1, storages, clients);
+        cluster.run_for(Duration::from_millis(100));
         cluster
     }
 
@@ -112,6 +139,48 @@ impl Cluster {
     ) -> Result<Answer, ClientError> {
         let op = self.start_op(client, f);
         self.wait(client, op)
+    }
+
+    /// A new object id.
+    pub fn new_oid(&mut self, client: NodeId) -> Oid {
+        match self.call(client, |c, now| c.new_oid(now)) {
+            Ok(Answer::Oid(oid)) => oid,
+            other => panic!("new_oid: {other:?}"),
+        }
+    }
+
+    /// Begins a transaction with this user and description.
+    pub fn begin(&mut self, client: NodeId, user: &str, description: &str) -> TxnId {
+        let (txn, op) = self
+            .sim
+            .with_client(client, |c, now| {
+                c.tpc_begin(now, text(user), text(description), Bytes::new(), None)
+            })
+            .expect("a live client")
+            .expect("tpc_begin accepted");
+        match self.wait(client, op) {
+            Ok(Answer::Begun(_)) => txn,
+            other => panic!("tpc_begin: {other:?}"),
+        }
+    }
+
+    /// Stores `data` as the revision of `oid` following `serial`.
+    pub fn store(&mut self, client: NodeId, txn: TxnId, oid: Oid, serial: Tid, data: &str) {
+        self.sim
+            .with_client(client, |c, now| {
+                c.store(now, txn, oid, serial, Some(text(data)))
+            })
+            .expect("a live client")
+            .expect("store accepted");
+    }
+
+    /// Finishes a transaction (voting it first if the application did
+    /// not); its TID.
+    pub fn finish(&mut self, client: NodeId, txn: TxnId) -> Result<Tid, ClientError> {
+        match self.call(client, |c, now| c.tpc_finish(now, txn))? {
+            Answer::Finished(tid) => Ok(tid),
+            other => panic!("tpc_finish: {other:?}"),
+        }
     }
 
     /// Removes and returns the events of `client` not consumed yet.
