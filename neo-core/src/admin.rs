@@ -128,20 +128,17 @@ impl Admin {
         if self.master_conn.is_some() || self.exited {
             return;
         }
-        match self
-            .bootstrap
-            .next(&self.nodes, &mut self.throttle, self.now)
-        {
-            Attempt::Connect(addr) => {
-                let key = self.nodes.by_address(&addr);
-                let conn = self.net.connect(addr, ConnRole::Master);
-                if let Some(entry) = key.and_then(|k| self.nodes.get_mut(k)) {
-                    entry.conn = Some(conn);
-                }
-                self.master_conn = Some(conn);
-            }
+        let attempt = self.bootstrap.connect(
+            &mut self.nodes,
+            &mut self.throttle,
+            self.now,
+            &mut self.net,
+            ConnRole::Master,
+        );
+        match attempt {
+            Attempt::Connect(conn) => self.master_conn = Some(conn),
             Attempt::RetryAt(at) => self.wake_at = Some(at),
-            Attempt::NoMaster => self.net.log(Level::Error, "no master configured"),
+            Attempt::NoMaster => {}
         }
     }
 

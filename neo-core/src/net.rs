@@ -94,6 +94,11 @@ impl Reject {
     pub fn unexpected(packet: &Packet, role: &str) -> Reject {
         Reject::protocol(format!("unexpected packet {} in {role}", packet.name()))
     }
+
+    /// An answer to no request of ours ([`AnswerMatch::Unexpected`]).
+    pub fn unexpected_answer(packet: &Packet) -> Reject {
+        Reject::protocol(format!("unexpected answer {}", packet.name()))
+    }
 }
 
 /// Outcome of matching a received answer with the request it answers.
@@ -395,6 +400,18 @@ impl<R, S, E> Net<R, S, E> {
         self.held
             .retain(|(_, output)| output_conn(output) != Some(conn));
         self.conns.remove(&conn)
+    }
+
+    /// Logs an Error nobody asked for ([`AnswerMatch::StrayError`]).
+    pub fn log_stray_error(&mut self, conn: ConnId, packet: &Packet) {
+        if let Packet::Error(error) = packet {
+            let message = format!(
+                "{} from {conn}: {}",
+                error.code,
+                String::from_utf8_lossy(&error.message)
+            );
+            self.log(Level::Warn, message);
+        }
     }
 
     pub fn log(&mut self, level: Level, message: impl Into<String>) {

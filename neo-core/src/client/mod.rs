@@ -698,7 +698,7 @@ impl Client {
                 AnswerMatch::Matched(request) => self.on_storage_answer(nid, request, packet),
                 AnswerMatch::StrayError => {}
                 AnswerMatch::Unexpected => {
-                    let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
+                    let reject = Reject::unexpected_answer(&packet);
                     self.net
                         .answer(conn, msg_id, Packet::error(reject.code, reject.message));
                     self.storage_lost(nid, conn, true);
@@ -738,20 +738,17 @@ impl Client {
         if self.master_conn.is_some() {
             return;
         }
-        match self
-            .bootstrap
-            .next(&self.nodes, &mut self.throttle, self.now)
-        {
-            Attempt::Connect(addr) => {
-                let key = self.nodes.by_address(&addr);
-                let conn = self.net.connect(addr, ConnRole::Master);
-                if let Some(entry) = key.and_then(|k| self.nodes.get_mut(k)) {
-                    entry.conn = Some(conn);
-                }
-                self.master_conn = Some(conn);
-            }
+        let attempt = self.bootstrap.connect(
+            &mut self.nodes,
+            &mut self.throttle,
+            self.now,
+            &mut self.net,
+            ConnRole::Master,
+        );
+        match attempt {
+            Attempt::Connect(conn) => self.master_conn = Some(conn),
             Attempt::RetryAt(at) => self.wake_at = Some(at),
-            Attempt::NoMaster => self.net.log(Level::Error, "no master configured"),
+            Attempt::NoMaster => {}
         }
     }
 

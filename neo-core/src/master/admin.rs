@@ -12,7 +12,7 @@ use crate::io::{ConnId, Level};
 use crate::net::Reject;
 use crate::nodes::NodeKey;
 
-fn ack(message: impl Into<String>) -> Packet {
+pub(super) fn ack(message: impl Into<String>) -> Packet {
     Packet::error(ErrorCode::Ack, message)
 }
 

@@ -14,8 +14,9 @@
 
 use std::collections::BTreeSet;
 
-use neo_proto::{CheckPartition, CheckReplicas, CheckSource, ErrorCode, Nid, Packet};
+use neo_proto::{CheckPartition, CheckReplicas, CheckSource, Nid};
 
+use super::admin::ack;
 use super::Master;
 use crate::io::{ConnId, Level};
 use crate::net::Reject;
@@ -38,8 +39,7 @@ impl Master {
                     request.min_tid
                 ),
             );
-            self.net
-                .answer(conn, msg_id, Packet::error(ErrorCode::Ack, ""));
+            self.net.answer(conn, msg_id, ack(""));
             return Ok(());
         }
         let mut sends = Vec::new();
@@ -104,8 +104,7 @@ impl Master {
                 .insert(check.partition, pack_generation);
             self.send_to(key, check);
         }
-        self.net
-            .answer(conn, msg_id, Packet::error(ErrorCode::Ack, ""));
+        self.net.answer(conn, msg_id, ack(""));
         Ok(())
     }
 

@@ -693,20 +693,9 @@ impl Master {
         if packet.is_answer() {
             match self.net.match_answer(conn, msg_id, &packet) {
                 AnswerMatch::Matched(request) => self.on_answer(conn, role, request, packet),
-                AnswerMatch::StrayError => {
-                    if let Packet::Error(error) = &packet {
-                        self.log(
-                            Level::Warn,
-                            format!(
-                                "{} from {conn}: {}",
-                                error.code,
-                                String::from_utf8_lossy(&error.message)
-                            ),
-                        );
-                    }
-                }
+                AnswerMatch::StrayError => self.net.log_stray_error(conn, &packet),
                 AnswerMatch::Unexpected => {
-                    let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
+                    let reject = Reject::unexpected_answer(&packet);
                     self.reject(conn, msg_id, reject);
                 }
             }
@@ -945,10 +934,7 @@ impl Master {
                             silent.as_secs_f64()
                         ),
                     );
-                    let pending = self.net.drain_pending(conn);
-                    if let Some(closed) = self.net.close(conn) {
-                        self.conn_lost(conn, closed.state, pending);
-                    }
+                    self.close_conn(conn);
                 }
             }
         }

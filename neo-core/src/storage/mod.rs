@@ -306,11 +306,6 @@ impl<S: Store> Storage<S> {
         self.pack_pending()
     }
 
-    /// Where packing stands (failure reports of tests).
-    pub fn describe_packing(&self) -> String {
-        self.describe_pack()
-    }
-
     /// The address of the master we are connected to (identified or not).
     pub fn master_connection(&self) -> Option<ConnId> {
         self.master_conn
@@ -382,20 +377,17 @@ impl<S: Store> Storage<S> {
         if self.master_conn.is_some() || self.phase != Phase::Bootstrapping {
             return;
         }
-        match self
-            .bootstrap
-            .next(&self.nodes, &mut self.throttle, self.now)
-        {
-            Attempt::Connect(addr) => {
-                let key = self.nodes.by_address(&addr);
-                let conn = self.net.connect(addr, ConnRole::Master);
-                if let Some(entry) = key.and_then(|k| self.nodes.get_mut(k)) {
-                    entry.conn = Some(conn);
-                }
-                self.master_conn = Some(conn);
-            }
+        let attempt = self.bootstrap.connect(
+            &mut self.nodes,
+            &mut self.throttle,
+            self.now,
+            &mut self.net,
+            ConnRole::Master,
+        );
+        match attempt {
+            Attempt::Connect(conn) => self.master_conn = Some(conn),
             Attempt::RetryAt(at) => self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at))),
-            Attempt::NoMaster => self.log(Level::Error, "no master configured".to_string()),
+            Attempt::NoMaster => {}
         }
     }
 
@@ -583,20 +575,9 @@ impl<S: Store> Storage<S> {
                     self.on_replication_packet(conn, msg_id, packet)
                 }
                 AnswerMatch::Matched(Request::Check) => self.on_check_answer(conn, msg_id, packet),
-                AnswerMatch::StrayError => {
-                    if let Packet::Error(error) = &packet {
-                        self.log(
-                            Level::Warn,
-                            format!(
-                                "{} from {conn}: {}",
-                                error.code,
-                                String::from_utf8_lossy(&error.message)
-                            ),
-                        );
-                    }
-                }
+                AnswerMatch::StrayError => self.net.log_stray_error(conn, &packet),
                 AnswerMatch::Unexpected => {
-                    let reject = Reject::protocol(format!("unexpected answer {}", packet.name()));
+                    let reject = Reject::unexpected_answer(&packet);
                     self.reject(conn, msg_id, reject);
                 }
             }

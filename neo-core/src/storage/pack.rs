@@ -63,7 +63,8 @@ impl<S: Store> Storage<S> {
                 .any(|(_, id)| *id < self.packer.last_pack_id)
     }
 
-    pub(super) fn describe_pack(&self) -> String {
+    /// Where packing stands (failure reports of tests).
+    pub fn describe_packing(&self) -> String {
         format!(
             "last approved {}, reported {:?}, running {:?}, asking {}, cells {:?}",
             self.packer.last_pack_id,

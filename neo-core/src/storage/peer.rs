@@ -151,19 +151,36 @@ impl<S: Store> Storage<S> {
         }
     }
 
-    /// Whether our cell of `partition` may feed a replica (`check`: may be
-    /// checked — anything but OUT_OF_DATE).
-    fn can_feed(&self, partition: u32, check: bool) -> bool {
+    /// Answers a replication (`check`: checking) request with an error
+    /// unless our cell of `partition` may serve it: readable to feed a
+    /// replica, anything but OUT_OF_DATE to be checked. Whether it refused.
+    fn refuse_unless_served(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        partition: u32,
+        check: bool,
+    ) -> bool {
         let cell = self
             .pt
             .as_ref()
             .zip(self.nid)
             .and_then(|(pt, nid)| pt.cell(partition, nid));
-        match cell {
+        let served = match cell {
             None => false,
             Some(cell) if check => cell.state != neo_proto::CellState::OutOfDate,
             Some(cell) => cell.is_readable(),
+        };
+        if !served {
+            let code = if check {
+                ErrorCode::CheckingError
+            } else {
+                ErrorCode::ReplicationError
+            };
+            let message = format!("partition {partition} not readable");
+            self.net.answer(conn, msg_id, Packet::error(code, message));
         }
+        !served
     }
 
     /// AskFetchTransactions: sends the transactions the requester lacks in
@@ -175,13 +192,7 @@ impl<S: Store> Storage<S> {
         msg_id: u32,
         ask: &AskFetchTransactions,
     ) -> Option<()> {
-        if !self.can_feed(ask.partition, false) {
-            let message = format!("partition {} not readable", ask.partition);
-            self.net.answer(
-                conn,
-                msg_id,
-                Packet::error(ErrorCode::ReplicationError, message),
-            );
+        if self.refuse_unless_served(conn, msg_id, ask.partition, false) {
             return Some(());
         }
         if self.tm.is_locked_tid(ask.max_tid) {
@@ -249,13 +260,7 @@ impl<S: Store> Storage<S> {
         msg_id: u32,
         ask: AskFetchObjects,
     ) -> Result<(), Reject> {
-        if !self.can_feed(ask.partition, false) {
-            let message = format!("partition {} not readable", ask.partition);
-            self.net.answer(
-                conn,
-                msg_id,
-                Packet::error(ErrorCode::ReplicationError, message),
-            );
+        if self.refuse_unless_served(conn, msg_id, ask.partition, false) {
             return Ok(());
         }
         if self.tm.is_locked_tid(ask.max_tid) {
@@ -330,13 +335,7 @@ impl<S: Store> Storage<S> {
         msg_id: u32,
         ask: &AskCheckTIDRange,
     ) -> Option<()> {
-        if !self.can_feed(ask.partition, true) {
-            let message = format!("partition {} not readable", ask.partition);
-            self.net.answer(
-                conn,
-                msg_id,
-                Packet::error(ErrorCode::CheckingError, message),
-            );
+        if self.refuse_unless_served(conn, msg_id, ask.partition, true) {
             return Some(());
         }
         if self.tm.is_locked_tid(ask.max_tid) {
@@ -359,13 +358,7 @@ impl<S: Store> Storage<S> {
         msg_id: u32,
         ask: AskCheckSerialRange,
     ) -> Result<(), Reject> {
-        if !self.can_feed(ask.partition, true) {
-            let message = format!("partition {} not readable", ask.partition);
-            self.net.answer(
-                conn,
-                msg_id,
-                Packet::error(ErrorCode::CheckingError, message),
-            );
+        if self.refuse_unless_served(conn, msg_id, ask.partition, true) {
             return Ok(());
         }
         if self.tm.is_locked_tid(ask.max_tid) {
