@@ -338,6 +338,56 @@ fn pack_removes_history_no_later_state_needs() {
         .is_ok());
 }
 
+/// Found by the replication campaign (seed 10390): a pack transaction
+/// whose only storage crashed before locking it never committed, yet the
+/// master kept its order approved (storages then applied a pack nobody
+/// committed) and the storage reported the voted order, unsigned, which
+/// blocked the approval of every later pack.
+#[test]
+fn a_pack_interrupted_before_its_lock_is_not_applied_and_later_packs_are() {
+    let mut cluster = Cluster::start(SimConfig::new(19), 1, 1, 2);
+    let (a, b) = (cluster.clients[0], cluster.clients[1]);
+    let (oid, t1) = create(&mut cluster, a, "v1");
+    let txn = begin(&mut cluster, a);
+    cluster.store(a, txn, oid, t1, "v2");
+    let t2 = commit(&mut cluster, a, txn).unwrap();
+
+    let pack = cluster.start_op(a, |c, now| c.pack(now, t2, None, true));
+    let master = cluster.masters()[0];
+    cluster
+        .run_until(std::time::Duration::from_secs(5), |sim| {
+            !sim.nodes[master.0]
+                .as_master()
+                .unwrap()
+                .finishing_transactions()
+                .is_empty()
+        })
+        .unwrap();
+    // The master asked the lock; the storage dies before taking it.
+    let storage = cluster.storages()[0];
+    cluster.sim.crash(storage);
+    cluster.run_for(std::time::Duration::from_millis(100));
+    cluster.sim.restart(storage);
+    let outcome = cluster.wait(a, pack);
+    assert!(outcome.is_err(), "{outcome:?}");
+
+    // The order died with its transaction: history before t2 is intact
+    // (read by a client that has nothing cached).
+    assert_eq!(
+        load(&mut cluster, b, oid, LoadMode::At(t1)).unwrap(),
+        (text("v1"), t1)
+    );
+    // And a new pack is approved and applied.
+    match cluster.call(a, |c, now| c.pack(now, t2, None, true)) {
+        Ok(Answer::Packed(Some(_))) => {}
+        other => panic!("pack: {other:?}"),
+    }
+    assert_eq!(
+        load(&mut cluster, a, oid, LoadMode::At(t1)),
+        Err(ClientError::NotFound)
+    );
+}
+
 #[test]
 fn a_storage_lost_during_a_commit_leaves_it_to_the_other_replica() {
     let mut config = SimConfig::new(17);

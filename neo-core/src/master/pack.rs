@@ -179,6 +179,16 @@ impl PackManager {
         waiting
     }
 
+    /// Verification relearns every order from the storages: one recorded
+    /// at finish whose transaction then died with the cluster must not
+    /// survive (NEO/py keeps it, approved, and storages apply a pack
+    /// nobody committed while replicas that never saw it cannot). Clients
+    /// waiting for orders left with the cluster's clients.
+    pub fn forget_orders(&mut self) {
+        self.generation += 1;
+        self.packs.clear();
+    }
+
     /// WaitForPack: `false` if the order is already completed (answer at
     /// once).
     pub fn wait(&mut self, tid: Tid, conn: ConnId, msg_id: u32) -> bool {

@@ -56,6 +56,7 @@ impl Master {
         primary.epoch += 1;
         // Transactions are decided from what storages hold.
         primary.tm = super::transactions::TransactionManager::new();
+        primary.pm.forget_orders();
         primary.postponed.clear();
         primary.phase = Phase::Verification(Verification {
             step: Step::LockedTransactions,

@@ -1001,6 +1001,7 @@ impl Store for MemoryStore {
         self.current
             .pack
             .range(min_id..)
+            .filter(|(id, _)| !self.current.ttrans.contains_key(id))
             .filter(|(id, _)| partitions.contains(&self.current.partition_of(id.0)))
             .map(|(_, order)| order.clone())
             .collect()

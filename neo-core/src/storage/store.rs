@@ -227,8 +227,11 @@ pub trait Store {
 
     // ------------------------------------------------------------ pack
 
-    /// Pack orders with id ≥ `min_id` of the given (readable) partitions,
-    /// oldest first.
+    /// Committed pack orders with id ≥ `min_id` of the given (readable)
+    /// partitions, oldest first. Orders of transactions not unlocked yet
+    /// (still keyed by their TTID) are not reported: the transaction may
+    /// never commit (NEO/py reports them, and a master then keeps an
+    /// unsigned order nobody committed, blocking every later approval).
     fn pack_orders(&self, min_id: Tid, partitions: &[u32]) -> Vec<PackOrder>;
     /// Signs the orders this store has; returns the ids it changed.
     fn sign_pack_orders(&mut self, approved: &[Tid], rejected: &[Tid]) -> Vec<Tid>;
