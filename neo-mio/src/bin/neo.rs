@@ -5,8 +5,12 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use neo_mio::cli::demo::{self, DemoOptions};
+use neo_mio::cli::local::{LocalCluster, LocalOptions};
+use neo_mio::cli::node::{self, AdminOptions, MasterOptions, StorageOptions};
 use neo_mio::cli::wire;
+use neo_mio::lmdb::LmdbStore;
 
 #[derive(Parser)]
 #[command(
@@ -21,9 +25,80 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A master node (NEO/py's neomaster): elects a primary, allocates ids,
+    /// owns the partition table and coordinates commits.
+    Master(MasterOptions),
+    /// A storage node (NEO/py's neostorage), keeping its data in LMDB.
+    Storage(StorageOptions),
+    /// An admin node (NEO/py's neoadmin): what `neo ctl` talks to.
+    Admin(AdminOptions),
+    /// A whole cluster in this process (NEO/py's neosimple): masters,
+    /// storages and an admin on loopback; prints the master addresses and
+    /// serves until interrupted.
+    Cluster(ClusterOptions),
+    /// Starts a local cluster with data in a temporary directory, runs a
+    /// demo workload through the Rust client, prints what it did, stops.
+    Demo(DemoArgs),
     /// Work with raw NEO byte streams (captures).
     #[command(subcommand)]
     Wire(WireCommand),
+}
+
+#[derive(Args)]
+struct ClusterOptions {
+    /// The cluster name.
+    #[arg(short = 'c', long, default_value = "neo")]
+    cluster: String,
+    /// Number of master nodes.
+    #[arg(long, default_value_t = 1)]
+    masters: usize,
+    /// Number of storage nodes.
+    #[arg(long, default_value_t = 2)]
+    storages: usize,
+    /// Number of partitions.
+    #[arg(short = 'p', long, default_value_t = 12)]
+    partitions: u32,
+    /// Number of replicas of each partition.
+    #[arg(short = 'r', long, default_value_t = 1)]
+    replicas: u32,
+    /// Data directory (kept); default: a temporary directory, removed when
+    /// the cluster stops.
+    #[arg(short = 'd', long)]
+    data: Option<PathBuf>,
+    /// First port: masters, then storages, then the admin; 0: free ports.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(short = 'H', long, default_value = "127.0.0.1")]
+    host: String,
+}
+
+impl ClusterOptions {
+    fn local(&self) -> LocalOptions {
+        LocalOptions {
+            cluster: self.cluster.clone(),
+            masters: self.masters,
+            storages: self.storages,
+            partitions: self.partitions,
+            replicas: self.replicas,
+            data: self.data.clone(),
+            host: self.host.clone(),
+            port: self.port,
+        }
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Transactions to commit.
+    #[arg(long, default_value_t = 100)]
+    transactions: usize,
+    /// Objects per transaction.
+    #[arg(long, default_value_t = 10)]
+    objects: usize,
+    /// Bytes per object.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
 }
 
 #[derive(Subcommand)]
@@ -48,7 +123,133 @@ enum WireCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Master(options) => master(&options),
+        Command::Storage(options) => storage(&options),
+        Command::Admin(options) => admin(&options),
+        Command::Cluster(options) => cluster(&options),
+        Command::Demo(args) => run_demo(&args),
         Command::Wire(WireCommand::Decode { file, hex }) => wire_decode(file, hex),
+    }
+}
+
+/// Reports why a program could not run or stopped, NEO/py style.
+fn fail(program: &str, error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("neo {program}: {error}");
+    ExitCode::FAILURE
+}
+
+fn exit_code(program: &str, result: Result<neo_mio::runtime::Exit, String>) -> ExitCode {
+    match result {
+        Ok(exit) if exit.code == 0 => ExitCode::SUCCESS,
+        Ok(exit) => fail(program, exit.reason),
+        Err(error) => fail(program, error),
+    }
+}
+
+fn master(options: &MasterOptions) -> ExitCode {
+    match node::master_config(options) {
+        Ok((config, listener)) => {
+            exit_code("master", node::start_master(config, listener, "master"))
+        }
+        Err(error) => fail("master", error),
+    }
+}
+
+fn admin(options: &AdminOptions) -> ExitCode {
+    match node::admin_config(options) {
+        Ok((config, listener)) => exit_code("admin", node::start_admin(config, listener, "admin")),
+        Err(error) => fail("admin", error),
+    }
+}
+
+fn storage(options: &StorageOptions) -> ExitCode {
+    let setup = match node::storage_setup(options) {
+        Ok(Some(setup)) => setup,
+        Ok(None) => return ExitCode::SUCCESS, // --reset
+        Err(error) => return fail("storage", error),
+    };
+    let store = match LmdbStore::open(&setup.database) {
+        Ok(store) => store,
+        Err(error) => {
+            return fail(
+                "storage",
+                format!(
+                    "cannot open the database {}: {error}",
+                    setup.database.display()
+                ),
+            )
+        }
+    };
+    exit_code(
+        "storage",
+        node::start_storage(setup.config, store, setup.listener, "storage"),
+    )
+}
+
+fn open_lmdb(dir: &std::path::Path) -> Result<LmdbStore, String> {
+    LmdbStore::open(dir).map_err(|e| format!("cannot open the database {}: {e}", dir.display()))
+}
+
+fn cluster(options: &ClusterOptions) -> ExitCode {
+    let cluster = match LocalCluster::start(&options.local(), open_lmdb) {
+        Ok(cluster) => cluster,
+        Err(error) => return fail("cluster", error),
+    };
+    if let Err(error) = cluster.wait_running(std::time::Duration::from_secs(30)) {
+        return fail("cluster", error);
+    }
+    println!("cluster {:?} is RUNNING", cluster.cluster);
+    println!("masters: {}", cluster.masters_option());
+    println!("admin:   {}", cluster.admin);
+    println!("data:    {}", cluster.data.display());
+    println!(
+        "try:     neo ctl -a {} print pt    (Ctrl-C stops the cluster)",
+        cluster.admin
+    );
+    let _ = io::Write::flush(&mut io::stdout());
+    neo_mio::cli::local::wait_for_interrupt();
+    drop(cluster);
+    ExitCode::SUCCESS
+}
+
+fn run_demo(args: &DemoArgs) -> ExitCode {
+    let options = LocalOptions {
+        cluster: "demo".to_string(),
+        ..LocalOptions::default()
+    };
+    let cluster = match LocalCluster::start(&options, open_lmdb) {
+        Ok(cluster) => cluster,
+        Err(error) => return fail("demo", error),
+    };
+    println!(
+        "started cluster {:?}: {} master(s) at {}, {} storages (LMDB in {}), {} partitions, {} replica(s)",
+        cluster.cluster,
+        options.masters,
+        cluster.masters_option(),
+        options.storages,
+        cluster.data.display(),
+        options.partitions,
+        options.replicas
+    );
+    let demo = DemoOptions {
+        transactions: args.transactions,
+        objects_per_transaction: args.objects,
+        object_size: args.size,
+    };
+    let stdout = io::stdout();
+    let result = demo::run(
+        &cluster.cluster,
+        &cluster.masters,
+        &demo,
+        &mut stdout.lock(),
+    );
+    drop(cluster);
+    match result {
+        Ok(()) => {
+            println!("done; the temporary data directory was removed");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail("demo", error),
     }
 }
 

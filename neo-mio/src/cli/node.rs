@@ -1,0 +1,368 @@
+//! `neo master`, `neo storage`, `neo admin`: NEO/py's `neomaster`,
+//! `neostorage` and `neoadmin`, with the same option names, defaults and
+//! configuration files, so that an operator only changes the program name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use clap::Args;
+use mio::net::TcpListener;
+use neo_core::admin::{Admin, AdminConfig};
+use neo_core::master::{Master, MasterConfig};
+use neo_core::storage::store::Store;
+use neo_core::storage::{Storage, StorageConfig};
+use neo_core::Level;
+use neo_proto::{Address, Nid, NodeType};
+
+use super::config::{parse_address, parse_masters, ConfigError, Section};
+use crate::runtime::{self, address_of, Exit, Hosted, Runtime};
+
+/// Options every server node takes (NEO/py's "server node" group).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The cluster name (required, here or in the configuration file).
+    #[arg(short = 'c', long)]
+    pub cluster: Option<String>,
+    /// Space-separated list of master node addresses.
+    #[arg(short = 'm', long)]
+    pub masters: Option<String>,
+    /// The local address to bind to (port 0 or none: any free port).
+    #[arg(short = 'b', long)]
+    pub bind: Option<String>,
+    /// A configuration file (INI, as NEO/py's neo.conf).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// The configuration section to read (default: the program's).
+    #[arg(short = 's', long)]
+    pub section: Option<String>,
+    /// Write the log to this file instead of standard error.
+    #[arg(short = 'l', long)]
+    pub logfile: Option<PathBuf>,
+    /// Log debugging information too.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct MasterOptions {
+    #[command(flatten)]
+    pub server: ServerOptions,
+    /// Create a new cluster automatically once this many storage nodes
+    /// wait (to avoid unwanted recreation, the total number of storages).
+    #[arg(short = 'A', long)]
+    pub autostart: Option<u32>,
+    /// Node id to use (testing): a number, or M1, M2...
+    #[arg(short = 'i', long)]
+    pub nid: Option<String>,
+    /// Number of replicas of a new cluster's partitions.
+    #[arg(short = 'r', long)]
+    pub replicas: Option<u32>,
+    /// Number of partitions of a new cluster.
+    #[arg(short = 'p', long)]
+    pub partitions: Option<u32>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct StorageOptions {
+    #[command(flatten)]
+    pub server: ServerOptions,
+    /// The database: an LMDB directory (created if missing).
+    #[arg(short = 'd', long)]
+    pub database: Option<PathBuf>,
+    /// Database adapter; only LMDB is built in.
+    #[arg(short = 'a', long)]
+    pub adapter: Option<String>,
+    /// Node id to use for a new database: a number, or S1, S2...
+    #[arg(short = 'i', long)]
+    pub nid: Option<String>,
+    /// Remove an existing database if any, and exit.
+    #[arg(long)]
+    pub reset: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct AdminOptions {
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+/// Options resolved from the command line, then the configuration file,
+/// then NEO/py's defaults.
+struct Resolved {
+    section: Section,
+    cluster: Bytes,
+    masters: Vec<Address>,
+    bind: Address,
+}
+
+impl ServerOptions {
+    fn resolve(
+        &self,
+        program: &str,
+        default_bind: &str,
+        default_masters: &str,
+    ) -> Result<Resolved, ConfigError> {
+        let section = match &self.file {
+            Some(file) => Section::load(file, self.section.as_deref().unwrap_or(program))?,
+            None => Section::default(),
+        };
+        let pick = |given: &Option<String>, name: &str| {
+            given
+                .clone()
+                .or_else(|| section.get(name).map(str::to_string))
+        };
+        let cluster = pick(&self.cluster, "cluster").ok_or_else(|| {
+            ConfigError("the cluster name is required (-c/--cluster)".to_string())
+        })?;
+        if cluster.is_empty() {
+            return Err(ConfigError("the cluster name must not be empty".into()));
+        }
+        let masters = parse_masters(
+            &pick(&self.masters, "masters").unwrap_or_else(|| default_masters.to_string()),
+        )?;
+        let bind = parse_address(
+            &pick(&self.bind, "bind").unwrap_or_else(|| default_bind.to_string()),
+            Some(0),
+        )?;
+        if let Some(path) = self
+            .logfile
+            .clone()
+            .or_else(|| section.get("logfile").map(PathBuf::from))
+        {
+            crate::log::to_file(&path).map_err(|e| {
+                ConfigError(format!("cannot open the log file {}: {e}", path.display()))
+            })?;
+        }
+        if self.verbose {
+            crate::log::set_level(Level::Debug);
+        }
+        Ok(Resolved {
+            section,
+            cluster: cluster.into_bytes().into(),
+            masters,
+            bind,
+        })
+    }
+}
+
+/// A numeric option from the command line or the configuration file.
+fn number<T: std::str::FromStr>(
+    given: Option<T>,
+    section: &Section,
+    name: &str,
+) -> Result<Option<T>, ConfigError> {
+    match given {
+        Some(value) => Ok(Some(value)),
+        None => section
+            .get(name)
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| ConfigError(format!("{name}: {text:?} is not a number")))
+            })
+            .transpose(),
+    }
+}
+
+/// `-i/--nid`: NEO/py takes the raw number; `S1`/`M2` are accepted too.
+fn parse_nid(text: &str, node_type: NodeType) -> Result<Nid, ConfigError> {
+    let text = text.trim();
+    if let Ok(raw) = text.parse::<i32>() {
+        return Ok(Nid(raw));
+    }
+    let (prefix, n) = text.split_at(1);
+    let expected = match node_type {
+        NodeType::Master => "M",
+        NodeType::Storage => "S",
+        NodeType::Admin => "A",
+        NodeType::Client => "C",
+    };
+    match n.parse::<u32>() {
+        Ok(n) if prefix.eq_ignore_ascii_case(expected) && n > 0 => Ok(Nid::new(node_type, n)),
+        _ => Err(ConfigError(format!(
+            "bad node id {text:?}: a number or {expected}<n>"
+        ))),
+    }
+}
+
+/// Binds the listening socket first, so that the node is configured with
+/// the address actually bound (a free port when 0 was asked).
+pub fn listen(bind: &Address) -> Result<(TcpListener, Address), ConfigError> {
+    let addr =
+        runtime::resolve(bind).map_err(|e| ConfigError(format!("cannot resolve {bind}: {e}")))?;
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| ConfigError(format!("cannot listen on {addr}: {e}")))?;
+    let local: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| ConfigError(format!("cannot listen on {addr}: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ConfigError(format!("cannot listen on {addr}: {e}")))?;
+    Ok((TcpListener::from_std(listener), address_of(local)))
+}
+
+fn seed() -> u64 {
+    runtime::now().as_nanos() ^ (u64::from(std::process::id()) << 32)
+}
+
+pub fn master_config(options: &MasterOptions) -> Result<(MasterConfig, TcpListener), ConfigError> {
+    let resolved = options.server.resolve("master", "127.0.0.1:10000", "")?;
+    let section = &resolved.section;
+    let (listener, bind) = listen(&resolved.bind)?;
+    let nid = options
+        .nid
+        .clone()
+        .or_else(|| section.get("nid").map(str::to_string))
+        .map(|text| parse_nid(&text, NodeType::Master))
+        .transpose()?;
+    let config = MasterConfig {
+        cluster: resolved.cluster,
+        bind,
+        masters: resolved.masters,
+        partitions: number(options.partitions, section, "partitions")?.unwrap_or(100),
+        replicas: number(options.replicas, section, "replicas")?.unwrap_or(0),
+        autostart: number(options.autostart, section, "autostart")?,
+        nid,
+        storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
+    };
+    if config.partitions == 0 {
+        return Err(ConfigError("partitions must be at least 1".into()));
+    }
+    Ok((config, listener))
+}
+
+pub fn admin_config(options: &AdminOptions) -> Result<(AdminConfig, TcpListener), ConfigError> {
+    let resolved = options
+        .server
+        .resolve("admin", "127.0.0.1:9999", "127.0.0.1:10000")?;
+    let (listener, bind) = listen(&resolved.bind)?;
+    Ok((
+        AdminConfig {
+            cluster: resolved.cluster,
+            bind,
+            masters: resolved.masters,
+        },
+        listener,
+    ))
+}
+
+/// What `neo storage` will run on.
+pub struct StorageSetup {
+    pub config: StorageConfig,
+    pub listener: TcpListener,
+    pub database: PathBuf,
+}
+
+/// Resolves the storage's options; `None` when `--reset` did its job.
+pub fn storage_setup(options: &StorageOptions) -> Result<Option<StorageSetup>, ConfigError> {
+    let resolved = options
+        .server
+        .resolve("storage", "127.0.0.1", "127.0.0.1:10000")?;
+    let section = &resolved.section;
+    let database = options
+        .database
+        .clone()
+        .or_else(|| section.get("database").map(PathBuf::from))
+        .ok_or_else(|| ConfigError("the database is required (-d/--database)".into()))?;
+    let adapter = options
+        .adapter
+        .clone()
+        .or_else(|| section.get("adapter").map(str::to_string));
+    if let Some(adapter) = adapter {
+        if !adapter.eq_ignore_ascii_case("lmdb") {
+            return Err(ConfigError(format!(
+                "adapter {adapter:?} is not available: neo-rs stores data in LMDB (-a LMDB)"
+            )));
+        }
+    }
+    if options.reset {
+        reset_database(&database)?;
+        return Ok(None);
+    }
+    if resolved.masters.is_empty() {
+        return Err(ConfigError(
+            "at least one master is required (-m/--masters)".into(),
+        ));
+    }
+    let nid = options
+        .nid
+        .clone()
+        .or_else(|| section.get("nid").map(str::to_string))
+        .map(|text| parse_nid(&text, NodeType::Storage))
+        .transpose()?;
+    let (listener, bind) = listen(&resolved.bind)?;
+    Ok(Some(StorageSetup {
+        config: StorageConfig {
+            cluster: resolved.cluster,
+            bind,
+            masters: resolved.masters,
+            devpath: Vec::new(),
+            nid,
+            seed: seed(),
+        },
+        listener,
+        database,
+    }))
+}
+
+/// `--reset`: removes the database directory's LMDB files.
+fn reset_database(database: &Path) -> Result<(), ConfigError> {
+    for name in ["data.mdb", "lock.mdb"] {
+        let path = database.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ConfigError(format!(
+                    "cannot remove {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    crate::log::log(
+        Level::Info,
+        "storage",
+        &format!("database {} reset", database.display()),
+    );
+    Ok(())
+}
+
+/// Runs a node until it exits.
+pub fn run_node<N: Hosted>(node: N, name: &str, listener: TcpListener) -> Result<Exit, String> {
+    let mut runtime =
+        Runtime::new(node, name, Some(listener)).map_err(|e| format!("event loop: {e}"))?;
+    runtime.run().map_err(|e| format!("event loop: {e}"))
+}
+
+/// Runs a master; `name` prefixes its log lines.
+pub fn start_master(
+    config: MasterConfig,
+    listener: TcpListener,
+    name: &str,
+) -> Result<Exit, String> {
+    run_node(Master::new(config, runtime::now()), name, listener)
+}
+
+pub fn start_admin(config: AdminConfig, listener: TcpListener, name: &str) -> Result<Exit, String> {
+    crate::log::log(
+        Level::Info,
+        name,
+        &format!(
+            "admin of cluster {:?} listening on {}",
+            String::from_utf8_lossy(&config.cluster),
+            config.bind
+        ),
+    );
+    run_node(Admin::new(config, runtime::now()), name, listener)
+}
+
+pub fn start_storage<S: Store>(
+    config: StorageConfig,
+    store: S,
+    listener: TcpListener,
+    name: &str,
+) -> Result<Exit, String> {
+    let storage = Storage::new(config, store, runtime::now()).map_err(|e| e.to_string())?;
+    run_node(storage, name, listener)
+}

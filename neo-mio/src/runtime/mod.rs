@@ -1,0 +1,536 @@
+//! The event loop: hosts one neo-core node on real sockets and a real
+//! clock.
+//!
+//! One thread, one [`mio::Poll`]. Every turn: wait for socket readiness or
+//! the node's next wake-up, read every ready socket until it would block
+//! and feed the decoded packets to the node, drain the node's outputs
+//! (connections to open, packets queued per connection, closes, logs),
+//! then — if the node asked for durability during the turn — sync its store
+//! once for everything it wrote (group commit), and finally write what is
+//! queued. A connection only exists for the node once both NEO handshakes
+//! are exchanged; a peer that sends anything else is dropped without the
+//! node hearing of it. Writes never block: a peer that does not read keeps
+//! its bytes queued (WRITABLE interest), and one that lets more than
+//! [`conn::MAX_QUEUED`] pile up is disconnected.
+//!
+//! Reconnection and its backoff are the node's business (its bootstrap
+//! throttles attempts); the runtime only reports failures.
+
+mod conn;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hashbrown::HashMap;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use neo_core::admin::Admin;
+use neo_core::client::Client;
+use neo_core::master::Master;
+use neo_core::storage::store::Store;
+use neo_core::storage::Storage;
+use neo_core::{ConnId, Input, Level, Node, Output, Time};
+use neo_proto::Address;
+
+use conn::{Conn, End, Phase};
+
+/// A node the runtime can host: any neo-core node, plus the storage's
+/// durability callback.
+pub trait Hosted: Node {
+    /// Everything written to the store so far must become durable, then
+    /// the node is told (storage only).
+    fn sync_store(&mut self, _now: Time) {}
+}
+
+impl Hosted for Master {}
+impl Hosted for Admin {}
+impl Hosted for Client {}
+impl<S: Store> Hosted for Storage<S> {
+    fn sync_store(&mut self, now: Time) {
+        Storage::sync_store(self, now)
+    }
+}
+
+/// The wall clock as neo-core's [`Time`].
+pub fn now() -> Time {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Time::from_nanos(since.as_nanos() as u64)
+}
+
+/// The first socket address `addr` resolves to.
+pub fn resolve(addr: &Address) -> io::Result<SocketAddr> {
+    let host = std::str::from_utf8(&addr.host)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "host is not UTF-8"))?;
+    (host, addr.port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{addr} does not resolve to any address"),
+        )
+    })
+}
+
+/// The NEO address of a socket address.
+pub fn address_of(addr: SocketAddr) -> Address {
+    Address {
+        host: addr.ip().to_string().into(),
+        port: addr.port(),
+    }
+}
+
+/// How the node ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    pub reason: String,
+}
+
+const LISTENER: Token = Token(0);
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The event loop hosting node `N`.
+pub struct Runtime<N: Hosted> {
+    node: N,
+    /// Name used in log records ("master", "storage S1", ...).
+    name: String,
+    poll: Poll,
+    events: Events,
+    listener: Option<TcpListener>,
+    conns: HashMap<Token, Conn>,
+    tokens: HashMap<ConnId, Token>,
+    next_token: usize,
+    accepted: u64,
+    /// Connections with bytes queued by this turn.
+    dirty: Vec<Token>,
+    sync_requested: bool,
+    exit: Option<Exit>,
+    /// Node events (client answers) for the embedding code.
+    node_events: VecDeque<N::Event>,
+    scratch: Vec<u8>,
+}
+
+impl<N: Hosted> Runtime<N> {
+    /// Hosts `node`, accepting connections on `listener` if given (bound
+    /// beforehand, so that the node's configuration can carry the actual
+    /// address).
+    pub fn new(
+        node: N,
+        name: impl Into<String>,
+        listener: Option<TcpListener>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut listener = listener;
+        if let Some(listener) = &mut listener {
+            poll.registry()
+                .register(listener, LISTENER, Interest::READABLE)?;
+        }
+        let mut runtime = Runtime {
+            node,
+            name: name.into(),
+            poll,
+            events: Events::with_capacity(1024),
+            listener,
+            conns: HashMap::new(),
+            tokens: HashMap::new(),
+            next_token: 1,
+            accepted: 0,
+            dirty: Vec::new(),
+            sync_requested: false,
+            exit: None,
+            node_events: VecDeque::new(),
+            scratch: vec![0; READ_CHUNK],
+        };
+        // A new node may already want connections.
+        runtime.drain_outputs();
+        runtime.flush_dirty();
+        Ok(runtime)
+    }
+
+    pub fn node(&self) -> &N {
+        &self.node
+    }
+
+    /// Calls into the node (application commands such as a client's load)
+    /// and carries out what it asks as a result.
+    pub fn with_node<T>(&mut self, f: impl FnOnce(&mut N, Time) -> T) -> T {
+        let result = f(&mut self.node, now());
+        self.after_input();
+        result
+    }
+
+    /// The next event the node produced for the embedding code.
+    pub fn next_event(&mut self) -> Option<N::Event> {
+        self.node_events.pop_front()
+    }
+
+    /// Why the node stopped, once it did.
+    pub fn exit(&self) -> Option<&Exit> {
+        self.exit.as_ref()
+    }
+
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = name.into();
+    }
+
+    /// Runs until the node exits.
+    pub fn run(&mut self) -> io::Result<Exit> {
+        loop {
+            if let Some(exit) = &self.exit {
+                return Ok(exit.clone());
+            }
+            self.turn(None)?;
+        }
+    }
+
+    /// One turn of the loop, waiting at most `max_wait` (and never past the
+    /// node's next wake-up) for something to happen.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
+        let mut wait = self
+            .node
+            .poll_timeout()
+            .map(|at| at.saturating_since(now()));
+        if let Some(max) = max_wait {
+            wait = Some(wait.map_or(max, |w| w.min(max)));
+        }
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+        let ready: Vec<(Token, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable() || e.is_write_closed() || e.is_error(),
+                )
+            })
+            .collect();
+        for (token, readable, writable) in ready {
+            if token == LISTENER {
+                self.accept_all();
+                continue;
+            }
+            if writable {
+                self.on_writable(token);
+            }
+            if readable {
+                self.on_readable(token);
+            }
+        }
+        if self.node.poll_timeout().is_some_and(|at| at <= now()) {
+            self.node.handle(now(), Input::Timeout);
+        }
+        self.after_input();
+        Ok(())
+    }
+
+    /// Carries out the node's outputs, the store sync they asked for, and
+    /// the writes.
+    fn after_input(&mut self) {
+        self.drain_outputs();
+        if self.sync_requested {
+            self.sync_requested = false;
+            self.node.sync_store(now());
+            self.drain_outputs();
+        }
+        self.flush_dirty();
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        crate::log::log(level, &self.name, message);
+    }
+
+    // ------------------------------------------------------------ sockets
+
+    fn register(&mut self, mut conn: Conn) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(error) = self
+            .poll
+            .registry()
+            .register(&mut conn.stream, token, interest)
+        {
+            self.log(Level::Error, &format!("cannot watch a socket: {error}"));
+            self.report_failure(&conn);
+            return;
+        }
+        conn.wants_writable = true;
+        self.tokens.insert(conn.id, token);
+        self.conns.insert(token, conn);
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        self.log(Level::Warn, &format!("TCP_NODELAY on {peer}: {error}"));
+                    }
+                    self.accepted += 1;
+                    let id = ConnId::incoming(self.accepted);
+                    self.register(Conn::new(id, stream, peer, Phase::Handshaking));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    // Out of file descriptors, typically: keep serving the
+                    // connections we have and try again on the next event.
+                    self.log(Level::Error, &format!("accept: {error}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, id: ConnId, addr: &Address) {
+        let result = resolve(addr).and_then(|peer| Ok((TcpStream::connect(peer)?, peer)));
+        match result {
+            Ok((stream, peer)) => self.register(Conn::new(id, stream, peer, Phase::Connecting)),
+            Err(error) => {
+                self.log(Level::Debug, &format!("cannot connect to {addr}: {error}"));
+                self.node.handle(now(), Input::ConnectFailed { conn: id });
+            }
+        }
+    }
+
+    fn on_writable(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.phase == Phase::Connecting {
+            match conn.check_connected() {
+                Ok(false) => return,
+                Ok(true) => {
+                    conn.phase = Phase::Handshaking;
+                    let _ = conn.stream.set_nodelay(true);
+                }
+                Err(error) => {
+                    let message = format!("cannot connect to {}: {error}", conn.peer);
+                    self.log(Level::Debug, &message);
+                    self.drop_conn(token, true);
+                    return;
+                }
+            }
+        }
+        self.flush(token);
+    }
+
+    fn on_readable(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.phase == Phase::Connecting {
+            // Readable before writable: the connection was refused.
+            if conn.check_connected().unwrap_or(false) {
+                conn.phase = Phase::Handshaking;
+            } else {
+                self.drop_conn(token, true);
+                return;
+            }
+        }
+        let outcome = conn.read(&mut self.scratch);
+        let id = conn.id;
+        let peer = conn.peer;
+        let closing = conn.phase == Phase::Closing;
+        if closing {
+            // The node forgot it: what the peer still says is ignored.
+            if outcome.end.is_some() {
+                self.drop_conn(token, false);
+            }
+            return;
+        }
+        if outcome.opened {
+            conn.phase = Phase::Open;
+            let input = if id.is_incoming() {
+                Input::Accepted { conn: id }
+            } else {
+                Input::Connected { conn: id }
+            };
+            self.node.handle(now(), input);
+        }
+        for frame in outcome.frames {
+            self.node.handle(
+                now(),
+                Input::Packet {
+                    conn: id,
+                    msg_id: frame.msg_id,
+                    packet: frame.packet,
+                },
+            );
+            // The node may have closed it on this packet: it must hear
+            // nothing more of it.
+            self.drain_outputs();
+            if self
+                .conns
+                .get(&token)
+                .is_none_or(|c| c.phase == Phase::Closing)
+            {
+                if outcome.end.is_some() {
+                    self.drop_conn(token, false);
+                }
+                return;
+            }
+        }
+        match outcome.end {
+            None => {}
+            Some(End::Closed(error)) => {
+                if let Some(error) = error {
+                    self.log(Level::Debug, &format!("connection with {peer}: {error}"));
+                }
+                self.drop_conn(token, true);
+            }
+            Some(End::Invalid(error)) => {
+                self.log(
+                    Level::Warn,
+                    &format!("closing the connection with {peer}: {error}"),
+                );
+                self.drop_conn(token, true);
+            }
+        }
+    }
+
+    /// Tells the node a connection it knows of is gone.
+    fn report_failure(&mut self, conn: &Conn) {
+        let input = match conn.phase {
+            Phase::Closing => return,
+            Phase::Open => Input::Closed { conn: conn.id },
+            Phase::Connecting | Phase::Handshaking if !conn.id.is_incoming() => {
+                Input::ConnectFailed { conn: conn.id }
+            }
+            // An incoming connection the node never saw.
+            Phase::Connecting | Phase::Handshaking => return,
+        };
+        self.node.handle(now(), input);
+    }
+
+    /// Forgets a connection (its socket closes when dropped), telling the
+    /// node if `report`.
+    fn drop_conn(&mut self, token: Token, report: bool) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        self.tokens.remove(&conn.id);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if report {
+            self.report_failure(&conn);
+        }
+    }
+
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.phase == Phase::Connecting {
+            return;
+        }
+        match conn.flush() {
+            Ok(true) => {
+                if conn.phase == Phase::Closing {
+                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                    self.drop_conn(token, false);
+                    return;
+                }
+                if conn.wants_writable {
+                    conn.wants_writable = false;
+                    let _ = self.poll.registry().reregister(
+                        &mut conn.stream,
+                        token,
+                        Interest::READABLE,
+                    );
+                }
+            }
+            Ok(false) => {
+                if conn.queued() > conn::MAX_QUEUED {
+                    let message = format!(
+                        "{} does not read what we send ({} bytes queued): disconnecting",
+                        conn.peer,
+                        conn.queued()
+                    );
+                    self.log(Level::Warn, &message);
+                    self.drop_conn(token, true);
+                    return;
+                }
+                if !conn.wants_writable {
+                    conn.wants_writable = true;
+                    let _ = self.poll.registry().reregister(
+                        &mut conn.stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                }
+            }
+            Err(error) => {
+                let message = format!("connection with {}: {error}", conn.peer);
+                self.log(Level::Debug, &message);
+                self.drop_conn(token, true);
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for token in dirty {
+                self.flush(token);
+            }
+            // Reporting a broken connection may have produced outputs.
+            self.drain_outputs();
+        }
+    }
+
+    // ------------------------------------------------------------ outputs
+
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Connect { conn, addr } => self.connect(conn, &addr),
+                Output::Send {
+                    conn,
+                    msg_id,
+                    packet,
+                } => {
+                    let Some(&token) = self.tokens.get(&conn) else {
+                        continue; // gone; the node hears or heard of it
+                    };
+                    let conn = self.conns.get_mut(&token).unwrap();
+                    if conn.phase == Phase::Closing {
+                        continue;
+                    }
+                    conn.queue(msg_id, &packet);
+                    self.dirty.push(token);
+                }
+                Output::Close { conn } => {
+                    if let Some(&token) = self.tokens.get(&conn) {
+                        let conn = self.conns.get_mut(&token).unwrap();
+                        if conn.phase == Phase::Connecting {
+                            self.drop_conn(token, false);
+                        } else {
+                            conn.phase = Phase::Closing;
+                            self.dirty.push(token);
+                        }
+                    }
+                }
+                Output::SyncStore => self.sync_requested = true,
+                Output::Log { level, message } => self.log(level, &message),
+                Output::Exit { code, reason } => {
+                    self.log(Level::Info, &format!("exiting: {reason}"));
+                    self.exit.get_or_insert(Exit { code, reason });
+                }
+                Output::Event(event) => self.node_events.push_back(event),
+            }
+        }
+    }
+}

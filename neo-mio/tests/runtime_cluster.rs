@@ -1,0 +1,182 @@
+//! The event loop on real loopback sockets: a master and a storage (in
+//! memory) in threads of this process, clients in the test thread.
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::Duration;
+
+use neo_core::master::MasterConfig;
+use neo_core::storage::memory::MemoryStore;
+use neo_core::storage::StorageConfig;
+use neo_mio::cli::config::parse_address;
+use neo_mio::cli::node::{listen, start_master, start_storage};
+use neo_mio::client::{Error, NeoClient};
+use neo_proto::Tid;
+
+/// A cluster of one master (autostart) and one in-memory storage on free
+/// loopback ports; its threads end with the test process.
+fn cluster(name: &str, partitions: u32) -> Vec<SocketAddr> {
+    let (master_listener, master_addr) =
+        listen(&parse_address("127.0.0.1:0", None).unwrap()).unwrap();
+    let master = MasterConfig {
+        cluster: name.to_string().into(),
+        bind: master_addr.clone(),
+        masters: vec![master_addr.clone()],
+        partitions,
+        replicas: 0,
+        autostart: Some(1),
+        nid: None,
+        storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
+    };
+    thread::spawn(move || start_master(master, master_listener, "master"));
+    let (storage_listener, storage_addr) =
+        listen(&parse_address("127.0.0.1:0", None).unwrap()).unwrap();
+    let storage = StorageConfig {
+        cluster: name.to_string().into(),
+        bind: storage_addr,
+        masters: vec![master_addr.clone()],
+        devpath: Vec::new(),
+        nid: None,
+        seed: 1,
+    };
+    thread::spawn(move || start_storage(storage, MemoryStore::new(), storage_listener, "storage"));
+    vec![neo_mio::runtime::resolve(&master_addr).unwrap()]
+}
+
+fn connect(name: &str, masters: &[SocketAddr]) -> NeoClient {
+    let mut client = NeoClient::connect(name, masters).expect("the cluster serves");
+    client.set_timeout(Duration::from_secs(20));
+    client
+}
+
+#[test]
+fn commits_are_read_back_and_invalidate_other_clients() {
+    let masters = cluster("runtime-basic", 4);
+    let mut a = connect("runtime-basic", &masters);
+    let mut b = connect("runtime-basic", &masters);
+    let oid = a.new_oid().unwrap();
+    let mut txn = a.begin("test", "create").unwrap();
+    a.store(&mut txn, oid, None, b"one".to_vec()).unwrap();
+    let t1 = a.commit(txn).unwrap();
+    assert_eq!(a.load(oid).unwrap(), (b"one".to_vec().into(), t1));
+
+    b.sync().unwrap();
+    assert_eq!(b.load(oid).unwrap(), (b"one".to_vec().into(), t1));
+    let mut txn = b.begin("test", "update").unwrap();
+    b.store(&mut txn, oid, Some(t1), b"two".to_vec()).unwrap();
+    let t2 = b.commit(txn).unwrap();
+    assert!(t2 > t1);
+
+    a.sync().unwrap();
+    let invalidated = a.invalidations();
+    assert!(
+        invalidated
+            .iter()
+            .any(|(tid, oids)| *tid == t2 && oids.contains(&oid)),
+        "{invalidated:?}"
+    );
+    assert_eq!(a.load(oid).unwrap(), (b"two".to_vec().into(), t2));
+    let before = a.load_before(oid, t2).unwrap().unwrap();
+    assert_eq!((before.data, before.serial), (b"one".to_vec().into(), t1));
+    assert_eq!(a.load_before(oid, t1).unwrap(), None);
+    let history = a.history(oid, 10).unwrap();
+    assert_eq!(
+        history.iter().map(|h| h.serial).collect::<Vec<_>>(),
+        vec![t2, t1]
+    );
+    let transactions = a.iterate(Tid::ZERO, None).unwrap();
+    assert_eq!(
+        transactions.iter().map(|t| t.info.tid).collect::<Vec<_>>(),
+        vec![t1, t2]
+    );
+}
+
+#[test]
+fn a_conflict_is_reported_or_resolved() {
+    let masters = cluster("runtime-conflict", 2);
+    let mut a = connect("runtime-conflict", &masters);
+    let mut b = connect("runtime-conflict", &masters);
+    let oid = a.new_oid().unwrap();
+    let mut txn = a.begin("test", "create").unwrap();
+    a.store(&mut txn, oid, None, b"0".to_vec()).unwrap();
+    let base = a.commit(txn).unwrap();
+
+    let mut txn = a.begin("test", "a").unwrap();
+    a.store(&mut txn, oid, Some(base), b"a".to_vec()).unwrap();
+    let committed = a.commit(txn).unwrap();
+
+    // b still bases its write on `base`.
+    let mut txn = b.begin("test", "b").unwrap();
+    b.store(&mut txn, oid, Some(base), b"b".to_vec()).unwrap();
+    match b.commit(txn) {
+        Err(Error::Conflict(conflict)) => {
+            assert_eq!(
+                (conflict.oid, conflict.committed, conflict.based_on),
+                (oid, committed, base)
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    // Resolved by merging: the merge is stored on top of `committed`.
+    let mut txn = b.begin("test", "b again").unwrap();
+    b.store(&mut txn, oid, Some(base), b"b".to_vec()).unwrap();
+    let tid = b
+        .commit_resolving(txn, |conflict, data| {
+            assert_eq!((conflict.committed, &data[..]), (committed, &b"a"[..]));
+            Some(b"a+b".to_vec().into())
+        })
+        .unwrap();
+    b.sync().unwrap();
+    assert_eq!(b.load(oid).unwrap(), (b"a+b".to_vec().into(), tid));
+}
+
+#[test]
+fn a_client_of_an_unreachable_cluster_times_out_with_a_clear_error() {
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = neo_core::client::ClientConfig::new(
+        "nobody",
+        vec![parse_address(&format!("127.0.0.1:{port}"), None).unwrap()],
+    );
+    config.seed = 1;
+    let started = std::time::Instant::now();
+    let error = NeoClient::with_config_and_timeout(config, Duration::from_millis(500))
+        .err()
+        .expect("no cluster there");
+    assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_peer_sending_garbage_is_disconnected_and_the_cluster_keeps_serving() {
+    use std::io::{Read, Write};
+    let masters = cluster("runtime-garbage", 2);
+    let mut client = connect("runtime-garbage", &masters);
+    for garbage in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        // The NEO handshake, then bytes that are no packet.
+        &[0x92, 0xa3, b'N', b'E', b'O', 5, 0xc1, 0xc1, 0xc1][..],
+        // Another protocol version.
+        &[0x92, 0xa3, b'N', b'E', b'O', 4][..],
+    ] {
+        let mut peer = std::net::TcpStream::connect(masters[0]).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        peer.write_all(garbage).unwrap();
+        let mut received = Vec::new();
+        // The master answers with its handshake at most, then closes
+        // (a read timeout here means it kept the connection open).
+        let result = peer.read_to_end(&mut received);
+        assert!(result.is_ok(), "{garbage:?}: {result:?}");
+        assert!(received.len() <= neo_proto::HANDSHAKE.len(), "{received:?}");
+    }
+    let mut txn = client.begin("test", "still serving").unwrap();
+    let oid = client.new_oid().unwrap();
+    client.store(&mut txn, oid, None, b"x".to_vec()).unwrap();
+    client.commit(txn).unwrap();
+}
