@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use neo_mio::cli::demo::{self, DemoOptions};
 use neo_mio::cli::local::{LocalCluster, LocalOptions};
 use neo_mio::cli::node::{self, AdminOptions, MasterOptions, StorageOptions};
-use neo_mio::cli::wire;
+use neo_mio::cli::{ctl, wire};
 use neo_mio::lmdb::LmdbStore;
 
 #[derive(Parser)]
@@ -36,6 +36,9 @@ enum Command {
     /// storages and an admin on loopback; prints the master addresses and
     /// serves until interrupted.
     Cluster(ClusterOptions),
+    /// Send a command to an admin node, as NEO/py's neoctl does (`neo ctl`
+    /// alone lists the commands).
+    Ctl(ctl::CtlArgs),
     /// Starts a local cluster with data in a temporary directory, runs a
     /// demo workload through the Rust client, prints what it did, stops.
     Demo(DemoArgs),
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Storage(options) => storage(&options),
         Command::Admin(options) => admin(&options),
         Command::Cluster(options) => cluster(&options),
+        Command::Ctl(args) => ctl_command(args),
         Command::Demo(args) => run_demo(&args),
         Command::Wire(WireCommand::Decode { file, hex }) => wire_decode(file, hex),
     }
@@ -210,6 +214,22 @@ fn cluster(options: &ClusterOptions) -> ExitCode {
     neo_mio::cli::local::wait_for_interrupt();
     drop(cluster);
     ExitCode::SUCCESS
+}
+
+fn ctl_command(args: ctl::CtlArgs) -> ExitCode {
+    let stdout = io::stdout();
+    match ctl::run(args.address, &args.words, &mut stdout.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(ctl::CtlError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        // No "neo ctl:" prefix: neoctl prints the bare message, and
+        // scripts match it.
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run_demo(args: &DemoArgs) -> ExitCode {

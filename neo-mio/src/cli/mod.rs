@@ -1,6 +1,7 @@
 //! Subcommands of the `neo` binary that are more than option plumbing.
 
 pub mod config;
+pub mod ctl;
 pub mod demo;
 pub mod local;
 pub mod node;
