@@ -133,7 +133,9 @@ impl NeoClient {
             conflicts: Vec::new(),
             done: Vec::new(),
         };
-        client.wait_until("connecting to the cluster", |c| c.runtime.node().is_ready())?;
+        client.wait_for("connecting to the cluster", |c| {
+            c.runtime.node().is_ready().then_some(())
+        })?;
         Ok(client)
     }
 
@@ -373,22 +375,21 @@ impl NeoClient {
     }
 
     fn wait(&mut self, op: OpId, doing: &str) -> Result<Answer> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            self.pump();
-            if let Some(result) = self.take_done(op) {
-                return result.map_err(Error::Client);
-            }
-            self.turn_until(deadline, doing)?;
-        }
+        self.wait_for(doing, |c| c.take_done(op))?
+            .map_err(Error::Client)
     }
 
-    fn wait_until(&mut self, doing: &str, done: impl Fn(&NeoClient) -> bool) -> Result<()> {
+    /// Turns the loop until `ready` gives a value, at most the timeout.
+    fn wait_for<T>(
+        &mut self,
+        doing: &str,
+        mut ready: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Result<T> {
         let deadline = Instant::now() + self.timeout;
         loop {
             self.pump();
-            if done(self) {
-                return Ok(());
+            if let Some(value) = ready(self) {
+                return Ok(value);
             }
             self.turn_until(deadline, doing)?;
         }

@@ -2,45 +2,26 @@
 //! memory) in threads of this process, clients in the test thread.
 
 use std::net::SocketAddr;
-use std::thread;
 use std::time::Duration;
 
-use neo_core::master::MasterConfig;
 use neo_core::storage::memory::MemoryStore;
-use neo_core::storage::StorageConfig;
 use neo_mio::cli::config::parse_address;
-use neo_mio::cli::node::{listen, start_master, start_storage};
+use neo_mio::cli::local::{LocalCluster, LocalOptions};
 use neo_mio::client::{Error, NeoClient};
 use neo_proto::Tid;
 
 /// A cluster of one master (autostart) and one in-memory storage on free
 /// loopback ports; its threads end with the test process.
-fn cluster(name: &str, partitions: u32) -> Vec<SocketAddr> {
-    let (master_listener, master_addr) =
-        listen(&parse_address("127.0.0.1:0", None).unwrap()).unwrap();
-    let master = MasterConfig {
-        cluster: name.to_string().into(),
-        bind: master_addr.clone(),
-        masters: vec![master_addr.clone()],
+fn cluster(name: &str, partitions: u32) -> LocalCluster {
+    let options = LocalOptions {
+        cluster: name.to_string(),
+        masters: 1,
+        storages: 1,
         partitions,
         replicas: 0,
-        autostart: Some(1),
-        nid: None,
-        storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
+        ..LocalOptions::default()
     };
-    thread::spawn(move || start_master(master, master_listener, "master"));
-    let (storage_listener, storage_addr) =
-        listen(&parse_address("127.0.0.1:0", None).unwrap()).unwrap();
-    let storage = StorageConfig {
-        cluster: name.to_string().into(),
-        bind: storage_addr,
-        masters: vec![master_addr.clone()],
-        devpath: Vec::new(),
-        nid: None,
-        seed: 1,
-    };
-    thread::spawn(move || start_storage(storage, MemoryStore::new(), storage_listener, "storage"));
-    vec![neo_mio::runtime::resolve(&master_addr).unwrap()]
+    LocalCluster::start(&options, |_| Ok(MemoryStore::new())).unwrap()
 }
 
 fn connect(name: &str, masters: &[SocketAddr]) -> NeoClient {
@@ -51,9 +32,10 @@ fn connect(name: &str, masters: &[SocketAddr]) -> NeoClient {
 
 #[test]
 fn commits_are_read_back_and_invalidate_other_clients() {
-    let masters = cluster("runtime-basic", 4);
-    let mut a = connect("runtime-basic", &masters);
-    let mut b = connect("runtime-basic", &masters);
+    let cluster = cluster("runtime-basic", 4);
+    let masters = &cluster.masters;
+    let mut a = connect("runtime-basic", masters);
+    let mut b = connect("runtime-basic", masters);
     let oid = a.new_oid().unwrap();
     let mut txn = a.begin("test", "create").unwrap();
     a.store(&mut txn, oid, None, b"one".to_vec()).unwrap();
@@ -93,9 +75,10 @@ fn commits_are_read_back_and_invalidate_other_clients() {
 
 #[test]
 fn a_conflict_is_reported_or_resolved() {
-    let masters = cluster("runtime-conflict", 2);
-    let mut a = connect("runtime-conflict", &masters);
-    let mut b = connect("runtime-conflict", &masters);
+    let cluster = cluster("runtime-conflict", 2);
+    let masters = &cluster.masters;
+    let mut a = connect("runtime-conflict", masters);
+    let mut b = connect("runtime-conflict", masters);
     let oid = a.new_oid().unwrap();
     let mut txn = a.begin("test", "create").unwrap();
     a.store(&mut txn, oid, None, b"0".to_vec()).unwrap();
@@ -155,8 +138,9 @@ fn a_client_of_an_unreachable_cluster_times_out_with_a_clear_error() {
 #[test]
 fn a_peer_sending_garbage_is_disconnected_and_the_cluster_keeps_serving() {
     use std::io::{Read, Write};
-    let masters = cluster("runtime-garbage", 2);
-    let mut client = connect("runtime-garbage", &masters);
+    let cluster = cluster("runtime-garbage", 2);
+    let masters = &cluster.masters;
+    let mut client = connect("runtime-garbage", masters);
     for garbage in [
         &b"GET / HTTP/1.1\r\n\r\n"[..],
         // The NEO handshake, then bytes that are no packet.

@@ -146,7 +146,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// Year, month, day of a count of days since 1970-01-01, proleptic
+/// Gregorian calendar (H. Hinnant's civil calendar algorithm).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let days = days + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days - era * 146_097;
@@ -200,6 +202,38 @@ impl Nid {
     /// Negative ids are temporary: the master may give another one.
     pub fn is_temporary(self) -> bool {
         self.0 < 0
+    }
+}
+
+/// A text that is no node id as NEO/py prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseNidError;
+
+impl fmt::Display for ParseNidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a node id is a type letter (S, M, C, A) and a number")
+    }
+}
+
+impl std::error::Error for ParseNidError {}
+
+impl std::str::FromStr for Nid {
+    type Err = ParseNidError;
+
+    /// The inverse of `Display` for typed ids: `S1`, `M2`, `C3`, `A1`
+    /// (upper case, as NEO/py prints and reads them).
+    fn from_str(text: &str) -> Result<Nid, ParseNidError> {
+        let mut chars = text.chars();
+        let node_type = match chars.next() {
+            Some('S') => NodeType::Storage,
+            Some('M') => NodeType::Master,
+            Some('C') => NodeType::Client,
+            Some('A') => NodeType::Admin,
+            _ => return Err(ParseNidError),
+        };
+        let number: u32 = chars.as_str().parse().map_err(|_| ParseNidError)?;
+        let nid = ((Nid::namespace(node_type) as i64) << 24) + number as i64;
+        i32::try_from(nid).map(Nid).map_err(|_| ParseNidError)
     }
 }
 

@@ -61,7 +61,7 @@ pub use codec::{
 };
 pub use enums::{CellState, ClusterState, ErrorCode, NodeState, NodeType, UnknownName};
 pub use error::DecodeError;
-pub use ids::{Checksum, Nid, Oid, Ptid, Tid, Timestamp};
+pub use ids::{civil_from_days, Checksum, Nid, Oid, ParseNidError, Ptid, Tid, Timestamp};
 pub use packets::*;
 pub use records::{
     Address, CellChange, CellInfo, CheckSource, HistoryEntry, NodeInfo, ObjectData, PackOrder,

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use neo_proto::{CellChange, CellInfo, CellState, Nid, ObjectData, Oid, PackOrder, Ptid, Tid};
 
 use super::store::{
-    DataId, ObjectLookup, ObjectRecord, ObjectRevision, Store, StoreConfig, StoredTable,
-    TempObject, TransactionMeta, UndoHistory,
+    DataHolds, DataId, ObjectLookup, ObjectRecord, ObjectRevision, Store, StoreConfig, StoredCell,
+    StoredTable, TempObject, TransactionMeta, UndoHistory,
 };
 
 /// A voted transaction (temporary tables).
@@ -29,16 +29,6 @@ struct TempTransaction {
     /// Final TID once locked.
     tid: Option<Tid>,
     meta: TransactionMeta,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct StoredCell {
-    nid: Nid,
-    state: CellState,
-    /// For the node's own OUT_OF_DATE cells: replicated up to this TID.
-    replicated: Tid,
-    /// For the node's own cells: the last pack completed on it.
-    pack: Option<Tid>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -471,11 +461,6 @@ impl State {
         orphans
     }
 
-    /// How a cell is stored (cluster.md 10.3): only own cells have a pack
-    /// id, set when they appear (0 if readable, else the last approved
-    /// pack: their data will come from packed sources); only own
-    /// OUT_OF_DATE cells have a "replicated up to": kept if already
-    /// OUT_OF_DATE, from the last TID if it was readable, else zero.
     fn stored_cell(
         &self,
         own: Nid,
@@ -484,33 +469,11 @@ impl State {
         before: Option<&StoredCell>,
         last_pack_id: Tid,
     ) -> StoredCell {
-        let mine = cell.nid == own;
-        let replicated = if !mine || cell.state != CellState::OutOfDate {
-            Tid::ZERO
-        } else {
-            match before {
-                Some(c) if c.state == CellState::OutOfDate => c.replicated,
-                Some(c) if c.state.is_readable() => {
-                    self.config.backup_tid.unwrap_or(self.last_tid_of(offset))
-                }
-                _ => Tid::ZERO,
-            }
-        };
-        let pack = if !mine {
-            None
-        } else {
-            match before.and_then(|c| c.pack) {
-                Some(pack) => Some(pack),
-                None if cell.state.is_readable() => Some(Tid::ZERO),
-                None => Some(last_pack_id),
-            }
-        };
-        StoredCell {
-            nid: cell.nid,
-            state: cell.state,
-            replicated,
-            pack,
-        }
+        StoredCell::after_change(own, cell, before, last_pack_id, || {
+            self.config
+                .backup_tid
+                .unwrap_or_else(|| self.last_tid_of(offset))
+        })
     }
 
     fn revision(
@@ -549,8 +512,7 @@ pub struct MemoryStore {
     current: State,
     durable: State,
     log: Vec<Op>,
-    /// Volatile references to data rows (stores not voted yet).
-    holds: BTreeMap<DataId, u32>,
+    holds: DataHolds,
 }
 
 impl MemoryStore {
@@ -573,7 +535,7 @@ impl MemoryStore {
             .filter(|id| {
                 self.current.data.contains_key(id)
                     && !self.current.refs.contains_key(id)
-                    && !self.holds.contains_key(id)
+                    && !self.holds.is_held(*id)
             })
             .collect();
         if !doomed.is_empty() {
@@ -651,7 +613,7 @@ impl MemoryStore {
 
     /// Number of holds (tests: nothing leaks).
     pub fn holds(&self) -> usize {
-        self.holds.values().map(|&n| n as usize).sum()
+        self.holds.count()
     }
 
     /// Inserts a committed transaction directly (tests).
@@ -755,21 +717,17 @@ impl Store for MemoryStore {
                 id
             }
         };
-        *self.holds.entry(id).or_insert(0) += 1;
+        self.holds.hold(id);
         id
     }
 
     fn hold_data(&mut self, id: DataId) {
-        *self.holds.entry(id).or_insert(0) += 1;
+        self.holds.hold(id);
     }
 
     fn release_data(&mut self, id: DataId) {
-        if let Some(count) = self.holds.get_mut(&id) {
-            *count -= 1;
-            if *count == 0 {
-                self.holds.remove(&id);
-                self.prune(vec![id]);
-            }
+        if self.holds.release(id) {
+            self.prune(vec![id]);
         }
     }
 

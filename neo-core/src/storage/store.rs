@@ -25,7 +25,9 @@
 //! from its partition table, before asking.
 
 use bytes::Bytes;
-use neo_proto::{CellChange, Nid, ObjectData, Oid, PackOrder, Ptid, Rows, Tid};
+use neo_proto::{
+    CellChange, CellInfo, CellState, Nid, ObjectData, Oid, PackOrder, Ptid, Rows, Tid,
+};
 
 /// Identifies a data row. Ids of rows first stored for an object of
 /// partition `p` are allocated in `[p·2^48, (p+1)·2^48)`, as NEO/py does,
@@ -114,6 +116,99 @@ pub struct UndoHistory {
     pub previous: Option<Tid>,
     /// Every later record: `(serial, value_tid)`, oldest first.
     pub later: Vec<(Tid, Option<Tid>)>,
+}
+
+/// One cell of a stored partition table row, with what the node keeps
+/// about its own cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCell {
+    pub nid: Nid,
+    pub state: CellState,
+    /// For the node's own OUT_OF_DATE cells: replicated up to this TID.
+    pub replicated: Tid,
+    /// For the node's own cells: the last pack completed on it.
+    pub pack: Option<Tid>,
+}
+
+impl StoredCell {
+    /// How a cell is stored when the table gives it state `cell.state`
+    /// (cluster.md 10.3), every store alike: only own cells have a pack
+    /// id, set when they appear (0 if readable, else the last approved
+    /// pack: their data will come from packed sources); only own
+    /// OUT_OF_DATE cells have a "replicated up to": kept if already
+    /// OUT_OF_DATE, from `readable_up_to` (the backup TID, else the
+    /// partition's last TID) if it was readable, else zero.
+    pub fn after_change(
+        own: Nid,
+        cell: &CellInfo,
+        before: Option<&StoredCell>,
+        last_pack_id: Tid,
+        readable_up_to: impl FnOnce() -> Tid,
+    ) -> StoredCell {
+        let mine = cell.nid == own;
+        let replicated = if !mine || cell.state != CellState::OutOfDate {
+            Tid::ZERO
+        } else {
+            match before {
+                Some(c) if c.state == CellState::OutOfDate => c.replicated,
+                Some(c) if c.state.is_readable() => readable_up_to(),
+                _ => Tid::ZERO,
+            }
+        };
+        let pack = if !mine {
+            None
+        } else {
+            match before.and_then(|c| c.pack) {
+                Some(pack) => Some(pack),
+                None if cell.state.is_readable() => Some(Tid::ZERO),
+                None => Some(last_pack_id),
+            }
+        };
+        StoredCell {
+            nid: cell.nid,
+            state: cell.state,
+            replicated,
+            pack,
+        }
+    }
+}
+
+/// Holds on data rows: in-memory references of stores not voted yet,
+/// which a crash forgets (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct DataHolds(std::collections::BTreeMap<DataId, u32>);
+
+impl DataHolds {
+    pub fn hold(&mut self, id: DataId) {
+        *self.0.entry(id).or_insert(0) += 1;
+    }
+
+    /// Drops one hold; returns whether it was the last one (the row may
+    /// then be pruned).
+    pub fn release(&mut self, id: DataId) -> bool {
+        let Some(count) = self.0.get_mut(&id) else {
+            return false;
+        };
+        *count -= 1;
+        if *count > 0 {
+            return false;
+        }
+        self.0.remove(&id);
+        true
+    }
+
+    pub fn is_held(&self, id: DataId) -> bool {
+        self.0.contains_key(&id)
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Holds in total (tests: nothing leaks).
+    pub fn count(&self) -> usize {
+        self.0.values().map(|&n| n as usize).sum()
+    }
 }
 
 pub trait Store {

@@ -20,7 +20,7 @@
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -61,31 +61,9 @@ pub struct CtlArgs {
 /// host alone (a bare IPv6 address included) with port 9999; names are
 /// resolved, the first address wins.
 pub fn parse_admin_address(text: &str) -> Result<SocketAddr, String> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("{text:?}: missing ']'"))?;
-        match after.strip_prefix(':') {
-            Some(port) => (host, port),
-            None if after.is_empty() => (host, ""),
-            None => return Err(format!("{text:?}: unexpected text after ']'")),
-        }
-    } else if text.matches(':').count() == 1 {
-        text.split_once(':').unwrap()
-    } else {
-        (text, "")
-    };
-    let port = if port.is_empty() {
-        DEFAULT_ADMIN_PORT
-    } else {
-        port.parse()
-            .map_err(|_| format!("{text:?}: invalid port {port:?}"))?
-    };
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|error| format!("{text:?}: {error}"))?
-        .next()
-        .ok_or_else(|| format!("{text:?}: no address"))
+    let address =
+        super::config::parse_address(text, Some(DEFAULT_ADMIN_PORT)).map_err(|e| e.to_string())?;
+    crate::runtime::resolve(&address).map_err(|error| format!("{text:?}: {error}"))
 }
 
 /// Why a command failed. `Display` is what neoctl prints on standard error
@@ -592,18 +570,8 @@ fn parse_check(params: &[String]) -> Result<CheckArgs, CtlError> {
 
 /// A node id as NEO/py prints it: a type letter (S, M, C, A) and a number.
 fn parse_nid(text: &str) -> Result<Nid, CtlError> {
-    let invalid = || bad(format!("invalid node id: {text}"));
-    let mut chars = text.chars();
-    let node_type = match chars.next() {
-        Some('S') => NodeType::Storage,
-        Some('M') => NodeType::Master,
-        Some('C') => NodeType::Client,
-        Some('A') => NodeType::Admin,
-        _ => return Err(invalid()),
-    };
-    let number: u32 = chars.as_str().parse().map_err(|_| invalid())?;
-    let nid = ((Nid::namespace(node_type) as i64) << 24) + number as i64;
-    i32::try_from(nid).map(Nid).map_err(|_| invalid())
+    text.parse()
+        .map_err(|_| bad(format!("invalid node id: {text}")))
 }
 
 /// A TID argument: `tid:<integer>` (any Python integer literal, e.g.
@@ -1042,7 +1010,7 @@ fn timestamp_datetime(seconds: f64) -> String {
         micros += 1e6;
     }
     format_datetime(
-        civil_from_days(whole.div_euclid(86_400)),
+        neo_proto::civil_from_days(whole.div_euclid(86_400)),
         whole.rem_euclid(86_400),
         micros as u32,
     )
@@ -1061,26 +1029,6 @@ fn tid_datetime(tid: Tid) -> String {
     let second_of_day = minutes % (24 * 60) * 60 + (scaled >> 32) as i64;
     let micros = ((scaled & 0xffff_ffff) as f64 * (1e6 / 4_294_967_296.0)) as u32;
     format_datetime(date, second_of_day, micros)
-}
-
-/// Year, month, day of a count of days since 1970-01-01 (H. Hinnant's
-/// civil calendar algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// What `neo ctl` prints without a command: neoctl's layout (the command

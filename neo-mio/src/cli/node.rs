@@ -164,23 +164,18 @@ fn number<T: std::str::FromStr>(
     }
 }
 
-/// `-i/--nid`: NEO/py takes the raw number; `S1`/`M2` are accepted too.
+/// `-i/--nid`: NEO/py takes the raw number; `S1`/`M2` (any case) are
+/// accepted too, for the node's own type.
 fn parse_nid(text: &str, node_type: NodeType) -> Result<Nid, ConfigError> {
     let text = text.trim();
     if let Ok(raw) = text.parse::<i32>() {
         return Ok(Nid(raw));
     }
-    let (prefix, n) = text.split_at(1);
-    let expected = match node_type {
-        NodeType::Master => "M",
-        NodeType::Storage => "S",
-        NodeType::Admin => "A",
-        NodeType::Client => "C",
-    };
-    match n.parse::<u32>() {
-        Ok(n) if prefix.eq_ignore_ascii_case(expected) && n > 0 => Ok(Nid::new(node_type, n)),
+    match text.to_ascii_uppercase().parse::<Nid>() {
+        Ok(nid) if nid.node_type() == Some(node_type) && nid != Nid::new(node_type, 0) => Ok(nid),
         _ => Err(ConfigError(format!(
-            "bad node id {text:?}: a number or {expected}<n>"
+            "bad node id {text:?}: a number or {}<n>",
+            &Nid::new(node_type, 1).to_string()[..1]
         ))),
     }
 }
@@ -329,7 +324,7 @@ fn reset_database(database: &Path) -> Result<(), ConfigError> {
 }
 
 /// Runs a node until it exits.
-pub fn run_node<N: Hosted>(node: N, name: &str, listener: TcpListener) -> Result<Exit, String> {
+fn run_node<N: Hosted>(node: N, name: &str, listener: TcpListener) -> Result<Exit, String> {
     let mut runtime =
         Runtime::new(node, name, Some(listener)).map_err(|e| format!("event loop: {e}"))?;
     runtime.run().map_err(|e| format!("event loop: {e}"))

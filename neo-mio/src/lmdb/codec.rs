@@ -9,7 +9,7 @@
 //! panics with what was being read.
 
 use bytes::Bytes;
-use neo_core::storage::store::{DataId, ObjectRecord, TransactionMeta};
+use neo_core::storage::store::{DataId, ObjectRecord, StoredCell, TransactionMeta};
 use neo_proto::{CellState, Checksum, Nid, ObjectData, Oid, PackOrder, Ptid, Tid};
 
 /// Version of this layout, in `config` under [`config_key::FORMAT`]. A store
@@ -127,17 +127,6 @@ fn be_u64(bytes: &[u8]) -> u64 {
 }
 
 // ------------------------------------------------------------------ values
-
-/// One cell of a `pt` row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct StoredCell {
-    pub nid: Nid,
-    pub state: CellState,
-    /// For the node's own OUT_OF_DATE cells: replicated up to this TID.
-    pub replicated: Tid,
-    /// For the node's own cells: the last pack completed on it.
-    pub pack: Option<Tid>,
-}
 
 /// A `ttrans` row: a voted transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,14 +43,14 @@ mod open;
 mod store;
 mod tables;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
-use neo_core::storage::store::{DataId, ObjectRecord};
-use neo_proto::{CellInfo, CellState, Nid, Oid, PackOrder, Tid};
+use neo_core::storage::store::{DataHolds, DataId, ObjectRecord, StoredCell};
+use neo_proto::{CellInfo, Nid, Oid, PackOrder, Tid};
 
-use codec::{config_key, StoredCell, TempTransaction};
+use codec::{config_key, TempTransaction};
 use tables::{Direction, Table, Tables};
 
 pub use open::{OpenError, DEFAULT_MAP_SIZE};
@@ -64,8 +64,7 @@ use Bound::{Included, Unbounded};
 /// uses it.
 pub struct LmdbStore {
     tables: Tables,
-    /// Volatile references to data rows (stores not voted yet).
-    holds: BTreeMap<DataId, u32>,
+    holds: DataHolds,
 }
 
 impl LmdbStore {
@@ -82,7 +81,7 @@ impl LmdbStore {
         let (env, dbs) = open::open(dir, map_size)?;
         Ok(LmdbStore {
             tables: Tables::new(env, dbs),
-            holds: BTreeMap::new(),
+            holds: DataHolds::default(),
         })
     }
 
@@ -103,7 +102,7 @@ impl LmdbStore {
 
     /// Number of holds on data rows (tests: nothing leaks).
     pub fn holds(&self) -> usize {
-        self.holds.values().map(|&n| n as usize).sum()
+        self.holds.count()
     }
 
     // ------------------------------------------------------------ config
@@ -197,11 +196,6 @@ impl LmdbStore {
         trans.max(obj).unwrap_or(Tid::ZERO)
     }
 
-    /// How a cell is stored (cluster.md 10.3): only own cells have a pack
-    /// id, set when they appear (0 if readable, else the last approved
-    /// pack: their data will come from packed sources); only own
-    /// OUT_OF_DATE cells have a "replicated up to": kept if already
-    /// OUT_OF_DATE, from the last TID if it was readable, else zero.
     fn stored_cell(
         &self,
         own: Nid,
@@ -210,33 +204,10 @@ impl LmdbStore {
         before: Option<&StoredCell>,
         last_pack_id: Tid,
     ) -> StoredCell {
-        let mine = cell.nid == own;
-        let replicated = if !mine || cell.state != CellState::OutOfDate {
-            Tid::ZERO
-        } else {
-            match before {
-                Some(c) if c.state == CellState::OutOfDate => c.replicated,
-                Some(c) if c.state.is_readable() => self
-                    .config_tid(config_key::BACKUP_TID)
-                    .unwrap_or_else(|| self.last_tid_of(offset)),
-                _ => Tid::ZERO,
-            }
-        };
-        let pack = if !mine {
-            None
-        } else {
-            match before.and_then(|c| c.pack) {
-                Some(pack) => Some(pack),
-                None if cell.state.is_readable() => Some(Tid::ZERO),
-                None => Some(last_pack_id),
-            }
-        };
-        StoredCell {
-            nid: cell.nid,
-            state: cell.state,
-            replicated,
-            pack,
-        }
+        StoredCell::after_change(own, cell, before, last_pack_id, || {
+            self.config_tid(config_key::BACKUP_TID)
+                .unwrap_or_else(|| self.last_tid_of(offset))
+        })
     }
 
     // ------------------------------------------------------------ records
@@ -451,7 +422,7 @@ impl LmdbStore {
     /// Deletes the rows among `candidates` nothing references or holds.
     fn prune(&mut self, candidates: Vec<DataId>) {
         for id in candidates.into_iter().collect::<BTreeSet<_>>() {
-            if self.holds.contains_key(&id) || self.refs(id).is_some() {
+            if self.holds.is_held(id) || self.refs(id).is_some() {
                 continue;
             }
             let key = codec::u64_key(id);

@@ -177,21 +177,17 @@ impl Store for LmdbStore {
                 id
             }
         };
-        *self.holds.entry(id).or_insert(0) += 1;
+        self.holds.hold(id);
         id
     }
 
     fn hold_data(&mut self, id: DataId) {
-        *self.holds.entry(id).or_insert(0) += 1;
+        self.holds.hold(id);
     }
 
     fn release_data(&mut self, id: DataId) {
-        if let Some(count) = self.holds.get_mut(&id) {
-            *count -= 1;
-            if *count == 0 {
-                self.holds.remove(&id);
-                self.prune(vec![id]);
-            }
+        if self.holds.release(id) {
+            self.prune(vec![id]);
         }
     }
 

@@ -167,15 +167,6 @@ impl<N: Hosted> Runtime<N> {
         self.node_events.pop_front()
     }
 
-    /// Why the node stopped, once it did.
-    pub fn exit(&self) -> Option<&Exit> {
-        self.exit.as_ref()
-    }
-
-    pub fn set_name(&mut self, name: impl Into<String>) {
-        self.name = name.into();
-    }
-
     /// Runs until the node exits.
     pub fn run(&mut self) -> io::Result<Exit> {
         loop {
