@@ -156,7 +156,7 @@ mod tests {
             bootstrap.next(&nodes, &mut throttle, now),
             Attempt::Connect(Address::new("127.0.0.1", 9))
         );
-        // Everything was tried less than a second ago: wait.
+        // Everything was just tried: wait for the throttle.
         assert!(matches!(
             bootstrap.next(&nodes, &mut throttle, now),
             Attempt::RetryAt(_)

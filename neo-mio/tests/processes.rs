@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use neo_mio::client::{Error, NeoClient};
-use neo_proto::{CellState, Oid, Tid};
+use neo_proto::{Oid, Tid};
 
 const NEO: &str = env!("CARGO_BIN_EXE_neo");
 
@@ -103,13 +103,23 @@ struct Cluster {
     master_addrs: Vec<SocketAddr>,
     storages: Vec<Node>,
     admin: Node,
+    admin_addr: SocketAddr,
+}
+
+/// How a test cluster leaves RECOVERING.
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    /// The masters start it once every storage is there (`-A`).
+    Auto,
+    /// The operator does, with `neo ctl start`.
+    Ctl,
 }
 
 impl Cluster {
     /// `masters` masters, `storages` storages holding `replicas` + 1
-    /// copies of 6 partitions, an admin. Started automatically once every
-    /// storage is there (`-A`).
-    fn start(name: &str, masters: usize, storages: usize, replicas: u32) -> Cluster {
+    /// copies of 6 partitions, an admin; returns once the cluster was
+    /// started as `start` says (clients wait for it to be RUNNING).
+    fn start(name: &str, masters: usize, storages: usize, replicas: u32, start: Start) -> Cluster {
         let dir = TempDir::new(name);
         let master_addrs: Vec<SocketAddr> = (0..masters)
             .map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap())
@@ -141,9 +151,10 @@ impl Cluster {
                     "6".into(),
                     "-r".into(),
                     replicas.to_string(),
-                    "-A".into(),
-                    storages.to_string(),
                 ]));
+                if start == Start::Auto {
+                    args.extend(["-A".to_string(), storages.to_string()]);
+                }
                 Node::start(&format!("master{i}"), &dir.0, &args)
             })
             .collect();
@@ -159,17 +170,82 @@ impl Cluster {
                 Node::start(&format!("storage{i}"), &dir.0, &args)
             })
             .collect();
+        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut args = vec!["admin".to_string()];
-        args.extend(common(&["-b".into(), format!("127.0.0.1:{}", free_port())]));
+        args.extend(common(&["-b".into(), admin_addr.to_string()]));
         let admin = Node::start("admin", &dir.0, &args);
-        Cluster {
+        let cluster = Cluster {
             name: name.to_string(),
             dir,
             masters,
             master_addrs,
             storages,
             admin,
+            admin_addr,
+        };
+        if start == Start::Ctl {
+            // Starting before every storage registered would build the
+            // table without the missing ones.
+            cluster.wait_for("every storage PENDING", Duration::from_secs(20), || {
+                let nodes = cluster.try_ctl(&["print", "node", "storage"])?;
+                (nodes.matches("| PENDING |").count() == cluster.storages.len()).then_some(())
+            });
+            assert_eq!(cluster.ctl(&["start"]), "Cluster state changed\n");
         }
+        cluster
+    }
+
+    /// `neo ctl -a ADMIN words…`: its output if it succeeded.
+    fn try_ctl(&self, words: &[&str]) -> Option<String> {
+        let output = Command::new(NEO)
+            .args(["ctl", "-a", &self.admin_addr.to_string()])
+            .args(words)
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8(output.stdout).unwrap())
+    }
+
+    fn ctl(&self, words: &[&str]) -> String {
+        self.try_ctl(words)
+            .unwrap_or_else(|| panic!("neo ctl {words:?} failed\n{}", self.logs()))
+    }
+
+    /// Polls `probe` every 50 ms until it returns something.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = probe() {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} after {timeout:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Which of `masters` the admin names primary (`neo ctl print primary`,
+    /// then its address in `print node master`).
+    fn primary(&self) -> usize {
+        self.wait_for("primary master", Duration::from_secs(10), || {
+            let nid = self.try_ctl(&["print", "primary"])?;
+            let nodes = self.try_ctl(&["print", "node", "master"])?;
+            let line = nodes
+                .lines()
+                .find(|l| l.starts_with(&format!("{} |", nid.trim())))?;
+            let addr: SocketAddr = line.split('|').nth(2)?.trim().parse().ok()?;
+            self.master_addrs.iter().position(|&a| a == addr)
+        })
     }
 
     fn client(&self, timeout: Duration) -> NeoClient {
@@ -198,23 +274,26 @@ impl Cluster {
         all
     }
 
-    /// Waits until the partition table `client` receives shows every cell
-    /// UP_TO_DATE; returns how many cells there are.
-    fn wait_all_up_to_date(&self, client: &mut NeoClient, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let rows = client.partition_table().unwrap();
-            let cells: Vec<CellState> = rows.iter().flatten().map(|c| c.state).collect();
-            if !cells.is_empty() && cells.iter().all(|&s| s == CellState::UpToDate) {
-                return cells.len();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cells still not UP_TO_DATE: {cells:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Waits until `neo ctl print pt` shows every cell UP_TO_DATE;
+    /// returns how many cells there are.
+    fn wait_all_up_to_date(&self, timeout: Duration) -> usize {
+        let mut last = String::new();
+        let found = self.wait_for("table all UP_TO_DATE", timeout, || {
+            // Rows 0 to 5 of the 6: one line per partition, one
+            // "NID - STATE" per cell.
+            last = self.try_ctl(&["print", "pt", "0", "6"])?;
+            let cells: Vec<&str> = last
+                .lines()
+                .skip(1)
+                .flat_map(|row| row.split('|').skip(1))
+                .map(str::trim)
+                .filter(|cell| !cell.is_empty())
+                .collect();
+            let all = cells.iter().all(|c| c.ends_with(" - UP_TO_DATE"));
+            (all && !cells.is_empty()).then_some(cells.len())
+        });
+        eprintln!("{last}");
+        found
     }
 }
 
@@ -237,7 +316,7 @@ fn check_all(client: &mut NeoClient, committed: &[(Oid, Tid, String)]) {
 
 #[test]
 fn a_storage_killed_under_load_loses_nothing_and_catches_up() {
-    let mut cluster = Cluster::start("kill-storage", 1, 2, 1);
+    let mut cluster = Cluster::start("kill-storage", 1, 2, 1, Start::Ctl);
     let mut client = cluster.client(Duration::from_secs(20));
     let mut committed = Vec::new();
     for i in 0..50 {
@@ -245,7 +324,7 @@ fn a_storage_killed_under_load_loses_nothing_and_catches_up() {
         let (oid, tid) = commit_one(&mut client, &value).unwrap();
         committed.push((oid, tid, value));
     }
-    cluster.wait_all_up_to_date(&mut client, Duration::from_secs(20));
+    assert_eq!(cluster.wait_all_up_to_date(Duration::from_secs(20)), 12);
 
     // Kill one storage while commits flow: every acknowledged commit must
     // stay readable from the other replica.
@@ -275,8 +354,13 @@ fn a_storage_killed_under_load_loses_nothing_and_catches_up() {
 
     // It comes back and replicates what it missed.
     cluster.storages[0].restart();
-    let cells = cluster.wait_all_up_to_date(&mut reader, Duration::from_secs(30));
+    let caught_up = Instant::now();
+    let cells = cluster.wait_all_up_to_date(Duration::from_secs(30));
     assert_eq!(cells, 12);
+    eprintln!(
+        "kill-storage: the restarted storage was UP_TO_DATE in {:?}",
+        caught_up.elapsed()
+    );
     // Now the other one dies: everything is read from the returned one.
     cluster.storages[1].kill();
     let mut reader = cluster.client(Duration::from_secs(20));
@@ -285,31 +369,32 @@ fn a_storage_killed_under_load_loses_nothing_and_catches_up() {
 
 #[test]
 fn a_new_primary_serves_soon_after_the_old_ones_death() {
-    let mut cluster = Cluster::start("failover", 3, 1, 0);
+    let mut cluster = Cluster::start("failover", 3, 1, 0, Start::Auto);
     let mut client = cluster.client(Duration::from_secs(20));
     let (oid, tid) = commit_one(&mut client, "before").unwrap();
-    let primary = cluster
-        .masters
-        .iter()
-        .position(|m| m.log_text().contains("playing the primary role"))
-        .unwrap_or_else(|| panic!("no primary\n{}", cluster.logs()));
+    let primary = cluster.primary();
 
     let killed = Instant::now();
     cluster.masters[primary].kill();
     let mut client = cluster.client(Duration::from_secs(10));
     let (new_oid, new_tid) = commit_one(&mut client, "after").unwrap();
     let serving = killed.elapsed();
-    // Issue 6 asks for 2 s; today it takes 2.0 to 3.0 s: NEO's one-second
-    // connection throttles in a row (the secondary retrying the dead
-    // primary, two candidates comparing keys, the new primary checking
-    // every master once more before starting, the client retrying a
-    // master that was not ready). The bound guards against worse.
+    // NEO/py's flat one-second reconnection throttle, chained over the
+    // secondaries retrying the dead primary, the new primary hearing from
+    // every master and the client retrying a master not ready yet, took
+    // 2 to 3 s here; the backoff (neo_core::throttle) brought it under
+    // one.
     assert!(
-        serving < Duration::from_secs(5),
+        serving < Duration::from_secs(2),
         "a new primary served after {serving:?}\n{}",
         cluster.logs()
     );
     eprintln!("failover: a commit went through {serving:?} after the primary was killed");
+    assert_ne!(
+        cluster.primary(),
+        primary,
+        "the dead master is still primary"
+    );
     check_all(
         &mut client,
         &[
@@ -321,7 +406,7 @@ fn a_new_primary_serves_soon_after_the_old_ones_death() {
 
 #[test]
 fn every_node_killed_and_restarted_keeps_every_commit() {
-    let mut cluster = Cluster::start("kill-all", 1, 2, 1);
+    let mut cluster = Cluster::start("kill-all", 1, 2, 1, Start::Auto);
     let mut client = cluster.client(Duration::from_secs(20));
     let mut committed = Vec::new();
     for i in 0..100 {

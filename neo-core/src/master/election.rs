@@ -52,6 +52,18 @@ impl PartialOrd for ElectionKey {
     }
 }
 
+/// Whether [`Master::reach_other_masters`] waits for the connection
+/// throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pace {
+    Throttled,
+    /// Once per election round: its point is to hear from every master
+    /// after the round started, so a refusal the throttle remembers from
+    /// just before does not count, and waiting for the throttle's backoff
+    /// would only delay the start.
+    Now,
+}
+
 /// State of the secondary role.
 #[derive(Debug)]
 pub(super) struct Secondary {
@@ -103,8 +115,9 @@ impl Master {
     }
 
     /// Candidate: connects to every known master we are not connected to
-    /// (they will have to compare keys with us).
-    pub(super) fn reach_other_masters(&mut self) {
+    /// (they will have to compare keys with us). `pace` says whether the
+    /// connection throttle applies.
+    pub(super) fn reach_other_masters(&mut self, pace: Pace) {
         let mut marked_down = Vec::new();
         let masters: Vec<NodeKey> = self
             .nodes
@@ -123,7 +136,7 @@ impl Master {
                 marked_down.push(key);
             }
             let allowed = self.throttle.allowed_at(&addr);
-            if allowed > self.now {
+            if pace == Pace::Throttled && allowed > self.now {
                 retry = Some(retry.map_or(allowed, |r: crate::time::Time| r.min(allowed)));
                 continue;
             }

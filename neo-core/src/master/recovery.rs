@@ -22,6 +22,7 @@ use neo_proto::{
     NotifyPartitionChanges, Packet, Ptid, SendPartitionTable, Tid, Timestamp, Truncate,
 };
 
+use super::election::Pace;
 use super::{Master, Phase, Request};
 use crate::io::Level;
 use crate::nodes::NodeKey;
@@ -313,7 +314,7 @@ impl Master {
             return;
         };
         if std::mem::take(&mut recovery.try_secondary) {
-            self.reach_other_masters();
+            self.reach_other_masters(Pace::Throttled);
         }
         let Some(start) = self.start_set() else {
             return;
@@ -353,7 +354,7 @@ impl Master {
                     "ready to start: checking the other masters first".to_string(),
                 );
                 self.set_try_secondary();
-                self.reach_other_masters();
+                self.reach_other_masters(Pace::Now);
                 false
             }
         }
