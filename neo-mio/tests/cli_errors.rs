@@ -45,3 +45,97 @@ fn a_configuration_file_section_must_exist() {
     std::fs::remove_file(&path).unwrap();
     assert!(error.contains("no section [admin]"), "{error}");
 }
+
+#[test]
+fn an_unusable_database_directory_is_reported() {
+    let file = std::env::temp_dir().join(format!("neo-cli-errors-{}.file", std::process::id()));
+    std::fs::write(&file, "not a directory").unwrap();
+    let database = file.join("db");
+    let error = fails(&["storage", "-c", "x", "-d", database.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        error.contains(&format!("cannot open the database {}", database.display())),
+        "{error}"
+    );
+}
+
+/// Starts a storage of `cluster` on `database` until it listens, then
+/// kills it.
+fn run_storage_once(cluster: &str, database: &std::path::Path) {
+    let log = database.with_extension("log");
+    let _ = std::fs::remove_file(&log);
+    let mut child = Command::new(NEO)
+        .args(["storage", "-c", cluster, "-m", "127.0.0.1:1", "-d"])
+        .arg(database)
+        .arg("-l")
+        .arg(&log)
+        .spawn()
+        .unwrap();
+    let mut listening = false;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("listening on") {
+            listening = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        listening,
+        "the storage did not start: {:?}",
+        std::fs::read_to_string(&log)
+    );
+}
+
+#[test]
+fn a_database_of_another_cluster_is_refused_until_reset() {
+    let dir = std::env::temp_dir().join(format!("neo-cli-errors-{}-db", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let database = dir.join("storage");
+    std::fs::create_dir_all(&dir).unwrap();
+    run_storage_once("first", &database);
+    let path = database.to_str().unwrap();
+    let error = fails(&["storage", "-c", "second", "-m", "127.0.0.1:1", "-d", path]);
+    assert!(
+        error.contains("the database belongs to cluster \"first\", not \"second\""),
+        "{error}"
+    );
+    // --reset empties the database and exits; then it is anyone's.
+    let reset = Command::new(NEO)
+        .args(["storage", "-c", "second", "-d", path, "--reset"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{reset:?}");
+    run_storage_once("second", &database);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctl_wait_gives_up_at_its_limit_and_says_why() {
+    let error = fails(&["ctl", "-a", "127.0.0.1:1", "--wait=0.3"]);
+    assert!(
+        error.contains("admin node: ERROR: not connected: admin node 127.0.0.1:1"),
+        "{error}"
+    );
+    assert!(
+        error
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("still not done after 0.3 s: admin node:")),
+        "{error}"
+    );
+    let error = String::from_utf8(
+        Command::new(NEO)
+            .args(["ctl", "--wait=0", "print", "node"])
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .unwrap();
+    assert!(
+        error.contains("is not a positive number of seconds"),
+        "{error}"
+    );
+}

@@ -190,7 +190,12 @@ impl Cluster {
                 let nodes = cluster.try_ctl(&["print", "node", "storage"])?;
                 (nodes.matches("| PENDING |").count() == cluster.storages.len()).then_some(())
             });
-            assert_eq!(cluster.ctl(&["start"]), "Cluster state changed\n");
+            let (out, progress) = cluster.ctl_waiting(&["--wait=20", "start"]);
+            assert_eq!(out, "Cluster state changed\n");
+            assert!(
+                progress.contains("done in ") && progress.contains("cluster RUNNING"),
+                "{progress}"
+            );
         }
         cluster
     }
@@ -208,9 +213,20 @@ impl Cluster {
             .then(|| String::from_utf8(output.stdout).unwrap())
     }
 
-    fn ctl(&self, words: &[&str]) -> String {
-        self.try_ctl(words)
-            .unwrap_or_else(|| panic!("neo ctl {words:?} failed\n{}", self.logs()))
+    /// `neo ctl --wait…`: its output and its progress report.
+    fn ctl_waiting(&self, words: &[&str]) -> (String, String) {
+        let output = Command::new(NEO)
+            .args(["ctl", "-a", &self.admin_addr.to_string()])
+            .args(words)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            output.status.success(),
+            "neo ctl {words:?}: {stderr}\n{}",
+            self.logs()
+        );
+        (String::from_utf8(output.stdout).unwrap(), stderr)
     }
 
     /// Polls `probe` every 50 ms until it returns something.

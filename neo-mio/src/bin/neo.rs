@@ -218,7 +218,19 @@ fn cluster(options: &ClusterOptions) -> ExitCode {
 
 fn ctl_command(args: ctl::CtlArgs) -> ExitCode {
     let stdout = io::stdout();
-    match ctl::run(args.address, &args.words, &mut stdout.lock()) {
+    let mut result = Ok(());
+    // `--wait` alone only waits; otherwise the command runs first.
+    if args.wait.is_none() || !args.words.is_empty() {
+        result = ctl::run(args.address, &args.words, &mut stdout.lock());
+    }
+    if let (Ok(()), Some(limit)) = (&result, args.wait) {
+        result = neo_mio::cli::progress::wait_until_settled(
+            args.address,
+            limit,
+            &mut io::stderr().lock(),
+        );
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(ctl::CtlError::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS

@@ -52,6 +52,18 @@ pub struct CtlArgs {
         value_parser = parse_admin_address
     )]
     pub address: SocketAddr,
+    /// After the command, wait until the cluster is RUNNING with every
+    /// cell UP_TO_DATE (at most SECONDS if given), reporting progress on
+    /// standard error; with no command, only wait.
+    #[arg(
+        short = 'w',
+        long = "wait",
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        value_parser = parse_wait_limit
+    )]
+    pub wait: Option<Option<Duration>>,
     /// The command (e.g. `print node`); without one, the list of commands.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub words: Vec<String>,
@@ -64,6 +76,14 @@ pub fn parse_admin_address(text: &str) -> Result<SocketAddr, String> {
     let address =
         super::config::parse_address(text, Some(DEFAULT_ADMIN_PORT)).map_err(|e| e.to_string())?;
     crate::runtime::resolve(&address).map_err(|error| format!("{text:?}: {error}"))
+}
+
+/// `--wait=SECONDS`: a positive number of seconds.
+fn parse_wait_limit(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
 }
 
 /// Why a command failed. `Display` is what neoctl prints on standard error
@@ -96,6 +116,8 @@ pub enum CtlError {
     Denied(String),
     /// An answer of the wrong type, or an error neoctl has no message for.
     UnexpectedAnswer(Box<Packet>),
+    /// `--wait` gave up: what the cluster was doing then.
+    NotSettled { after: Duration, progress: String },
     /// Writing the output failed.
     Output(io::Error),
 }
@@ -127,6 +149,11 @@ impl fmt::Display for CtlError {
             CtlError::NotReady(message) => write!(f, "ERROR: {message}"),
             CtlError::Denied(message) => f.write_str(message),
             CtlError::UnexpectedAnswer(packet) => write!(f, "unexpected answer: {packet}"),
+            CtlError::NotSettled { after, progress } => write!(
+                f,
+                "still not done after {} s: {progress}",
+                after.as_secs_f64()
+            ),
             CtlError::Output(error) => write!(f, "{error}"),
         }
     }
@@ -157,7 +184,7 @@ pub fn run_with_timeout(
 
 /// One neoctl connection: handshake, then one request at a time. It is
 /// opened by the first request, so that printing the usage needs no admin.
-struct Session {
+pub(super) struct Session {
     admin: SocketAddr,
     stream: Option<TcpStream>,
     decoder: Decoder,
@@ -169,7 +196,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(admin: SocketAddr, timeout: Duration) -> Session {
+    pub(super) fn new(admin: SocketAddr, timeout: Duration) -> Session {
         Session {
             admin,
             stream: None,
@@ -209,7 +236,7 @@ impl Session {
     /// Sends a request and waits for its answer. DENIED and NOT_READY
     /// errors become errors whatever was asked, as in neoctl; other errors
     /// (ACK included) are the caller's to judge.
-    fn ask(&mut self, packet: impl Into<Packet>) -> Result<Packet, CtlError> {
+    pub(super) fn ask(&mut self, packet: impl Into<Packet>) -> Result<Packet, CtlError> {
         let admin = self.admin;
         let msg_id = self.queue(packet.into());
         let pending = std::mem::take(&mut self.pending);
@@ -288,7 +315,7 @@ impl Session {
         }
     }
 
-    fn partition_list(
+    pub(super) fn partition_list(
         &mut self,
         min_offset: u32,
         max_offset: u32,

@@ -5,4 +5,5 @@ pub mod ctl;
 pub mod demo;
 pub mod local;
 pub mod node;
+pub mod progress;
 pub mod wire;
