@@ -17,6 +17,7 @@
 //! throttles attempts); the runtime only reports failures.
 
 mod conn;
+pub use conn::MAX_QUEUED;
 
 use std::collections::VecDeque;
 use std::io;
