@@ -30,6 +30,8 @@ struct Harness {
     outputs: Vec<Output<neo_core::storage::StorageEvent>>,
     /// Whether the storage asked for a sync we have not done.
     sync_wanted: bool,
+    /// How many times it asked for one.
+    sync_requests: usize,
 }
 
 impl Harness {
@@ -54,6 +56,7 @@ impl Harness {
             master: ConnId::outgoing(0),
             outputs: Vec::new(),
             sync_wanted: false,
+            sync_requests: 0,
         };
         h.drain();
         let master = h
@@ -120,7 +123,10 @@ impl Harness {
     fn drain(&mut self) {
         while let Some(output) = self.storage.poll_output() {
             match output {
-                Output::SyncStore => self.sync_wanted = true,
+                Output::SyncStore => {
+                    self.sync_wanted = true;
+                    self.sync_requests += 1;
+                }
                 Output::Log { .. } => {}
                 other => self.outputs.push(other),
             }
@@ -293,6 +299,48 @@ fn votes_and_locks_are_answered_only_once_durable() {
         other => panic!("{other:?}"),
     }
     assert_eq!(h.storage.store().final_tid(ttid), Some(tid));
+}
+
+/// Group commit: votes that arrive before the store is synced wait for
+/// the same sync, and one fsync answers them all.
+#[test]
+fn one_sync_answers_every_vote_that_waited_for_it() {
+    let mut h = Harness::new();
+    let clients = [
+        (h.client(1, CLIENT, 2.0), Tid(0x0405_e700_0000_0010)),
+        (h.client(2, OTHER_CLIENT, 3.0), Tid(0x0405_e700_0000_0011)),
+    ];
+    let requests_before = h.sync_requests;
+    for (i, &(conn, ttid)) in clients.iter().enumerate() {
+        h.packet(
+            conn,
+            1,
+            store_packet(1 + i as u64, Tid::ZERO, ttid, b"data"),
+        );
+        h.packet(
+            conn,
+            2,
+            AskStoreTransaction {
+                ttid,
+                user: Bytes::new(),
+                description: Bytes::new(),
+                extension: Bytes::new(),
+                oids: vec![Oid(1 + i as u64)],
+                pack: None,
+            },
+        );
+        let sent = h.take_sent(conn);
+        assert_eq!(sent, vec![(1, AnswerStoreObject { conflict: None }.into())]);
+    }
+    assert_eq!(h.sync_requests - requests_before, 1, "one sync asked for");
+    h.sync();
+    for &(conn, _) in &clients {
+        assert_eq!(
+            h.take_sent(conn),
+            vec![(2, AnswerStoreTransaction {}.into())]
+        );
+    }
+    assert!(!h.storage.store().has_unsynced_writes());
 }
 
 #[test]
