@@ -243,14 +243,11 @@ impl Admin {
                     self.net
                         .ask(conn, AskClusterState {}, Request::ClusterState);
                 }
-                Packet::Error(error) => self.net.log(
-                    Level::Warn,
-                    format!(
-                        "master refused us: {} {}",
-                        error.code,
-                        String::from_utf8_lossy(&error.message)
-                    ),
-                ),
+                Packet::Error(error) => {
+                    let (level, text) =
+                        crate::bootstrap::refusal(&error, &self.config.cluster, Level::Warn);
+                    self.net.log(level, text);
+                }
                 _ => self.master_lost(false),
             },
             Request::ClusterState => {

@@ -117,6 +117,22 @@ impl Bootstrap {
     }
 }
 
+/// How to log a master's refusal to identify us: at `usual` level with
+/// its code and message, except a wrong cluster name, a configuration
+/// error that no retry will fix: an error naming the name we gave.
+pub fn refusal(error: &neo_proto::Error, our_cluster: &[u8], usual: Level) -> (Level, String) {
+    let message = String::from_utf8_lossy(&error.message);
+    let mut text = format!("master refused us: {} {message}", error.code);
+    if error.code == neo_proto::ErrorCode::ProtocolError && message == "invalid cluster name" {
+        text.push_str(&format!(
+            " (ours is {:?}: is this node configured for another cluster?)",
+            String::from_utf8_lossy(our_cluster)
+        ));
+        return (Level::Error, text);
+    }
+    (usual, text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

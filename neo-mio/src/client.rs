@@ -398,9 +398,13 @@ impl NeoClient {
     fn turn_until(&mut self, deadline: Instant, doing: &str) -> Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
+            let doing = match self.runtime.node().last_refusal() {
+                Some(refusal) => format!("{doing}; {refusal}"),
+                None => doing.to_string(),
+            };
             return Err(Error::Timeout {
                 waited: self.timeout,
-                doing: doing.to_string(),
+                doing,
             });
         }
         self.runtime

@@ -136,6 +136,29 @@ fn a_client_of_an_unreachable_cluster_times_out_with_a_clear_error() {
 }
 
 #[test]
+fn a_client_of_another_cluster_is_told_why_it_waited() {
+    let cluster = cluster("runtime-named", 2);
+    let mut config = neo_core::client::ClientConfig::new(
+        "misnamed",
+        cluster
+            .masters
+            .iter()
+            .map(|&a| neo_mio::runtime::address_of(a))
+            .collect(),
+    );
+    config.seed = 1;
+    let error = NeoClient::with_config_and_timeout(config, Duration::from_millis(500))
+        .err()
+        .expect("the master refuses another cluster's client");
+    let text = error.to_string();
+    assert!(matches!(error, Error::Timeout { .. }), "{text}");
+    assert!(
+        text.contains("invalid cluster name (ours is \"misnamed\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_peer_sending_garbage_is_disconnected_and_the_cluster_keeps_serving() {
     use std::io::{Read, Write};
     let cluster = cluster("runtime-garbage", 2);

@@ -191,6 +191,8 @@ pub struct Client {
     /// AskLastTransaction tells where we stand.
     ignore_invalidations: bool,
     ready: bool,
+    /// Why the last master refused to identify us, until one accepts.
+    last_refusal: Option<String>,
     cache: Cache,
     storages: BTreeMap<Nid, StorageLink>,
     /// Storages that failed to connect, until when they go last.
@@ -236,6 +238,7 @@ impl Client {
             last_tid: None,
             ignore_invalidations: true,
             ready: false,
+            last_refusal: None,
             storages: BTreeMap::new(),
             failures: BTreeMap::new(),
             next_op: 0,
@@ -277,6 +280,12 @@ impl Client {
     }
 
     /// Connected to the primary with an operational table.
+    /// Why the last master refused to identify us, while none accepted
+    /// since: what to tell an application that gives up waiting.
+    pub fn last_refusal(&self) -> Option<&str> {
+        self.last_refusal.as_deref()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready
     }
@@ -836,6 +845,7 @@ impl Client {
                 self.nid = Some(your_nid);
                 self.id_timestamp = None;
                 self.identified = true;
+                self.last_refusal = None;
                 self.first_notification = true;
                 self.nodes.reset_notification_clock();
                 self.net
@@ -844,14 +854,10 @@ impl Client {
             (Request::Identification, Packet::Error(error)) => {
                 // NOT_READY while the cluster does not serve: the master
                 // closes the connection and we try again.
-                self.net.log(
-                    Level::Info,
-                    format!(
-                        "master refused us: {} {}",
-                        error.code,
-                        String::from_utf8_lossy(&error.message)
-                    ),
-                );
+                let (level, text) =
+                    crate::bootstrap::refusal(&error, &self.config.cluster, Level::Info);
+                self.net.log(level, text.clone());
+                self.last_refusal = Some(text);
             }
             (Request::Identification, _) => self.master_lost(false),
             (Request::LastTransaction, Packet::AnswerLastTransaction(answer)) => {

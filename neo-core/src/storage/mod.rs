@@ -643,14 +643,9 @@ impl<S: Store> Storage<S> {
                 self.primary_lost("identified by something that is not a master");
             }
             Packet::Error(error) => {
-                self.log(
-                    Level::Warn,
-                    format!(
-                        "master refused us: {} {}",
-                        error.code,
-                        String::from_utf8_lossy(&error.message)
-                    ),
-                );
+                let (level, text) =
+                    crate::bootstrap::refusal(&error, &self.config.cluster, Level::Warn);
+                self.log(level, text);
                 // Two candidate masters of a new cluster may give the same
                 // id to two storages (NEO/py's testSplitBrainAtCreation);
                 // the winner then refuses one of them forever. A storage
