@@ -374,12 +374,18 @@ impl Client {
                 context.written(nid, oid, Some((serial, partition)), cache_limit);
             }
             Some(committed) => {
-                // Unless already resolved against this one or a newer one.
-                if context
+                // Unless resolved, or being resolved by the application,
+                // against this one or a newer one: every replica reports
+                // the same conflict, and the later answers may come while
+                // the application merges (NEO/py resolves synchronously,
+                // before reading more answers).
+                let handled = context
                     .resolved_dict
                     .get(&oid)
-                    .is_none_or(|resolved| *resolved < committed)
-                {
+                    .into_iter()
+                    .chain(context.resolving.get(&oid))
+                    .any(|serial| committed <= *serial);
+                if !handled {
                     context.conflict_dict.insert(oid, committed);
                 }
             }

@@ -39,9 +39,14 @@ enum Command {
     /// Send a command to an admin node, as NEO/py's neoctl does (`neo ctl`
     /// alone lists the commands).
     Ctl(ctl::CtlArgs),
-    /// Starts a local cluster with data in a temporary directory, runs a
-    /// demo workload through the Rust client, prints what it did, stops.
+    /// Runs a demo workload through the Rust client and prints what it
+    /// did: on a local cluster started with data in a temporary directory
+    /// (removed at the end), or on the cluster -c/-m name.
     Demo(DemoArgs),
+    /// Reads every transaction and object revision of a cluster through
+    /// the Rust client and prints one SHA-1 of it all: equal digests, equal
+    /// data (see neo-mio/src/cli/digest.rs for what is digested).
+    Digest(DigestArgs),
     /// Work with raw NEO byte streams (captures).
     #[command(subcommand)]
     Wire(WireCommand),
@@ -93,6 +98,8 @@ impl ClusterOptions {
 
 #[derive(Args)]
 struct DemoArgs {
+    #[command(flatten)]
+    target: ClusterTarget,
     /// Transactions to commit.
     #[arg(long, default_value_t = 100)]
     transactions: usize,
@@ -102,6 +109,47 @@ struct DemoArgs {
     /// Bytes per object.
     #[arg(long, default_value_t = 100)]
     size: usize,
+}
+
+/// A running cluster to connect to, as a NEO client names it.
+#[derive(Args)]
+struct ClusterTarget {
+    /// The cluster name.
+    #[arg(short = 'c', long)]
+    cluster: Option<String>,
+    /// Its master nodes: "HOST:PORT [HOST:PORT...]" (IPv6 as [ADDR]:PORT).
+    #[arg(short = 'm', long)]
+    masters: Option<String>,
+}
+
+impl ClusterTarget {
+    /// The cluster name and master addresses, if given (both or none).
+    fn resolve(&self) -> Result<Option<(String, Vec<std::net::SocketAddr>)>, String> {
+        let (cluster, masters) = match (&self.cluster, &self.masters) {
+            (None, None) => return Ok(None),
+            (Some(cluster), Some(masters)) => (cluster, masters),
+            (None, Some(_)) => return Err("the cluster name is required (-c/--cluster)".into()),
+            (Some(_), None) => return Err("the master nodes are required (-m/--masters)".into()),
+        };
+        let addresses = neo_mio::cli::config::parse_masters(masters).map_err(|e| e.to_string())?;
+        if addresses.is_empty() {
+            return Err("the master nodes are required (-m/--masters)".into());
+        }
+        let masters = addresses
+            .iter()
+            .map(|a| neo_mio::runtime::resolve(a).map_err(|e| format!("master {a}: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((cluster.clone(), masters)))
+    }
+}
+
+#[derive(Args)]
+struct DigestArgs {
+    #[command(flatten)]
+    target: ClusterTarget,
+    /// Also print the digested lines (one per transaction and record).
+    #[arg(short = 'v', long)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +180,7 @@ fn main() -> ExitCode {
         Command::Cluster(options) => cluster(&options),
         Command::Ctl(args) => ctl_command(args),
         Command::Demo(args) => run_demo(&args),
+        Command::Digest(args) => run_digest(&args),
         Command::Wire(WireCommand::Decode { file, hex }) => wire_decode(file, hex),
     }
 }
@@ -245,43 +294,67 @@ fn ctl_command(args: ctl::CtlArgs) -> ExitCode {
 }
 
 fn run_demo(args: &DemoArgs) -> ExitCode {
-    let options = LocalOptions {
-        cluster: "demo".to_string(),
-        ..LocalOptions::default()
-    };
-    let cluster = match LocalCluster::start(&options, open_lmdb) {
-        Ok(cluster) => cluster,
-        Err(error) => return fail("demo", error),
-    };
-    println!(
-        "started cluster {:?}: {} master(s) at {}, {} storages (LMDB in {}), {} partitions, {} replica(s)",
-        cluster.cluster,
-        options.masters,
-        cluster.masters_option(),
-        options.storages,
-        cluster.data.display(),
-        options.partitions,
-        options.replicas
-    );
     let demo = DemoOptions {
         transactions: args.transactions,
         objects_per_transaction: args.objects,
         object_size: args.size,
     };
     let stdout = io::stdout();
-    let result = demo::run(
-        &cluster.cluster,
-        &cluster.masters,
-        &demo,
-        &mut stdout.lock(),
-    );
-    drop(cluster);
-    match result {
-        Ok(()) => {
-            println!("done; the temporary data directory was removed");
-            ExitCode::SUCCESS
-        }
+    match args.target.resolve() {
         Err(error) => fail("demo", error),
+        Ok(Some((cluster, masters))) => {
+            match demo::run(&cluster, &masters, &demo, &mut stdout.lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail("demo", error),
+            }
+        }
+        Ok(None) => {
+            let options = LocalOptions {
+                cluster: "demo".to_string(),
+                ..LocalOptions::default()
+            };
+            let cluster = match LocalCluster::start(&options, open_lmdb) {
+                Ok(cluster) => cluster,
+                Err(error) => return fail("demo", error),
+            };
+            println!(
+                "started cluster {:?}: {} master(s) at {}, {} storages (LMDB in {}), {} partitions, {} replica(s)",
+                cluster.cluster,
+                options.masters,
+                cluster.masters_option(),
+                options.storages,
+                cluster.data.display(),
+                options.partitions,
+                options.replicas
+            );
+            let result = demo::run(
+                &cluster.cluster,
+                &cluster.masters,
+                &demo,
+                &mut stdout.lock(),
+            );
+            drop(cluster);
+            match result {
+                Ok(()) => {
+                    println!("done; the temporary data directory was removed");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail("demo", error),
+            }
+        }
+    }
+}
+
+fn run_digest(args: &DigestArgs) -> ExitCode {
+    let (cluster, masters) = match args.target.resolve() {
+        Ok(Some(target)) => target,
+        Ok(None) => return fail("digest", "the cluster name is required (-c/--cluster)"),
+        Err(error) => return fail("digest", error),
+    };
+    let stdout = io::stdout();
+    match neo_mio::cli::digest::run(&cluster, &masters, args.verbose, &mut stdout.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail("digest", error),
     }
 }
 

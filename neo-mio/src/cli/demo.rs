@@ -119,6 +119,13 @@ pub fn run(
     })?;
     writer.sync()?;
     let (value, serial) = writer.load(counter_oid)?;
+    if &value[..] != b"11" || serial != resolved {
+        return Err(format!(
+            "the resolved counter reads {:?} at {serial}, expected \"11\" at {resolved}",
+            String::from_utf8_lossy(&value)
+        )
+        .into());
+    }
     writeln!(
         out,
         "resolved by merging the increments: the counter reads {} at {serial} (committed as {resolved})",

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod ctl;
 pub mod demo;
+pub mod digest;
 pub mod local;
 pub mod node;
 pub mod progress;

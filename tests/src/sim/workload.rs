@@ -132,6 +132,10 @@ pub struct Workload {
     /// New transactions start only before this instant.
     pub stop_at: Time,
     pub stats: WorkloadStats,
+    /// Conflicts the client should not have reported: against the very
+    /// revision the store was based on (a conflict every replica reported
+    /// handed out again after it was resolved).
+    bogus_conflicts: Vec<String>,
 }
 
 /// Workload timer tokens: the client's index.
@@ -186,6 +190,7 @@ impl Workload {
             max_pack_tid: None,
             stop_at: Time::from_nanos(u64::MAX),
             stats: WorkloadStats::default(),
+            bogus_conflicts: Vec::new(),
         };
         for index in 0..workload.sessions.len() {
             workload.schedule(sim, index, Duration::from_millis(100));
@@ -547,6 +552,12 @@ impl Workload {
 
     fn on_conflict(&mut self, sim: &mut Sim, index: usize, conflict: Conflict) {
         self.stats.conflicts += 1;
+        if conflict.committed <= conflict.based_on {
+            self.bogus_conflicts.push(format!(
+                "conflict on {} with {} reported for a store based on {}",
+                conflict.oid, conflict.committed, conflict.based_on
+            ));
+        }
         let session = &self.sessions[index];
         if session.txn != Some(conflict.txn) {
             return;
@@ -569,6 +580,9 @@ impl Workload {
     /// Verifies the storages' records once the cluster serves and the
     /// workload is idle.
     pub fn check(&self, sim: &Sim) -> Result<CheckReport, String> {
+        if let Some(bogus) = self.bogus_conflicts.first() {
+            return Err(bogus.clone());
+        }
         let history = committed_history(sim)?;
         let mut revisions: BTreeMap<Oid, Vec<(Tid, u64)>> = BTreeMap::new();
         for (oid, tid, data) in &history.objects {
