@@ -148,7 +148,7 @@ class Application(unittest.TestCase):
         with db.transaction() as conn:
             conn.root()['greeting'] = 'hello'
         factory, _ = resolve_uri('neo://%s@%s' % (
-            self.cluster.name, self.cluster.master))
+            self.cluster.name, ','.join(self.cluster.master_addresses)))
         db = DB(factory())
         self.dbs.append(db)
         with db.transaction() as conn:

@@ -44,18 +44,23 @@ def free_port():
 
 
 class Cluster(object):
-    """`storages` lists the implementation of each storage node; the
-    master and the admin are of implementation `master`."""
+    """`storages` lists the implementation of each storage node, `masters`
+    (if given) of each master node, else there is one master of
+    implementation `master`; the admin is of the first master's."""
 
     def __init__(self, name, master=IMPL, storages=(IMPL, IMPL),
-                 partitions=3, replicas=1):
+                 partitions=3, replicas=1, masters=None):
         self.name = name
-        self.master_impl = master
+        self.master_impls = list(masters or [master])
+        self.master_impl = self.master_impls[0]
         self.storage_impls = list(storages)
         self.partitions = partitions
         self.replicas = replicas
         self.dir = tempfile.mkdtemp(prefix='neo-interop-', dir=TEMP_ROOT)
-        self.master = '%s:%u' % (HOST, free_port())
+        self.master_addresses = [
+            '%s:%u' % (HOST, free_port()) for _ in self.master_impls]
+        # The -m option of every node and client: all the masters.
+        self.master = ' '.join(self.master_addresses)
         self.admin = '%s:%u' % (HOST, free_port())
         self.processes = {}
 
@@ -96,9 +101,11 @@ class Cluster(object):
 
     def start(self, timeout=60):
         """Starts every node and waits until the cluster is RUNNING."""
-        self.spawn('master', self.master_impl, 'master', '-b', self.master,
-                   '-p', str(self.partitions), '-r', str(self.replicas),
-                   '-A', str(len(self.storage_impls)))
+        for i, (impl, address) in enumerate(
+                zip(self.master_impls, self.master_addresses)):
+            self.spawn(self.master_label(i), impl, 'master', '-b', address,
+                       '-p', str(self.partitions), '-r', str(self.replicas),
+                       '-A', str(len(self.storage_impls)))
         for i, impl in enumerate(self.storage_impls):
             self.start_storage('storage%u' % i, impl)
         self.spawn('admin', self.master_impl, 'admin', '-b', self.admin)
@@ -150,6 +157,19 @@ class Cluster(object):
                 raise AssertionError('no %s after %s s\n%s' % (
                     what, timeout, self.logs()))
             time.sleep(0.05)
+
+    def master_label(self, index):
+        return 'master' if index == 0 else 'master%u' % index
+
+    def primary(self):
+        """Index in `master_addresses` of the master the admin names
+        primary, None if it names none."""
+        nid = (self.ctl('print', 'primary') or '').strip()
+        for line in (self.ctl('print', 'node', 'master') or '').splitlines():
+            fields = [f.strip() for f in line.split('|')]
+            if fields[0] == nid and fields[2] in self.master_addresses:
+                return self.master_addresses.index(fields[2])
+        return None
 
     def cells(self):
         """Every cell's state, from `print pt 0 N` (one row per line)."""

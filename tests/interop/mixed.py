@@ -107,6 +107,29 @@ class MixedClusters(unittest.TestCase):
         self.assertEqual(theirs, ours)
         self.assertGreater(theirs[0], 50)
 
+    def test_masters_of_both_take_over_from_each_other(self):
+        for masters in (['rs', 'py'], ['py', 'rs']):
+            self.cluster = cluster = Cluster(
+                'masters%u' % os.getpid(), masters=masters,
+                storages=['rs', 'py'])
+            cluster.start()
+            write_application_data(cluster)
+            before, ours = both_digests(cluster)
+            self.assertEqual(before, ours)
+            old = cluster.primary()
+            self.assertIsNotNone(old)
+            cluster.kill(cluster.master_label(old))
+            cluster.wait(lambda: cluster.primary() not in (None, old),
+                         'the other master primary (%s)' % masters)
+            after, ours = both_digests(cluster)
+            self.assertEqual((after, ours), (before, before), masters)
+            # It serves commits too.
+            write_application_data(cluster)
+            after, ours = both_digests(cluster)
+            self.assertEqual(after, ours)
+            self.assertGreater(after[0], before[0])
+            cluster.stop()
+
     def test_each_admin_tool_against_the_other_admin(self):
         self.cluster = cluster = Cluster('admin%u' % os.getpid())
         cluster.start()
