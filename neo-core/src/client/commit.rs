@@ -445,8 +445,9 @@ impl Client {
                     (data, false)
                 }
             };
+            // Conflicts are routine under contention: debug level.
             self.net.log(
-                Level::Info,
+                Level::Debug,
                 format!(
                     "conflict on {oid} with {committed} (based on {})",
                     entry.serial

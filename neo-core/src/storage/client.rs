@@ -366,7 +366,7 @@ impl<S: Store> Storage<S> {
                     Err(StoreError::Lock(LockError::Delay(key))) => return Outcome::WaitWrite(key),
                     Err(StoreError::Lock(LockError::Conflict(serial))) => {
                         self.log(
-                            Level::Info,
+                            Level::Debug,
                             format!("conflict on {} by {} with {serial}", ask.oid, ask.ttid),
                         );
                         Some(serial)

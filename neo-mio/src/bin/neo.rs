@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use neo_mio::cli::demo::{self, DemoOptions};
 use neo_mio::cli::local::{LocalCluster, LocalOptions};
 use neo_mio::cli::node::{self, AdminOptions, MasterOptions, StorageOptions};
-use neo_mio::cli::{ctl, wire};
+use neo_mio::cli::{bench, ctl, wire};
 use neo_mio::lmdb::LmdbStore;
 
 #[derive(Parser)]
@@ -47,6 +47,10 @@ enum Command {
     /// the Rust client and prints one SHA-1 of it all: equal digests, equal
     /// data (see neo-mio/src/cli/digest.rs for what is digested).
     Digest(DigestArgs),
+    /// Measures a cluster (ours or NEO/py's) through the Rust client:
+    /// loopback round trip, commits, cold and hot loads, concurrent
+    /// clients, a conflict mix; a table, or JSON with --json.
+    Bench(BenchArgs),
     /// Work with raw NEO byte streams (captures).
     #[command(subcommand)]
     Wire(WireCommand),
@@ -152,6 +156,43 @@ struct DigestArgs {
     verbose: bool,
 }
 
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    target: ClusterTarget,
+    /// Workloads to run, comma-separated: rtt, commit, cold, hot,
+    /// clients-commit, clients-load, conflicts (default: all).
+    #[arg(short = 'w', long, value_delimiter = ',')]
+    workloads: Vec<bench::Workload>,
+    /// Also measure the loopback TCP round trip (with --workloads).
+    #[arg(long)]
+    rtt: bool,
+    /// Transactions per client.
+    #[arg(short = 't', long, default_value_t = 200)]
+    transactions: usize,
+    /// New objects per transaction.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    objects: usize,
+    /// Bytes per object.
+    #[arg(short = 's', long, default_value_t = 100)]
+    size: usize,
+    /// Concurrent clients of the clients-* and conflicts workloads.
+    #[arg(short = 'n', long, default_value_t = 8)]
+    clients: usize,
+    /// Shared counters of the conflicts workload.
+    #[arg(long, default_value_t = 4)]
+    hot_objects: usize,
+    /// Round trips of the rtt probe.
+    #[arg(long, default_value_t = 5000)]
+    round_trips: usize,
+    /// Report the memory of this (server) process; repeatable.
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum WireCommand {
     /// Decode a NEO byte stream and print one line per packet: message id,
@@ -181,6 +222,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => ctl_command(args),
         Command::Demo(args) => run_demo(&args),
         Command::Digest(args) => run_digest(&args),
+        Command::Bench(args) => run_bench(args),
         Command::Wire(WireCommand::Decode { file, hex }) => wire_decode(file, hex),
     }
 }
@@ -355,6 +397,42 @@ fn run_digest(args: &DigestArgs) -> ExitCode {
     match neo_mio::cli::digest::run(&cluster, &masters, args.verbose, &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail("digest", error),
+    }
+}
+
+fn run_bench(args: BenchArgs) -> ExitCode {
+    let (cluster, masters) = match args.target.resolve() {
+        Ok(Some(target)) => target,
+        Ok(None) => return fail("bench", "the cluster name is required (-c/--cluster)"),
+        Err(error) => return fail("bench", error),
+    };
+    let mut workloads = args.workloads;
+    if workloads.is_empty() {
+        workloads = bench::Workload::ALL.to_vec();
+    }
+    if args.rtt && !workloads.contains(&bench::Workload::Rtt) {
+        workloads.push(bench::Workload::Rtt);
+    }
+    let options = bench::BenchOptions {
+        workloads,
+        transactions: args.transactions,
+        objects: args.objects,
+        size: args.size,
+        clients: args.clients.max(1),
+        hot_objects: args.hot_objects,
+        round_trips: args.round_trips,
+        pids: args.pids,
+    };
+    match bench::run(&cluster, &masters, &options, &mut io::stderr()) {
+        Ok(report) if args.json => {
+            println!("{}", bench::json(&report));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", bench::table(&report, &options));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail("bench", error),
     }
 }
 

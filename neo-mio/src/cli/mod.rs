@@ -1,5 +1,6 @@
 //! Subcommands of the `neo` binary that are more than option plumbing.
 
+pub mod bench;
 pub mod config;
 pub mod ctl;
 pub mod demo;
