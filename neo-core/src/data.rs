@@ -6,13 +6,11 @@
 //! of what they receive and never recompress; readers verify again and
 //! decompress.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::io::Read;
 
 use bytes::Bytes;
-use flate2::read::ZlibDecoder;
-use flate2::write::ZlibEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use neo_proto::{Checksum, ObjectData};
 use sha1::{Digest, Sha1};
 
@@ -68,14 +66,35 @@ impl fmt::Display for DataError {
 
 impl std::error::Error for DataError {}
 
+thread_local! {
+    // zlib's deflate state is about 270 KiB and its inflate state 40 KiB:
+    // allocating one per object cost more than the compression itself (the
+    // allocator grew and trimmed the heap around every store). One of each
+    // per thread, reset between objects; the output is the same.
+    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), true));
+    static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+}
+
+/// `raw` zlib-compressed, if that is strictly shorter.
+fn deflate_if_shorter(raw: &[u8]) -> Option<Vec<u8>> {
+    DEFLATE.with(|deflate| {
+        let mut deflate = deflate.borrow_mut();
+        deflate.reset();
+        // Room for one byte less than the input: a stream that does not
+        // end in there is not worth keeping.
+        let mut compressed = Vec::with_capacity(raw.len().saturating_sub(1));
+        match deflate.compress_vec(raw, &mut compressed, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => Some(compressed),
+            _ => None,
+        }
+    })
+}
+
 /// Prepares a pickle for storing: zlib at the default level if that makes
 /// it strictly shorter and `compress` is on, else the bytes as they are.
 pub fn pack(raw: Bytes, compress: bool) -> ObjectData {
     if compress && !raw.is_empty() {
-        let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
-        std::io::Write::write_all(&mut encoder, &raw).expect("writing to memory");
-        let compressed = encoder.finish().expect("writing to memory");
-        if compressed.len() < raw.len() {
+        if let Some(compressed) = deflate_if_shorter(&raw) {
             return ObjectData {
                 compression: COMPRESSION_ZLIB,
                 checksum: checksum(&compressed),
@@ -124,15 +143,34 @@ pub fn unpack(data: &ObjectData) -> Result<Bytes, DataError> {
     if data.compression == COMPRESSION_NONE {
         return Ok(data.data.clone());
     }
-    let mut raw = Vec::new();
-    ZlibDecoder::new(&data.data[..])
-        .take(DECOMPRESSED_SIZE_MAX as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|error| DataError::BadZlib(error.to_string()))?;
-    if raw.len() > DECOMPRESSED_SIZE_MAX {
-        return Err(DataError::TooLarge);
-    }
-    Ok(raw.into())
+    inflate(&data.data).map(Bytes::from)
+}
+
+fn inflate(input: &[u8]) -> Result<Vec<u8>, DataError> {
+    INFLATE.with(|inflate| {
+        let mut inflate = inflate.borrow_mut();
+        inflate.reset(true);
+        let mut raw = Vec::with_capacity(input.len().saturating_mul(3).clamp(64, 1 << 20));
+        loop {
+            let (read, written) = (inflate.total_in(), inflate.total_out());
+            let rest = &input[read as usize..];
+            let status = inflate
+                .decompress_vec(rest, &mut raw, FlushDecompress::None)
+                .map_err(|error| DataError::BadZlib(error.to_string()))?;
+            if raw.len() > DECOMPRESSED_SIZE_MAX {
+                return Err(DataError::TooLarge);
+            }
+            if status == Status::StreamEnd {
+                return Ok(raw);
+            }
+            if raw.len() == raw.capacity() {
+                // Doubling, but never much past the limit.
+                raw.reserve(raw.len().min(DECOMPRESSED_SIZE_MAX + 1 - raw.len()).max(1));
+            } else if inflate.total_in() == read && inflate.total_out() == written {
+                return Err(DataError::BadZlib("truncated stream".into()));
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -147,6 +185,28 @@ mod tests {
         assert!(packed.data.len() < raw.len());
         assert_eq!(packed.checksum, checksum(&packed.data));
         assert_eq!(unpack(&packed).unwrap(), raw);
+    }
+
+    #[test]
+    fn the_reused_zlib_states_give_the_same_results_every_time() {
+        // Large, small, then large again: no state leaks between objects,
+        // and an output much larger than its input grows the buffer.
+        let large = Bytes::from((0..200_000u32).map(|i| (i % 7) as u8).collect::<Vec<u8>>());
+        let small = Bytes::from(vec![b'y'; 50]);
+        let first = pack(large.clone(), true);
+        assert_eq!(pack(small.clone(), true).compression, COMPRESSION_ZLIB);
+        assert_eq!(pack(large.clone(), true), first);
+        assert_eq!(unpack(&first).unwrap(), large);
+        assert_eq!(unpack(&pack(small.clone(), true)).unwrap(), small);
+        // A stream cut short is an error, not a short object.
+        let cut = first.data.slice(..first.data.len() / 2);
+        let truncated = ObjectData {
+            compression: COMPRESSION_ZLIB,
+            checksum: checksum(&cut),
+            data: cut,
+        };
+        assert!(matches!(unpack(&truncated), Err(DataError::BadZlib(_))));
+        assert_eq!(unpack(&first).unwrap(), large);
     }
 
     #[test]
