@@ -138,6 +138,10 @@ pub struct SimNode {
     /// Incremented at each restart: events of a previous life are stale.
     pub generation: u64,
     pub sync_requested: bool,
+    /// Wall-clock time spent in the node's state machine (handling inputs
+    /// and syncs): what scale benchmarks measure. Never fed to a node, so
+    /// runs stay deterministic.
+    pub work: std::time::Duration,
     /// What a restarted storage starts from.
     storage_config: Option<StorageConfig>,
     admin_config: Option<AdminConfig>,
@@ -162,6 +166,7 @@ impl SimNode {
             exited: false,
             generation: 0,
             sync_requested: false,
+            work: std::time::Duration::ZERO,
             storage_config: None,
             admin_config: None,
             client_config: None,
@@ -230,6 +235,12 @@ impl SimNode {
     }
 
     pub fn handle(&mut self, now: Time, input: Input) {
+        let started = std::time::Instant::now();
+        self.dispatch(now, input);
+        self.work += started.elapsed();
+    }
+
+    fn dispatch(&mut self, now: Time, input: Input) {
         match &mut self.machine {
             Machine::Master(m) => m.handle(now, input),
             Machine::Storage(s) => s.handle(now, input),

@@ -1,0 +1,100 @@
+//! How the primary master's work grows with the cluster: 10, 100 and
+//! 1,000 storage + client nodes in the simulator (a tenth storages, 10
+//! partitions per storage, replicas 2, the rest clients), booted, then
+//! one commit per client (up to 100), then a storage lost and regained.
+//! The master's work is the wall-clock time spent in its state machine
+//! (the simulator adds it up per node; nothing else runs meanwhile). One
+//! JSON object per size:
+//!
+//! `cargo bench -p neo-tests --bench scale` (add node counts to override
+//! the default 10 100 1000)
+//!
+//! A node join, a commit's invalidations and a partition-table change
+//! must reach every client and storage: the work per event should grow
+//! at most linearly with the nodes.
+
+use std::time::{Duration, Instant};
+
+use neo_proto::{Oid, Tid};
+use neo_tests::sim::campaign::replicated_and_quiet;
+use neo_tests::sim::drive::Cluster;
+use neo_tests::sim::SimConfig;
+
+fn master_work(cluster: &Cluster) -> Duration {
+    cluster
+        .masters()
+        .iter()
+        .map(|m| cluster.sim.nodes[m.0].work)
+        .sum()
+}
+
+fn ptid(cluster: &Cluster) -> u64 {
+    cluster.master().partition_table().ptid().map_or(0, |p| p.0)
+}
+
+fn measure(nodes: usize) {
+    let storages = (nodes / 10).max(3);
+    let clients = nodes - storages;
+    let partitions = 10 * storages as u32;
+    let mut config = SimConfig::new(11);
+    config.partitions = partitions;
+    config.replicas = 2;
+    config.keep_logs = false;
+    let wall = Instant::now();
+
+    let cluster_start = Instant::now();
+    let mut cluster = Cluster::start(config, 1, storages, clients);
+    let boot_work = master_work(&cluster);
+    let boot_wall = cluster_start.elapsed();
+
+    let before = master_work(&cluster);
+    let committers: Vec<_> = cluster.clients.iter().copied().take(100).collect();
+    for &client in &committers {
+        let oid: Oid = cluster.new_oid(client);
+        let txn = cluster.begin(client, "", "");
+        cluster.store(client, txn, oid, Tid::ZERO, "data");
+        cluster.finish(client, txn).expect("committed");
+    }
+    let commit_work = master_work(&cluster) - before;
+
+    let before = master_work(&cluster);
+    let ptid_before = ptid(&cluster);
+    let lost = cluster.storages()[0];
+    cluster.sim.crash(lost);
+    cluster.run_for(Duration::from_secs(1));
+    cluster.sim.restart(lost);
+    cluster
+        .run_until(Duration::from_secs(600), replicated_and_quiet)
+        .expect("the storage caught up");
+    let changes = ptid(&cluster) - ptid_before;
+    let change_work = master_work(&cluster) - before;
+
+    let us = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    println!(
+        "{{\"nodes\": {nodes}, \"storages\": {storages}, \"clients\": {clients}, \
+         \"partitions\": {partitions}, \"replicas\": 2, \
+         \"master_us_per_join\": {:.1}, \"master_us_per_commit\": {:.1}, \
+         \"pt_changes\": {changes}, \"master_us_per_pt_change\": {:.1}, \
+         \"boot_wall_ms\": {:.0}, \"total_wall_ms\": {:.0}}}",
+        us(boot_work, storages + clients + 1),
+        us(commit_work, committers.len()),
+        us(change_work, changes as usize),
+        boot_wall.as_secs_f64() * 1e3,
+        wall.elapsed().as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10, 100, 1000]
+    } else {
+        sizes
+    };
+    for nodes in sizes {
+        measure(nodes);
+    }
+}
