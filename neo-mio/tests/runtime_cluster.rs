@@ -187,3 +187,42 @@ fn a_peer_sending_garbage_is_disconnected_and_the_cluster_keeps_serving() {
     client.store(&mut txn, oid, None, b"x".to_vec()).unwrap();
     client.commit(txn).unwrap();
 }
+
+/// `neo bench` runs every workload to its end, with the operation counts
+/// it was asked for and no error; its conflict mix checks that the shared
+/// counters add up (no lost or doubled update).
+#[test]
+fn bench_runs_every_workload_cleanly() {
+    use neo_mio::cli::bench::{self, BenchOptions, Workload};
+    let cluster = cluster("runtime-bench", 4);
+    let options = BenchOptions {
+        transactions: 5,
+        objects: 3,
+        clients: 3,
+        round_trips: 20,
+        ..BenchOptions::default()
+    };
+    let report = bench::run(
+        "runtime-bench",
+        &cluster.masters,
+        &options,
+        &mut std::io::sink(),
+    )
+    .expect("the bench runs");
+    let ops = |workload| {
+        report
+            .measures
+            .iter()
+            .find(|m| m.workload == workload)
+            .map(|m| (m.ops, m.errors))
+    };
+    assert_eq!(ops(Workload::Rtt), Some((20, 0)));
+    assert_eq!(ops(Workload::Commit), Some((5, 0)));
+    assert_eq!(ops(Workload::Cold), Some((15, 0)));
+    assert_eq!(ops(Workload::Hot), Some((15, 0)));
+    assert_eq!(ops(Workload::ClientsCommit), Some((15, 0)));
+    assert_eq!(ops(Workload::ClientsLoad), Some((45, 0)));
+    assert_eq!(ops(Workload::Conflicts), Some((15, 0)));
+    let text = bench::table(&report, &options);
+    assert!(text.contains("clients-commit"), "{text}");
+}

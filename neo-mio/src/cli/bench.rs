@@ -438,10 +438,9 @@ fn conflicts(
                 Some(serial),
                 Bytes::from((counter(&value) + 1).to_string()),
             )?;
-            let result = client.commit_resolving(txn, |conflict, committed| {
+            let result = client.commit_resolving(txn, |_, committed| {
                 met.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // Ours is committed-at-base + 1: add 1 to what is there.
-                let _ = conflict;
+                // Ours was the base + 1: add 1 to what is committed.
                 Some(Bytes::from((counter(committed) + 1).to_string()))
             });
             match result {
@@ -518,14 +517,22 @@ pub fn table(report: &Report, options: &BenchOptions) -> String {
     out
 }
 
-/// The JSON form (one object; no float is NaN).
-pub fn json(report: &Report) -> String {
-    let mut out = String::new();
-    let _ = write!(out, "{{\"cluster\":{:?},\"results\":[", report.cluster);
-    for (i, m) in report.measures.iter().enumerate() {
+/// Writes `items` as a JSON array, each by `item`.
+fn json_array<T>(out: &mut String, items: &[T], item: impl Fn(&mut String, &T)) {
+    out.push('[');
+    for (i, x) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
+        item(out, x);
+    }
+    out.push(']');
+}
+
+/// The JSON form (one object; no float is NaN).
+pub fn json(report: &Report) -> String {
+    let mut out = format!("{{\"cluster\":{:?},\"results\":", report.cluster);
+    json_array(&mut out, &report.measures, |out, m| {
         let _ = write!(
             out,
             "{{\"workload\":\"{}\",\"ops\":{},\"objects\":{},\"seconds\":{:.6},\"ops_per_s\":{:.1},\"objects_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"errors\":{},\"conflicts\":{}}}",
@@ -541,19 +548,16 @@ pub fn json(report: &Report) -> String {
             m.errors,
             m.conflicts
         );
-    }
-    out.push_str("],\"memory\":[");
-    for (i, memory) in report.memory.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    });
+    out.push_str(",\"memory\":");
+    json_array(&mut out, &report.memory, |out, memory| {
         let _ = write!(
             out,
             "{{\"pid\":{},\"rss_kib\":{},\"anon_kib\":{}}}",
             memory.pid, memory.rss_kib, memory.anon_kib
         );
-    }
-    out.push_str("]}");
+    });
+    out.push('}');
     out
 }
 
@@ -570,6 +574,35 @@ mod tests {
         assert_eq!(m.percentile_us(0.99), 100.0);
         assert_eq!(m.max_us(), 100.0);
         assert_eq!(m.per_second(), 10_000.0);
+    }
+
+    #[test]
+    fn json_lists_every_measure_and_process() {
+        let measure = |workload| {
+            let mut m = Measure::new(
+                workload,
+                Duration::from_secs(1),
+                vec![Duration::from_micros(5)],
+            );
+            m.objects = 10;
+            m
+        };
+        let report = Report {
+            cluster: "c".into(),
+            measures: vec![measure(Workload::Commit), measure(Workload::Cold)],
+            memory: vec![Memory {
+                pid: 7,
+                rss_kib: 100,
+                anon_kib: 40,
+            }],
+        };
+        assert_eq!(
+            json(&report),
+            "{\"cluster\":\"c\",\"results\":[\
+             {\"workload\":\"commit\",\"ops\":1,\"objects\":10,\"seconds\":1.000000,\"ops_per_s\":1.0,\"objects_per_s\":10.0,\"p50_us\":5.0,\"p99_us\":5.0,\"max_us\":5.0,\"errors\":0,\"conflicts\":0},\
+             {\"workload\":\"cold\",\"ops\":1,\"objects\":10,\"seconds\":1.000000,\"ops_per_s\":1.0,\"objects_per_s\":10.0,\"p50_us\":5.0,\"p99_us\":5.0,\"max_us\":5.0,\"errors\":0,\"conflicts\":0}],\
+             \"memory\":[{\"pid\":7,\"rss_kib\":100,\"anon_kib\":40}]}"
+        );
     }
 
     #[test]
