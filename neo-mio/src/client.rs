@@ -351,6 +351,9 @@ impl NeoClient {
     /// Aborts a transaction: its stores are forgotten, its locks released.
     pub fn abort(&mut self, txn: Transaction) {
         self.runtime.with_node(|c, now| c.tpc_abort(now, txn.id));
+        // Nothing may turn the loop for a while: the storages must hear
+        // now that the transaction's locks are released.
+        self.runtime.flush();
         self.conflicts.retain(|c| c.txn != txn.id);
     }
 

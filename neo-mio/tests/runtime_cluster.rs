@@ -226,3 +226,31 @@ fn bench_runs_every_workload_cleanly() {
     let text = bench::table(&report, &options);
     assert!(text.contains("clients-commit"), "{text}");
 }
+
+/// An aborted transaction releases its locks at once, even if its client
+/// then stays idle (writes are otherwise batched until the client next
+/// waits for something).
+#[test]
+fn an_abort_releases_locks_while_its_client_is_idle() {
+    let cluster = cluster("runtime-abort", 2);
+    let masters = &cluster.masters;
+    let mut a = connect("runtime-abort", masters);
+    let mut b = connect("runtime-abort", masters);
+    let oid = a.new_oid().unwrap();
+    let mut txn = a.begin("test", "create").unwrap();
+    a.store(&mut txn, oid, None, b"0".to_vec()).unwrap();
+    let base = a.commit(txn).unwrap();
+
+    let mut txn = a.begin("test", "to abort").unwrap();
+    a.store(&mut txn, oid, Some(base), b"a".to_vec()).unwrap();
+    // Anything that waits for the cluster sends the store: the storage
+    // locks the object.
+    a.sync().unwrap();
+    a.abort(txn);
+
+    b.set_timeout(Duration::from_secs(3));
+    let mut txn = b.begin("test", "after the abort").unwrap();
+    b.store(&mut txn, oid, Some(base), b"b".to_vec()).unwrap();
+    let tid = b.commit(txn).expect("the aborted lock is released");
+    assert_eq!(b.load(oid).unwrap(), (bytes::Bytes::from_static(b"b"), tid));
+}

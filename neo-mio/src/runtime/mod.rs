@@ -156,11 +156,20 @@ impl<N: Hosted> Runtime<N> {
     }
 
     /// Calls into the node (application commands such as a client's load)
-    /// and carries out what it asks as a result.
+    /// and carries out what it asks as a result, except the writes: they go
+    /// out at the next [`turn`](Self::turn) (or [`flush`](Self::flush)), so
+    /// that the packets of several calls in a row (a transaction's stores)
+    /// leave in one write per connection and arrive in one read.
     pub fn with_node<T>(&mut self, f: impl FnOnce(&mut N, Time) -> T) -> T {
         let result = f(&mut self.node, now());
-        self.after_input();
+        self.carry_out_outputs();
         result
+    }
+
+    /// Writes what is queued, without waiting for anything: for callers
+    /// that will not turn the loop soon (an abort that must release locks).
+    pub fn flush(&mut self) {
+        self.flush_dirty();
     }
 
     /// The next event the node produced for the embedding code.
@@ -181,6 +190,8 @@ impl<N: Hosted> Runtime<N> {
     /// One turn of the loop, waiting at most `max_wait` (and never past the
     /// node's next wake-up) for something to happen.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
+        // What with_node queued.
+        self.flush_dirty();
         let mut wait = self
             .node
             .poll_timeout()
@@ -226,13 +237,19 @@ impl<N: Hosted> Runtime<N> {
     /// Carries out the node's outputs, the store sync they asked for, and
     /// the writes.
     fn after_input(&mut self) {
+        self.carry_out_outputs();
+        self.flush_dirty();
+    }
+
+    /// The node's outputs and the store sync they asked for; writes are
+    /// only queued.
+    fn carry_out_outputs(&mut self) {
         self.drain_outputs();
         if self.sync_requested {
             self.sync_requested = false;
             self.node.sync_store(now());
             self.drain_outputs();
         }
-        self.flush_dirty();
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -315,7 +332,7 @@ impl<N: Hosted> Runtime<N> {
                 }
             }
         }
-        self.flush(token);
+        self.flush_conn(token);
     }
 
     fn on_readable(&mut self, token: Token) {
@@ -419,7 +436,7 @@ impl<N: Hosted> Runtime<N> {
         }
     }
 
-    fn flush(&mut self, token: Token) {
+    fn flush_conn(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -476,7 +493,7 @@ impl<N: Hosted> Runtime<N> {
             dirty.sort_unstable();
             dirty.dedup();
             for token in dirty {
-                self.flush(token);
+                self.flush_conn(token);
             }
             // Reporting a broken connection may have produced outputs.
             self.drain_outputs();
