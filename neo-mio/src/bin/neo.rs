@@ -422,6 +422,7 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         hot_objects: args.hot_objects,
         round_trips: args.round_trips,
         pids: args.pids,
+        progress: true,
     };
     match bench::run(&cluster, &masters, &options, &mut io::stderr()) {
         Ok(report) if args.json => {

@@ -100,6 +100,8 @@ pub struct BenchOptions {
     pub round_trips: usize,
     /// Server processes whose memory to report.
     pub pids: Vec<u32>,
+    /// Report the progress of long workloads on stderr.
+    pub progress: bool,
 }
 
 impl Default for BenchOptions {
@@ -113,6 +115,7 @@ impl Default for BenchOptions {
             hot_objects: 4,
             round_trips: 5000,
             pids: Vec::new(),
+            progress: false,
         }
     }
 }
@@ -249,15 +252,16 @@ pub fn run(
                 match workload {
                     Workload::Cold => {
                         let mut client = NeoClient::connect(cluster, masters)?;
-                        loads(&mut client, &written, Workload::Cold)?
+                        loads(&mut client, &written, Workload::Cold, options.progress)?
                     }
                     Workload::Hot => {
                         let mut client = NeoClient::connect(cluster, masters)?;
-                        loads(&mut client, &written, Workload::Cold)?;
-                        loads(&mut client, &written, Workload::Hot)?
+                        loads(&mut client, &written, Workload::Cold, false)?;
+                        loads(&mut client, &written, Workload::Hot, options.progress)?
                     }
-                    _ => concurrent(cluster, masters, options, |client, _| {
-                        loads(client, &written, Workload::ClientsLoad)
+                    _ => concurrent(cluster, masters, options, |client, index| {
+                        let progress = options.progress && index == 0;
+                        loads(client, &written, Workload::ClientsLoad, progress)
                     })?,
                 }
             }
@@ -308,6 +312,36 @@ fn round_trips(count: usize) -> BenchResult<Measure> {
     Ok(Measure::new(Workload::Rtt, elapsed, latencies))
 }
 
+/// How often a long workload reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Progress lines on stderr for a long workload (`bench: cold 4000/100000`),
+/// at most every [`PROGRESS_EVERY`].
+struct Ticker {
+    enabled: bool,
+    name: &'static str,
+    total: usize,
+    last: Instant,
+}
+
+impl Ticker {
+    fn new(enabled: bool, workload: Workload, total: usize) -> Ticker {
+        Ticker {
+            enabled,
+            name: workload.name(),
+            total,
+            last: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, done: usize) {
+        if self.enabled && self.last.elapsed() >= PROGRESS_EVERY {
+            eprintln!("bench: {} {done}/{}", self.name, self.total);
+            self.last = Instant::now();
+        }
+    }
+}
+
 /// `options.transactions` transactions of `options.objects` new objects.
 fn commit(
     client: &mut NeoClient,
@@ -316,8 +350,15 @@ fn commit(
 ) -> BenchResult<(Measure, Vec<Oid>)> {
     let mut oids = Vec::with_capacity(options.transactions * options.objects);
     let mut latencies = Vec::with_capacity(options.transactions);
+    // One client of several speaks for all.
+    let mut ticker = Ticker::new(
+        options.progress && client_index == 0,
+        Workload::Commit,
+        options.transactions,
+    );
     let started = Instant::now();
     for t in 0..options.transactions {
+        ticker.tick(t);
         let begun = Instant::now();
         let mut txn = client.begin("bench", &format!("client {client_index} transaction {t}"))?;
         for _ in 0..options.objects {
@@ -333,10 +374,17 @@ fn commit(
     Ok((measure, oids))
 }
 
-fn loads(client: &mut NeoClient, oids: &[Oid], workload: Workload) -> BenchResult<Measure> {
+fn loads(
+    client: &mut NeoClient,
+    oids: &[Oid],
+    workload: Workload,
+    progress: bool,
+) -> BenchResult<Measure> {
     let mut latencies = Vec::with_capacity(oids.len());
+    let mut ticker = Ticker::new(progress, workload, oids.len());
     let started = Instant::now();
-    for &oid in oids {
+    for (i, &oid) in oids.iter().enumerate() {
+        ticker.tick(i);
         let begun = Instant::now();
         client.load(oid)?;
         latencies.push(begun.elapsed());
