@@ -21,7 +21,6 @@ use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::NodeTable;
 use crate::pt::PartitionTable;
-use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 
 const NOT_CONNECTED: &str = "Not connected to a primary master.";
@@ -63,7 +62,6 @@ pub struct Admin {
     pt: Option<PartitionTable>,
     cluster_state: Option<ClusterState>,
     bootstrap: Bootstrap,
-    throttle: ConnectThrottle,
     wake_at: Option<Time>,
     master_conn: Option<ConnId>,
     /// Identified with the primary.
@@ -88,7 +86,6 @@ impl Admin {
             pt: None,
             cluster_state: None,
             bootstrap: Bootstrap::new(),
-            throttle: ConnectThrottle::default(),
             wake_at: None,
             master_conn: None,
             connected: false,
@@ -128,13 +125,9 @@ impl Admin {
         if self.master_conn.is_some() || self.exited {
             return;
         }
-        let attempt = self.bootstrap.connect(
-            &mut self.nodes,
-            &mut self.throttle,
-            self.now,
-            &mut self.net,
-            ConnRole::Master,
-        );
+        let attempt =
+            self.bootstrap
+                .connect(&mut self.nodes, self.now, &mut self.net, ConnRole::Master);
         match attempt {
             Attempt::Connect(conn) => self.master_conn = Some(conn),
             Attempt::RetryAt(at) => self.wake_at = Some(at),

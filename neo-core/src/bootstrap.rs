@@ -22,13 +22,15 @@ pub enum Attempt<T = Address> {
     NoMaster,
 }
 
-/// Which master to try next.
+/// Which master to try next, and when.
 #[derive(Debug, Clone, Default)]
 pub struct Bootstrap {
     /// The master a NotPrimaryMaster named, to try first.
     named: Option<Address>,
     /// Index of the last master tried, in address order.
     index: usize,
+    /// Pacing of the attempts to each master.
+    throttle: ConnectThrottle,
 }
 
 impl Bootstrap {
@@ -38,13 +40,8 @@ impl Bootstrap {
 
     /// The next master to try: the one named primary if any, else the next
     /// known master in a round-robin over addresses. Records the attempt
-    /// in `throttle` when it returns `Connect`.
-    pub fn next(
-        &mut self,
-        nodes: &NodeTable,
-        throttle: &mut ConnectThrottle,
-        now: Time,
-    ) -> Attempt {
+    /// in the throttle when it returns `Connect`.
+    pub fn next(&mut self, nodes: &NodeTable, now: Time) -> Attempt {
         let mut masters: Vec<Address> = nodes
             .of_type(NodeType::Master)
             .filter_map(|(_, e)| e.address().cloned())
@@ -65,13 +62,13 @@ impl Bootstrap {
                 masters[self.index].clone()
             }
         };
-        let allowed = throttle.allowed_at(&target);
+        let allowed = self.throttle.allowed_at(&target);
         if allowed > now {
             // Try the same target when allowed.
             self.named = Some(target);
             return Attempt::RetryAt(allowed);
         }
-        throttle.record(&target, now);
+        self.throttle.record(&target, now);
         Attempt::Connect(target)
     }
 
@@ -81,12 +78,11 @@ impl Bootstrap {
     pub fn connect<R, S, E>(
         &mut self,
         nodes: &mut NodeTable,
-        throttle: &mut ConnectThrottle,
         now: Time,
         net: &mut Net<R, S, E>,
         role: S,
     ) -> Attempt<ConnId> {
-        match self.next(nodes, throttle, now) {
+        match self.next(nodes, now) {
             Attempt::Connect(addr) => {
                 let key = nodes.by_address(&addr);
                 let conn = net.connect(addr, role);
@@ -154,12 +150,11 @@ mod tests {
     #[test]
     fn cycles_over_masters_and_prefers_the_named_primary() {
         let mut nodes = table(&[1, 2, 3]);
-        let mut throttle = ConnectThrottle::default();
         let mut bootstrap = Bootstrap::new();
         let mut now = Time::from_nanos(10_000_000_000);
         let mut tried = Vec::new();
         for _ in 0..3 {
-            match bootstrap.next(&nodes, &mut throttle, now) {
+            match bootstrap.next(&nodes, now) {
                 Attempt::Connect(addr) => tried.push(addr.port),
                 other => panic!("{other:?}"),
             }
@@ -169,18 +164,12 @@ mod tests {
         bootstrap.not_primary(&mut nodes, &[Address::new("127.0.0.1", 9)], Some(0));
         // Port 9 is new and unthrottled: tried next.
         assert_eq!(
-            bootstrap.next(&nodes, &mut throttle, now),
+            bootstrap.next(&nodes, now),
             Attempt::Connect(Address::new("127.0.0.1", 9))
         );
         // Everything was just tried: wait for the throttle.
-        assert!(matches!(
-            bootstrap.next(&nodes, &mut throttle, now),
-            Attempt::RetryAt(_)
-        ));
+        assert!(matches!(bootstrap.next(&nodes, now), Attempt::RetryAt(_)));
         now = now + Duration::from_secs(1);
-        assert!(matches!(
-            bootstrap.next(&nodes, &mut throttle, now),
-            Attempt::Connect(_)
-        ));
+        assert!(matches!(bootstrap.next(&nodes, now), Attempt::Connect(_)));
     }
 }

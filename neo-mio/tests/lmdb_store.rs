@@ -150,15 +150,16 @@ fn record(data_id: Option<u64>) -> ObjectRecord {
     }
 }
 
+/// The store is node 1's, with table 1 of these `(nid, state)` rows.
+fn own_table<S: Store>(store: &mut S, rows: Vec<Vec<(i32, CellState)>>) {
+    store.set_nid(Nid(1));
+    store.reset_partition_table(Nid(1), &table(1, rows), Tid::ZERO);
+}
+
 /// Node 1 holding both partitions of a 2-partition table.
 fn with_two_partitions<S: Store>(store: &mut S) {
     use CellState::*;
-    store.set_nid(Nid(1));
-    store.reset_partition_table(
-        Nid(1),
-        &table(1, vec![vec![(1, UpToDate)], vec![(1, UpToDate)]]),
-        Tid::ZERO,
-    );
+    own_table(store, vec![vec![(1, UpToDate)], vec![(1, UpToDate)]]);
     store.sync();
 }
 
@@ -320,12 +321,7 @@ fn the_partition_table_keeps_cell_order_and_states<S: TestStore>(mut store: S) {
 
 fn own_cells_becoming_out_of_date_keep_what_they_have<S: TestStore>(mut store: S) {
     use CellState::*;
-    store.set_nid(Nid(1));
-    store.reset_partition_table(
-        Nid(1),
-        &table(1, vec![vec![(1, UpToDate)], vec![(1, UpToDate)]]),
-        Tid::ZERO,
-    );
+    own_table(&mut store, vec![vec![(1, UpToDate)], vec![(1, UpToDate)]]);
     store.add_transaction(Tid(40), &meta(38, &[]), None);
     let change = |offset, state| CellChange {
         offset,
@@ -360,12 +356,7 @@ fn own_cells_becoming_out_of_date_keep_what_they_have<S: TestStore>(mut store: S
 
 fn new_own_cells_get_a_pack_id_from_their_state<S: TestStore>(mut store: S) {
     use CellState::*;
-    store.set_nid(Nid(1));
-    store.reset_partition_table(
-        Nid(1),
-        &table(1, vec![vec![(1, UpToDate)], vec![(2, UpToDate)]]),
-        Tid::ZERO,
-    );
+    own_table(&mut store, vec![vec![(1, UpToDate)], vec![(2, UpToDate)]]);
     assert_eq!(store.packed(), vec![(0, Tid::ZERO)]);
     store.set_packed(0, Tid(7));
     // A new OUT_OF_DATE cell will get packed data: it starts at the last
@@ -388,12 +379,7 @@ fn new_own_cells_get_a_pack_id_from_their_state<S: TestStore>(mut store: S) {
 
 fn truncation_and_last_ids_only_see_readable_partitions<S: TestStore>(mut store: S) {
     use CellState::*;
-    store.set_nid(Nid(1));
-    store.reset_partition_table(
-        Nid(1),
-        &table(1, vec![vec![(1, UpToDate)], vec![(1, OutOfDate)]]),
-        Tid::ZERO,
-    );
+    own_table(&mut store, vec![vec![(1, UpToDate)], vec![(1, OutOfDate)]]);
     // tid ≡ ttid (mod np), as the master guarantees.
     store.add_transaction(Tid(10), &meta(8, &[]), None);
     store.add_transaction(Tid(20), &meta(18, &[]), None);

@@ -200,13 +200,18 @@ impl Cluster {
         cluster
     }
 
-    /// `neo ctl -a ADMIN words…`: its output if it succeeded.
-    fn try_ctl(&self, words: &[&str]) -> Option<String> {
-        let output = Command::new(NEO)
+    /// Runs `neo ctl -a ADMIN words…` to its end.
+    fn run_ctl(&self, words: &[&str]) -> std::process::Output {
+        Command::new(NEO)
             .args(["ctl", "-a", &self.admin_addr.to_string()])
             .args(words)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `neo ctl -a ADMIN words…`: its output if it succeeded.
+    fn try_ctl(&self, words: &[&str]) -> Option<String> {
+        let output = self.run_ctl(words);
         output
             .status
             .success()
@@ -215,11 +220,7 @@ impl Cluster {
 
     /// `neo ctl --wait…`: its output and its progress report.
     fn ctl_waiting(&self, words: &[&str]) -> (String, String) {
-        let output = Command::new(NEO)
-            .args(["ctl", "-a", &self.admin_addr.to_string()])
-            .args(words)
-            .output()
-            .unwrap();
+        let output = self.run_ctl(words);
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(
             output.status.success(),

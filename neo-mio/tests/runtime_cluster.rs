@@ -254,3 +254,38 @@ fn an_abort_releases_locks_while_its_client_is_idle() {
     let tid = b.commit(txn).expect("the aborted lock is released");
     assert_eq!(b.load(oid).unwrap(), (bytes::Bytes::from_static(b"b"), tid));
 }
+
+/// `neo digest`: two clients of one cluster agree; a commit changes it;
+/// the lines it digests are one per transaction and one per record.
+#[test]
+fn the_digest_is_what_every_client_reads() {
+    use neo_mio::cli::digest::digest;
+    let cluster = cluster("runtime-digest", 2);
+    let masters = &cluster.masters;
+    let mut a = connect("runtime-digest", masters);
+    let mut b = connect("runtime-digest", masters);
+    for value in ["one", "two"] {
+        let oid = a.new_oid().unwrap();
+        let mut txn = a.begin("test", value).unwrap();
+        a.store(&mut txn, oid, None, value.as_bytes().to_vec())
+            .unwrap();
+        a.commit(txn).unwrap();
+    }
+    let mut lines = Vec::new();
+    let before = digest(&mut a, Some(&mut lines)).unwrap();
+    b.sync().unwrap();
+    assert_eq!(digest(&mut b, None).unwrap(), before);
+    assert_eq!((before.transactions, before.records), (2, 2));
+    let text = String::from_utf8(lines).unwrap();
+    assert_eq!(text.lines().filter(|l| l.starts_with("T ")).count(), 2);
+    assert_eq!(text.lines().filter(|l| l.starts_with("O ")).count(), 2);
+
+    let oid = a.new_oid().unwrap();
+    let mut txn = a.begin("test", "three").unwrap();
+    a.store(&mut txn, oid, None, b"three".to_vec()).unwrap();
+    a.commit(txn).unwrap();
+    b.sync().unwrap();
+    let after = digest(&mut b, None).unwrap();
+    assert_ne!(after.sha1, before.sha1);
+    assert_eq!(after.transactions, 3);
+}

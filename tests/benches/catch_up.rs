@@ -74,16 +74,7 @@ fn measure(transactions: u64) {
 }
 
 fn main() {
-    let counts: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let counts = if counts.is_empty() {
-        vec![100, 1000, 10_000]
-    } else {
-        counts
-    };
-    for n in counts {
+    for n in neo_tests::bench_sizes(&[100, 1000, 10_000]) {
         measure(n);
     }
 }

@@ -40,14 +40,12 @@ fn measure(nodes: usize) {
     config.partitions = partitions;
     config.replicas = 2;
     config.keep_logs = false;
-    let wall = Instant::now();
 
-    let cluster_start = Instant::now();
+    let started = Instant::now();
     let mut cluster = Cluster::start(config, 1, storages, clients);
     let boot_work = master_work(&cluster);
-    let boot_wall = cluster_start.elapsed();
+    let boot_wall = started.elapsed();
 
-    let before = master_work(&cluster);
     let committers: Vec<_> = cluster.clients.iter().copied().take(100).collect();
     for &client in &committers {
         let oid: Oid = cluster.new_oid(client);
@@ -55,7 +53,7 @@ fn measure(nodes: usize) {
         cluster.store(client, txn, oid, Tid::ZERO, "data");
         cluster.finish(client, txn).expect("committed");
     }
-    let commit_work = master_work(&cluster) - before;
+    let commit_work = master_work(&cluster) - boot_work;
 
     let before = master_work(&cluster);
     let ptid_before = ptid(&cluster);
@@ -80,21 +78,12 @@ fn measure(nodes: usize) {
         us(commit_work, committers.len()),
         us(change_work, changes as usize),
         boot_wall.as_secs_f64() * 1e3,
-        wall.elapsed().as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3,
     );
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![10, 100, 1000]
-    } else {
-        sizes
-    };
-    for nodes in sizes {
+    for nodes in neo_tests::bench_sizes(&[10, 100, 1000]) {
         measure(nodes);
     }
 }

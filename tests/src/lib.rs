@@ -13,6 +13,20 @@ pub fn snapshot(name: &str, lines: &[String]) {
     settings.bind(|| insta::assert_snapshot!(name, lines.join("\n")));
 }
 
+/// The sizes a bench binary was given on its command line (the numbers
+/// among its arguments, so that cargo's own flags pass), else `default`.
+pub fn bench_sizes<T: std::str::FromStr + Clone>(default: &[T]) -> Vec<T> {
+    let given: Vec<T> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if given.is_empty() {
+        default.to_vec()
+    } else {
+        given
+    }
+}
+
 use bytes::BytesMut;
 use neo_proto::{encode, Decoder, Frame, Packet, HANDSHAKE};
 

@@ -86,6 +86,21 @@ fn next_conflict(cluster: &mut Cluster, client: NodeId) -> neo_core::client::Con
 
 /// A counter object: a conflict is resolved by re-applying our increment
 /// on the committed value (what BTrees.Length does).
+/// Runs until the (first) master is finishing a transaction; returns it.
+fn run_until_the_master_finishes(cluster: &mut Cluster) -> NodeId {
+    let master = cluster.masters()[0];
+    cluster
+        .run_until(std::time::Duration::from_secs(5), |sim| {
+            !sim.nodes[master.0]
+                .as_master()
+                .unwrap()
+                .finishing_transactions()
+                .is_empty()
+        })
+        .unwrap();
+    master
+}
+
 fn counter(data: &Bytes) -> u64 {
     std::str::from_utf8(data).unwrap().parse().unwrap()
 }
@@ -353,16 +368,7 @@ fn a_pack_interrupted_before_its_lock_is_not_applied_and_later_packs_are() {
     let t2 = commit(&mut cluster, a, txn).unwrap();
 
     let pack = cluster.start_op(a, |c, now| c.pack(now, t2, None, true));
-    let master = cluster.masters()[0];
-    cluster
-        .run_until(std::time::Duration::from_secs(5), |sim| {
-            !sim.nodes[master.0]
-                .as_master()
-                .unwrap()
-                .finishing_transactions()
-                .is_empty()
-        })
-        .unwrap();
+    run_until_the_master_finishes(&mut cluster);
     // The master asked the lock; the storage dies before taking it.
     let storage = cluster.storages()[0];
     cluster.sim.crash(storage);
@@ -417,16 +423,7 @@ fn a_client_that_lost_the_master_during_finish_learns_the_outcome() {
     cluster.call(a, |c, now| c.tpc_vote(now, txn)).unwrap();
     let finish = cluster.start_op(a, |c, now| c.tpc_finish(now, txn));
     // Cut the client from the master once the master is finishing it.
-    let master = cluster.masters()[0];
-    cluster
-        .run_until(std::time::Duration::from_secs(5), |sim| {
-            !sim.nodes[master.0]
-                .as_master()
-                .unwrap()
-                .finishing_transactions()
-                .is_empty()
-        })
-        .unwrap();
+    let master = run_until_the_master_finishes(&mut cluster);
     let link = cluster
         .sim
         .network

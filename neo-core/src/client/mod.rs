@@ -44,7 +44,6 @@ use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::NodeTable;
 use crate::pt::PartitionTable;
 use crate::rng::Rng;
-use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 
 use cache::Cache;
@@ -177,7 +176,6 @@ pub struct Client {
     nodes: NodeTable,
     pt: Option<PartitionTable>,
     bootstrap: Bootstrap,
-    throttle: ConnectThrottle,
     wake_at: Option<Time>,
     master_conn: Option<ConnId>,
     /// Identified with the primary.
@@ -228,7 +226,6 @@ impl Client {
             nodes,
             pt: None,
             bootstrap: Bootstrap::new(),
-            throttle: ConnectThrottle::default(),
             wake_at: None,
             master_conn: None,
             identified: false,
@@ -747,13 +744,9 @@ impl Client {
         if self.master_conn.is_some() {
             return;
         }
-        let attempt = self.bootstrap.connect(
-            &mut self.nodes,
-            &mut self.throttle,
-            self.now,
-            &mut self.net,
-            ConnRole::Master,
-        );
+        let attempt =
+            self.bootstrap
+                .connect(&mut self.nodes, self.now, &mut self.net, ConnRole::Master);
         match attempt {
             Attempt::Connect(conn) => self.master_conn = Some(conn),
             Attempt::RetryAt(at) => self.wake_at = Some(at),

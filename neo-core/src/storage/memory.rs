@@ -11,6 +11,10 @@
 //! crash forgets them); deciding that a row is garbage depends on them, so
 //! the decision is made when the row becomes unreferenced and logged as an
 //! explicit [`Op::DeleteData`].
+//!
+//! Its tests are the store scenarios of `neo-mio/tests/lmdb_store.rs`,
+//! run on this store and on LMDB alike (and the differential test beside
+//! them), so that the two cannot drift apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -615,13 +619,6 @@ impl MemoryStore {
     pub fn holds(&self) -> usize {
         self.holds.count()
     }
-
-    /// Inserts a committed transaction directly (tests).
-    #[cfg(test)]
-    fn insert_transaction(&mut self, partition: u32, tid: Tid, meta: TransactionMeta) {
-        self.current.trans.insert((partition, tid), meta.clone());
-        self.durable.trans.insert((partition, tid), meta);
-    }
 }
 
 impl Store for MemoryStore {
@@ -1194,6 +1191,3 @@ impl Store for MemoryStore {
         debug_assert_eq!(self.durable, self.current);
     }
 }
-
-#[cfg(test)]
-mod tests;

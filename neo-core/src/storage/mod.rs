@@ -37,7 +37,6 @@ use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::{NodeKey, NodeTable};
 use crate::pt::PartitionTable;
 use crate::rng::Rng;
-use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 
 use checker::Checker;
@@ -151,7 +150,6 @@ pub struct Storage<S: Store> {
     pt: Option<PartitionTable>,
     phase: Phase,
     bootstrap: Bootstrap,
-    throttle: ConnectThrottle,
     wake_at: Option<Time>,
     /// The connection to the primary (or to the master being tried).
     master_conn: Option<ConnId>,
@@ -220,7 +218,6 @@ impl<S: Store> Storage<S> {
             pt: None,
             phase: Phase::Bootstrapping,
             bootstrap: Bootstrap::new(),
-            throttle: ConnectThrottle::default(),
             wake_at: None,
             master_conn: None,
             nid,
@@ -377,13 +374,9 @@ impl<S: Store> Storage<S> {
         if self.master_conn.is_some() || self.phase != Phase::Bootstrapping {
             return;
         }
-        let attempt = self.bootstrap.connect(
-            &mut self.nodes,
-            &mut self.throttle,
-            self.now,
-            &mut self.net,
-            ConnRole::Master,
-        );
+        let attempt =
+            self.bootstrap
+                .connect(&mut self.nodes, self.now, &mut self.net, ConnRole::Master);
         match attempt {
             Attempt::Connect(conn) => self.master_conn = Some(conn),
             Attempt::RetryAt(at) => self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at))),

@@ -145,6 +145,12 @@ impl ClusterTarget {
             .collect::<Result<_, _>>()?;
         Ok(Some((cluster.clone(), masters)))
     }
+
+    /// The cluster name and master addresses, which must be given.
+    fn require(&self) -> Result<(String, Vec<std::net::SocketAddr>), String> {
+        self.resolve()?
+            .ok_or_else(|| "the cluster name is required (-c/--cluster)".to_string())
+    }
 }
 
 #[derive(Args)]
@@ -388,9 +394,8 @@ fn run_demo(args: &DemoArgs) -> ExitCode {
 }
 
 fn run_digest(args: &DigestArgs) -> ExitCode {
-    let (cluster, masters) = match args.target.resolve() {
-        Ok(Some(target)) => target,
-        Ok(None) => return fail("digest", "the cluster name is required (-c/--cluster)"),
+    let (cluster, masters) = match args.target.require() {
+        Ok(target) => target,
         Err(error) => return fail("digest", error),
     };
     let stdout = io::stdout();
@@ -401,9 +406,8 @@ fn run_digest(args: &DigestArgs) -> ExitCode {
 }
 
 fn run_bench(args: BenchArgs) -> ExitCode {
-    let (cluster, masters) = match args.target.resolve() {
-        Ok(Some(target)) => target,
-        Ok(None) => return fail("bench", "the cluster name is required (-c/--cluster)"),
+    let (cluster, masters) = match args.target.require() {
+        Ok(target) => target,
         Err(error) => return fail("bench", error),
     };
     let mut workloads = args.workloads;

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::str::FromStr;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -259,15 +259,17 @@ pub fn run(
                         loads(&mut client, &written, Workload::Cold, false)?;
                         loads(&mut client, &written, Workload::Hot, options.progress)?
                     }
-                    _ => concurrent(cluster, masters, options, |client, index| {
+                    _ => concurrent(cluster, masters, options, workload, |client, index| {
                         let progress = options.progress && index == 0;
                         loads(client, &written, Workload::ClientsLoad, progress)
                     })?,
                 }
             }
-            Workload::ClientsCommit => concurrent(cluster, masters, options, |client, index| {
-                commit(client, options, index).map(|(measure, _)| measure)
-            })?,
+            Workload::ClientsCommit => {
+                concurrent(cluster, masters, options, workload, |client, index| {
+                    commit(client, options, index).map(|(measure, _)| measure)
+                })?
+            }
             Workload::Conflicts => conflicts(cluster, masters, options)?,
         };
         report.measures.push(measure);
@@ -316,11 +318,12 @@ fn round_trips(count: usize) -> BenchResult<Measure> {
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Progress lines on stderr for a long workload (`bench: cold 4000/100000`),
-/// at most every [`PROGRESS_EVERY`].
+/// at most every `every`.
 struct Ticker {
     enabled: bool,
     name: &'static str,
     total: usize,
+    every: Duration,
     last: Instant,
 }
 
@@ -330,14 +333,23 @@ impl Ticker {
             enabled,
             name: workload.name(),
             total,
+            every: PROGRESS_EVERY,
             last: Instant::now(),
         }
     }
 
+    /// The line to report after `done` operations, if one is due.
+    fn line(&mut self, done: usize) -> Option<String> {
+        if !self.enabled || self.last.elapsed() < self.every {
+            return None;
+        }
+        self.last = Instant::now();
+        Some(format!("bench: {} {done}/{}", self.name, self.total))
+    }
+
     fn tick(&mut self, done: usize) {
-        if self.enabled && self.last.elapsed() >= PROGRESS_EVERY {
-            eprintln!("bench: {} {done}/{}", self.name, self.total);
-            self.last = Instant::now();
+        if let Some(line) = self.line(done) {
+            eprintln!("{line}");
         }
     }
 }
@@ -401,6 +413,7 @@ fn concurrent(
     cluster: &str,
     masters: &[SocketAddr],
     options: &BenchOptions,
+    workload: Workload,
     work: impl Fn(&mut NeoClient, usize) -> BenchResult<Measure> + Sync,
 ) -> BenchResult<Measure> {
     let barrier = Barrier::new(options.clients);
@@ -410,8 +423,11 @@ fn concurrent(
                 let barrier = &barrier;
                 let work = &work;
                 scope.spawn(move || -> BenchResult<(Measure, Duration)> {
-                    let mut client = NeoClient::connect(cluster, masters)?;
+                    let client = NeoClient::connect(cluster, masters);
+                    // Every thread reaches the barrier, connected or not:
+                    // one that failed must not leave the others waiting.
                     barrier.wait();
+                    let mut client = client?;
                     let started = Instant::now();
                     let measure = work(&mut client, index)?;
                     Ok((measure, started.elapsed()))
@@ -429,13 +445,8 @@ fn concurrent(
     let mut latencies = Vec::new();
     let mut elapsed = Duration::ZERO;
     let mut objects = 0;
-    let mut workload = Workload::ClientsLoad;
     for result in results {
         let (measure, took) = result?;
-        workload = match measure.workload {
-            Workload::Commit => Workload::ClientsCommit,
-            other => other,
-        };
         elapsed = elapsed.max(took);
         objects += measure.objects;
         latencies.extend(measure.latencies);
@@ -469,41 +480,45 @@ fn conflicts(
         counters.push(oid);
     }
     setup.commit(txn)?;
-    let counters = Arc::new(counters);
     let met = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicUsize::new(0);
-    let mut measure = concurrent(cluster, masters, options, |client, index| {
-        let mut latencies = Vec::with_capacity(options.transactions);
-        let started = Instant::now();
-        for t in 0..options.transactions {
-            let oid = counters[(index + t) % counters.len()];
-            let begun = Instant::now();
-            let (value, serial) = client.load(oid)?;
-            let mut txn = client.begin("bench", "increment")?;
-            client.store(
-                &mut txn,
-                oid,
-                Some(serial),
-                Bytes::from((counter(&value) + 1).to_string()),
-            )?;
-            let result = client.commit_resolving(txn, |_, committed| {
-                met.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                // Ours was the base + 1: add 1 to what is committed.
-                Some(Bytes::from((counter(committed) + 1).to_string()))
-            });
-            match result {
-                Ok(_) => latencies.push(begun.elapsed()),
-                Err(Error::Conflict(_)) => {
-                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut measure = concurrent(
+        cluster,
+        masters,
+        options,
+        Workload::Conflicts,
+        |client, index| {
+            let mut latencies = Vec::with_capacity(options.transactions);
+            let started = Instant::now();
+            for t in 0..options.transactions {
+                let oid = counters[(index + t) % counters.len()];
+                let begun = Instant::now();
+                let (value, serial) = client.load(oid)?;
+                let mut txn = client.begin("bench", "increment")?;
+                client.store(
+                    &mut txn,
+                    oid,
+                    Some(serial),
+                    Bytes::from((counter(&value) + 1).to_string()),
+                )?;
+                let result = client.commit_resolving(txn, |_, committed| {
+                    met.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Ours was the base + 1: add 1 to what is committed.
+                    Some(Bytes::from((counter(committed) + 1).to_string()))
+                });
+                match result {
+                    Ok(_) => latencies.push(begun.elapsed()),
+                    Err(Error::Conflict(_)) => {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(error) => return Err(error.into()),
                 }
-                Err(error) => return Err(error.into()),
             }
-        }
-        let mut measure = Measure::new(Workload::Conflicts, started.elapsed(), latencies);
-        measure.objects = measure.ops;
-        Ok(measure)
-    })?;
-    measure.workload = Workload::Conflicts;
+            let mut measure = Measure::new(Workload::Conflicts, started.elapsed(), latencies);
+            measure.objects = measure.ops;
+            Ok(measure)
+        },
+    )?;
     measure.conflicts = met.into_inner();
     measure.errors = failed.into_inner();
     // The counters add up to the increments that committed.
@@ -651,6 +666,17 @@ mod tests {
              {\"workload\":\"cold\",\"ops\":1,\"objects\":10,\"seconds\":1.000000,\"ops_per_s\":1.0,\"objects_per_s\":10.0,\"p50_us\":5.0,\"p99_us\":5.0,\"max_us\":5.0,\"errors\":0,\"conflicts\":0}],\
              \"memory\":[{\"pid\":7,\"rss_kib\":100,\"anon_kib\":40}]}"
         );
+    }
+
+    #[test]
+    fn progress_lines_come_when_due_and_asked_for() {
+        let mut ticker = Ticker::new(true, Workload::Cold, 100);
+        assert_eq!(ticker.line(1), None, "not due yet");
+        ticker.every = Duration::ZERO;
+        assert_eq!(ticker.line(40).as_deref(), Some("bench: cold 40/100"));
+        let mut quiet = Ticker::new(false, Workload::Cold, 100);
+        quiet.every = Duration::ZERO;
+        assert_eq!(quiet.line(40), None);
     }
 
     #[test]

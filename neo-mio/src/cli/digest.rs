@@ -98,11 +98,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut client = NeoClient::connect(cluster, masters)?;
-    let result = if verbose {
-        digest(&mut client, Some(&mut *out))?
-    } else {
-        digest(&mut client, None)?
-    };
+    let result = digest(&mut client, verbose.then_some(&mut *out))?;
     writeln!(out, "{result}")?;
     Ok(())
 }
