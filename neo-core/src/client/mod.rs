@@ -928,11 +928,8 @@ impl Client {
             }
             Packet::NotifyNodeInformation(notification) => {
                 let first = std::mem::replace(&mut self.first_notification, false);
-                let pt = self.pt.clone();
-                let has_cells = |nid| {
-                    pt.as_ref()
-                        .is_some_and(|pt: &PartitionTable| pt.has_cells(nid))
-                };
+                let pt = &self.pt;
+                let has_cells = |nid| pt.as_ref().is_some_and(|pt| pt.has_cells(nid));
                 self.nodes
                     .apply_notification(
                         self.nid,

@@ -878,7 +878,7 @@ impl<S: Store> Storage<S> {
         nodes: &[neo_proto::NodeInfo],
     ) -> Result<(), Reject> {
         let first = std::mem::replace(&mut self.first_notification, false);
-        let pt = self.pt.clone();
+        let pt = &self.pt;
         let has_cells = |nid| pt.as_ref().is_some_and(|pt| pt.has_cells(nid));
         let effects = self
             .nodes
