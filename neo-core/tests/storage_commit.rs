@@ -110,7 +110,7 @@ impl Harness {
             SendPartitionTable {
                 ptid: Some(Ptid(1)),
                 num_replicas: 0,
-                rows: vec![vec![cell.clone()], vec![cell]],
+                rows: vec![vec![cell.clone()].into(), vec![cell].into()],
             },
         );
         h.packet(master, 3, StartOperation { backup: false });

@@ -28,7 +28,8 @@ fn fill<S: Store>(store: &mut S, objects: u64) {
         rows: vec![vec![CellInfo {
             nid: Nid(1),
             state: CellState::UpToDate,
-        }]],
+        }]
+        .into()],
     };
     store.reset_partition_table(Nid(1), &table, Tid::ZERO);
     let mut tid = 1000;

@@ -293,7 +293,8 @@ fn the_partition_table_keeps_cell_order_and_states<S: TestStore>(mut store: S) {
             vec![CellInfo {
                 nid: Nid(2),
                 state: Feeding,
-            }],
+            }]
+            .into(),
             vec![
                 CellInfo {
                     nid: Nid(2),
@@ -303,11 +304,13 @@ fn the_partition_table_keeps_cell_order_and_states<S: TestStore>(mut store: S) {
                     nid: Nid(1),
                     state: Corrupted,
                 },
-            ],
+            ]
+            .into(),
             vec![CellInfo {
                 nid: Nid(4),
                 state: OutOfDate,
-            }],
+            }]
+            .into(),
         ],
     };
     assert_eq!(store.partition_table(), Some(expected.clone()));

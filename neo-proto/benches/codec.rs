@@ -41,6 +41,7 @@ fn partition_table() -> Packet {
                         state: CellState::UpToDate,
                     },
                 ]
+                .into()
             })
             .collect(),
     }

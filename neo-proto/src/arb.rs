@@ -10,6 +10,7 @@ use std::ops::ControlFlow;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::enums::{CellState, ClusterState, ErrorCode, NodeState, NodeType};
 use crate::ids::{Checksum, Nid, Oid, Ptid, Tid, Timestamp};
@@ -108,6 +109,12 @@ fn generate_list<T>(
 impl<T: Generate> Generate for Vec<T> {
     fn generate(u: &mut Unstructured<'_>) -> Result<Self> {
         generate_list(u, T::generate)
+    }
+}
+
+impl<T: Generate, const N: usize> Generate for SmallVec<[T; N]> {
+    fn generate(u: &mut Unstructured<'_>) -> Result<Self> {
+        generate_list(u, T::generate).map(SmallVec::from_vec)
     }
 }
 

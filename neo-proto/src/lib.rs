@@ -65,7 +65,7 @@ pub use ids::{civil_from_days, Checksum, Nid, Oid, ParseNidError, Ptid, Tid, Tim
 pub use packets::*;
 pub use records::{
     Address, CellChange, CellInfo, CheckSource, HistoryEntry, NodeInfo, ObjectData, PackOrder,
-    PackRequest, RelockConflict, Rows, TransactionPack, UndoSerial,
+    PackRequest, RelockConflict, Row, Rows, TransactionPack, UndoSerial,
 };
 pub use value::{Value, VALUE_DEPTH_MAX};
 pub use wire::{render_bytes, Map, Rendered, Wire};

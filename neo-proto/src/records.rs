@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use crate::enums::{CellState, NodeState, NodeType};
 use crate::error::DecodeError;
@@ -115,8 +116,13 @@ wire_record! {
     }
 }
 
+/// The cells of one partition. Inline up to 4 (replicas 3): a table of
+/// 1,000 partitions is then one allocation, not 1,001 — a master sends
+/// the whole table to every node that joins.
+pub type Row = SmallVec<[CellInfo; 4]>;
+
 /// A full partition table: one row of cells per partition, in offset order.
-pub type Rows = Vec<Vec<CellInfo>>;
+pub type Rows = Vec<Row>;
 
 wire_record! {
     /// The pack order a pack transaction carries (AskStoreTransaction,

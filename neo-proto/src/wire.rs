@@ -7,6 +7,7 @@
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use crate::enums::{CellState, ClusterState, ErrorCode, NodeState, NodeType};
 use crate::error::DecodeError;
@@ -266,29 +267,58 @@ impl<T: Wire> Wire for Option<T> {
 
 impl<T: Wire> Wire for Vec<T> {
     fn encode(&self, out: &mut BytesMut) {
-        msgpack::write_array_len(out, self.len());
-        for item in self {
-            item.encode(out);
-        }
+        encode_list(self, out)
     }
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let len = reader.read_array_len()?;
-        let mut items = Vec::with_capacity(len);
-        for _ in 0..len {
-            items.push(T::decode(reader)?);
-        }
-        Ok(items)
+        decode_list(reader, Vec::with_capacity, Vec::push)
     }
     fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, item) in self.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            item.render(f)?;
-        }
-        f.write_str("]")
+        render_list(self, f)
     }
+}
+
+/// Short lists (a partition table row's cells) without an allocation each.
+impl<T: Wire, const N: usize> Wire for SmallVec<[T; N]> {
+    fn encode(&self, out: &mut BytesMut) {
+        encode_list(self, out)
+    }
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        decode_list(reader, SmallVec::with_capacity, SmallVec::push)
+    }
+    fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        render_list(self, f)
+    }
+}
+
+fn encode_list<T: Wire>(items: &[T], out: &mut BytesMut) {
+    msgpack::write_array_len(out, items.len());
+    for item in items {
+        item.encode(out);
+    }
+}
+
+fn decode_list<T: Wire, L>(
+    reader: &mut Reader<'_>,
+    with_capacity: fn(usize) -> L,
+    push: fn(&mut L, T),
+) -> Result<L, DecodeError> {
+    let len = reader.read_array_len()?;
+    let mut items = with_capacity(len);
+    for _ in 0..len {
+        push(&mut items, T::decode(reader)?);
+    }
+    Ok(items)
+}
+
+fn render_list<T: Wire>(items: &[T], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        item.render(f)?;
+    }
+    f.write_str("]")
 }
 
 /// A msgpack map, kept as a list of entries in wire order (NEO/py emits

@@ -76,9 +76,9 @@ fn cell(nid: Nid, state: CellState) -> CellInfo {
 
 fn rows() -> Rows {
     vec![
-        vec![cell(S1, UP), cell(S2, OUT)],
-        vec![cell(S1, FEED), cell(S2, UP)],
-        vec![cell(S2, CellState::Corrupted)],
+        vec![cell(S1, UP), cell(S2, OUT)].into(),
+        vec![cell(S1, FEED), cell(S2, UP)].into(),
+        vec![cell(S2, CellState::Corrupted)].into(),
     ]
 }
 
@@ -381,7 +381,7 @@ fn expected_packets() -> BTreeMap<String, Packet> {
         SendPartitionTable {
             ptid: Some(Ptid(1)),
             num_replicas: 0,
-            rows: vec![vec![cell(S1, UP)], vec![cell(S1, UP)]],
+            rows: vec![vec![cell(S1, UP)].into(), vec![cell(S1, UP)].into()],
         }
         .into(),
     );
@@ -400,7 +400,7 @@ fn expected_packets() -> BTreeMap<String, Packet> {
             ptid: Some(Ptid(12)),
             num_replicas: 1,
             rows: (0..40)
-                .map(|i| vec![cell(Nid(1 + i % 2), UP), cell(Nid(1 + (i + 1) % 2), OUT)])
+                .map(|i| vec![cell(Nid(1 + i % 2), UP), cell(Nid(1 + (i + 1) % 2), OUT)].into())
                 .collect(),
         }
         .into(),

@@ -420,7 +420,8 @@ fn garbage_and_mutations_never_panic() {
             rows: vec![vec![CellInfo {
                 nid: Nid(1),
                 state: CellState::UpToDate,
-            }]],
+            }]
+            .into()],
         }
         .into(),
     ]

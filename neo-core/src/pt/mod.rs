@@ -618,7 +618,8 @@ mod tests {
             &vec![vec![CellInfo {
                 nid: Nid(1),
                 state: CellState::UpToDate,
-            }]],
+            }]
+            .into()],
         );
         let add = [change(0, Nid(2), CellState::OutOfDate)];
         assert!(pt.apply_changes(Ptid(5), 0, &add).is_err());

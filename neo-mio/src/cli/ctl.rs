@@ -1156,7 +1156,7 @@ mod tests {
     use neo_proto::{
         Address, AnswerClusterState, AnswerLastIDs, AnswerLastTransaction,
         AnswerMonitorInformation, AnswerNodeList, AnswerPartitionList, AnswerPrimary,
-        AnswerRecovery, AnswerTweakPartitionTable, CellInfo, Oid, Pong, Timestamp,
+        AnswerRecovery, AnswerTweakPartitionTable, CellInfo, Oid, Pong, Row, Timestamp,
     };
 
     use super::*;
@@ -1385,7 +1385,7 @@ None | MASTER  | [::1]:1          | DOWN    | None"
         );
         // Recovering: no cells, storages pending.
         assert_eq!(
-            format_partition_table(&vec![vec![]; 12], &storages(&[Pending, Pending])),
+            format_partition_table(&vec![Row::new(); 12], &storages(&[Pending, Pending])),
             ""
         );
     }
@@ -1413,9 +1413,9 @@ None | MASTER  | [::1]:1          | DOWN    | None"
         let mut table: Rows = (0..7)
             .map(|p| {
                 if p % 2 == 0 {
-                    vec![s9()]
+                    vec![s9()].into()
                 } else {
-                    vec![s10(CellState::UpToDate)]
+                    vec![s10(CellState::UpToDate)].into()
                 }
             })
             .collect();
@@ -1443,7 +1443,7 @@ None | MASTER  | [::1]:1          | DOWN    | None"
 
     #[test]
     fn ruler_every_ten_partitions() {
-        let table = vec![vec![]; 31];
+        let table = vec![Row::new(); 31];
         let nodes = storages(&[Running]);
         assert_eq!(
             format_partition_table(&table, &nodes),
@@ -1459,7 +1459,7 @@ None | MASTER  | [::1]:1          | DOWN    | None"
 
     #[test]
     fn row_list_as_recorded() {
-        assert_eq!(format_row_list(0, &vec![vec![]; 2]), "000 |\n001 |");
+        assert_eq!(format_row_list(0, &vec![Row::new(); 2]), "000 |\n001 |");
         assert_eq!(
             format_row_list(0, &rows(&repeat(&["1U2U"], 3))),
             "\
@@ -1861,7 +1861,7 @@ None | MASTER  | [::1]:1          | DOWN    | None"
                 AnswerPartitionList {
                     ptid: None,
                     num_replicas: 1,
-                    rows: vec![vec![]; 12],
+                    rows: vec![Row::new(); 12],
                 }
                 .into(),
                 node_list(storages(&[Pending, Pending])),
@@ -1904,7 +1904,7 @@ None | MASTER  | [::1]:1          | DOWN    | None"
             vec![AnswerPartitionList {
                 ptid: None,
                 num_replicas: 1,
-                rows: vec![vec![]; 2],
+                rows: vec![Row::new(); 2],
             }
             .into()],
         );
@@ -2124,7 +2124,7 @@ None | MASTER  | [::1]:1          | DOWN    | None"
                 AnswerPartitionList {
                     ptid: Some(Ptid(1)),
                     num_replicas: 1,
-                    rows: vec![vec![]; 4],
+                    rows: vec![Row::new(); 4],
                 }
                 .into(),
                 ack(""),

@@ -171,7 +171,7 @@ pub fn wait_until_settled(
 
 #[cfg(test)]
 mod tests {
-    use neo_proto::CellInfo;
+    use neo_proto::{CellInfo, Row};
 
     use super::*;
 
@@ -185,10 +185,10 @@ mod tests {
     #[test]
     fn settled_only_when_running_with_every_cell_up_to_date() {
         use CellState::{Feeding, OutOfDate, UpToDate};
-        let replicating = vec![
-            vec![cell(1, UpToDate), cell(2, OutOfDate)],
-            vec![cell(1, Feeding), cell(2, OutOfDate)],
-            vec![cell(1, UpToDate), cell(2, UpToDate)],
+        let replicating: Rows = vec![
+            vec![cell(1, UpToDate), cell(2, OutOfDate)].into(),
+            vec![cell(1, Feeding), cell(2, OutOfDate)].into(),
+            vec![cell(1, UpToDate), cell(2, UpToDate)].into(),
         ];
         let progress = Progress::new(Some(ClusterState::Running), &replicating);
         assert!(!progress.is_settled());
@@ -196,7 +196,7 @@ mod tests {
             progress.to_string(),
             "cluster RUNNING, 3 of 6 cells UP_TO_DATE, 2 OUT_OF_DATE, 1 FEEDING (S1: 1, S2: 2)"
         );
-        let done = vec![vec![cell(1, UpToDate), cell(2, UpToDate)]; 3];
+        let done: Rows = vec![vec![cell(1, UpToDate), cell(2, UpToDate)].into(); 3];
         let progress = Progress::new(Some(ClusterState::Running), &done);
         assert!(progress.is_settled());
         assert_eq!(
@@ -206,7 +206,7 @@ mod tests {
         // Not before the cluster runs, nor without a table.
         assert!(!Progress::new(Some(ClusterState::Verifying), &done).is_settled());
         assert!(!Progress::new(None, &done).is_settled());
-        let empty = Progress::new(Some(ClusterState::Running), &vec![vec![]; 3]);
+        let empty = Progress::new(Some(ClusterState::Running), &vec![Row::new(); 3]);
         assert!(!empty.is_settled());
         assert_eq!(empty.to_string(), "cluster RUNNING, no partition table yet");
         assert_eq!(

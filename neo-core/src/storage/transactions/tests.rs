@@ -44,7 +44,7 @@ fn setup() -> (TransactionManager, MemoryStore) {
         &StoredTable {
             ptid: Ptid(1),
             num_replicas: 0,
-            rows: (0..2).map(|p| vec![cell(p)]).collect(),
+            rows: (0..2).map(|p| vec![cell(p)].into()).collect(),
         },
         Tid::ZERO,
     );
