@@ -20,6 +20,14 @@ use neo_tests::sim::campaign::replicated_and_quiet;
 use neo_tests::sim::drive::Cluster;
 use neo_tests::sim::SimConfig;
 
+/// Marks the end of a phase for `tests/bench/scale-instructions`, which
+/// runs this benchmark under callgrind, counting only the master's
+/// instructions, and dumps the counters after each call of this function.
+#[inline(never)]
+fn phase_end(name: &str) {
+    std::hint::black_box(name);
+}
+
 fn master_work(cluster: &Cluster) -> Duration {
     cluster
         .masters()
@@ -45,6 +53,7 @@ fn measure(nodes: usize) {
     let mut cluster = Cluster::start(config, 1, storages, clients);
     let boot_work = master_work(&cluster);
     let boot_wall = started.elapsed();
+    phase_end("boot");
 
     let committers: Vec<_> = cluster.clients.iter().copied().take(100).collect();
     for &client in &committers {
@@ -54,6 +63,7 @@ fn measure(nodes: usize) {
         cluster.finish(client, txn).expect("committed");
     }
     let commit_work = master_work(&cluster) - boot_work;
+    phase_end("commits");
 
     let before = master_work(&cluster);
     let ptid_before = ptid(&cluster);
@@ -66,16 +76,20 @@ fn measure(nodes: usize) {
         .expect("the storage caught up");
     let changes = ptid(&cluster) - ptid_before;
     let change_work = master_work(&cluster) - before;
+    phase_end("storage lost and back");
 
+    let joins = storages + clients + 1;
+    let commits = committers.len();
     let us = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n.max(1) as f64;
     println!(
         "{{\"nodes\": {nodes}, \"storages\": {storages}, \"clients\": {clients}, \
          \"partitions\": {partitions}, \"replicas\": 2, \
+         \"joins\": {joins}, \"commits\": {commits}, \"pt_changes\": {changes}, \
          \"master_us_per_join\": {:.1}, \"master_us_per_commit\": {:.1}, \
-         \"pt_changes\": {changes}, \"master_us_per_pt_change\": {:.1}, \
+         \"master_us_per_pt_change\": {:.1}, \
          \"boot_wall_ms\": {:.0}, \"total_wall_ms\": {:.0}}}",
-        us(boot_work, storages + clients + 1),
-        us(commit_work, committers.len()),
+        us(boot_work, joins),
+        us(commit_work, commits),
         us(change_work, changes as usize),
         boot_wall.as_secs_f64() * 1e3,
         started.elapsed().as_secs_f64() * 1e3,

@@ -497,6 +497,15 @@ pub fn serving(sim: &Sim) -> bool {
     let Some(primary) = running_primary(sim) else {
         return false;
     };
+    // The cheap checks first: this runs after every step of a boot.
+    let clients_ready = || {
+        sim.node_ids(NodeKind::Client)
+            .iter()
+            .all(|&c| sim.nodes[c.0].as_client().is_some_and(|c| c.is_ready()))
+    };
+    if sim.network_busy() || !clients_ready() {
+        return false;
+    }
     let master = sim.nodes[primary.0].as_master().unwrap();
     let in_table = master.partition_table().nodes(false);
     let followers = super::check::followers(sim);
@@ -510,11 +519,7 @@ pub fn serving(sim: &Sim) -> bool {
             return false;
         }
     }
-    let clients_ready = sim
-        .node_ids(NodeKind::Client)
-        .iter()
-        .all(|&c| sim.nodes[c.0].as_client().is_some_and(|c| c.is_ready()));
-    clients_ready && !sim.network_busy() && partition_tables_agree(sim).is_ok()
+    partition_tables_agree(sim).is_ok()
 }
 
 /// Runs a campaign over the seeds the environment asks for (default

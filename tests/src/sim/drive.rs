@@ -113,10 +113,18 @@ impl Cluster {
     /// Waits for the result of `op` on `client` (other events stay queued).
     pub fn wait(&mut self, client: NodeId, op: OpId) -> Result<Answer, ClientError> {
         let mut result = None;
+        // Events only get appended while this runs: look at each once (a
+        // big cluster's clients pile up invalidations nobody takes here).
+        let mut seen = 0;
         self.run_until(Duration::from_secs(60), |sim| {
-            sim.client_events.iter().any(|(node, event)| {
-                *node == client && matches!(event, ClientEvent::Done { op: o, .. } if *o == op)
-            })
+            let done = sim
+                .client_events
+                .range(seen.min(sim.client_events.len())..)
+                .any(|(node, event)| {
+                    *node == client && matches!(event, ClientEvent::Done { op: o, .. } if *o == op)
+                });
+            seen = sim.client_events.len();
+            done
         })
         .unwrap_or_else(|e| panic!("operation {op:?} of {}: {e}", self.sim.name(client)));
         let events = std::mem::take(&mut self.sim.client_events);
