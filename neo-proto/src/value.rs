@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crate::enums::{CellState, ClusterState, ErrorCode, NodeState, NodeType};
 use crate::error::DecodeError;
 use crate::msgpack::{self, Int, Reader};
-use crate::wire::{render_bytes, Wire};
+use crate::wire::{render_bytes, render_list, Wire};
 
 /// Deepest nesting of generic values accepted from a peer. NEO's open
 /// fields hold a list of lists at most; the bound keeps hostile input from
@@ -228,16 +228,7 @@ impl Wire for Value {
             Value::Float(value) => crate::ids::Timestamp(*value).render(f),
             Value::Bin(bytes) => render_bytes(f, bytes),
             Value::Str(bytes) => write!(f, "{:?}", String::from_utf8_lossy(bytes)),
-            Value::Array(items) => {
-                f.write_str("[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    item.render(f)?;
-                }
-                f.write_str("]")
-            }
+            Value::Array(items) => render_list(items, f),
             Value::Map(entries) => {
                 f.write_str("{")?;
                 for (i, (key, value)) in entries.iter().enumerate() {

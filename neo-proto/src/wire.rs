@@ -310,7 +310,8 @@ fn decode_list<T: Wire, L>(
     Ok(items)
 }
 
-fn render_list<T: Wire>(items: &[T], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// `[a, b, …]`, each item rendered as the protocol documentation shows it.
+pub(crate) fn render_list<T: Wire>(items: &[T], f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str("[")?;
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
