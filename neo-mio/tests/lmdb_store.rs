@@ -163,10 +163,13 @@ fn with_two_partitions<S: Store>(store: &mut S) {
     store.sync();
 }
 
-/// Commits `oid → bytes` as one transaction (vote, lock, unlock) under
-/// `tid`, with a TTID in the same partition (as the master guarantees).
-fn commit<S: Store>(store: &mut S, tid: u64, objects: &[(u64, Option<&'static [u8]>)]) {
-    let ttid = tid - 2;
+/// Votes `oid → bytes` under `ttid`: the data (held), then the temporary
+/// records and the transaction's metadata. Returns the records.
+fn vote<S: Store>(
+    store: &mut S,
+    ttid: u64,
+    objects: &[(u64, Option<&'static [u8]>)],
+) -> Vec<TempObject> {
     let mut temp = Vec::new();
     for &(oid, b) in objects {
         let data_id = b.map(|b| store.store_data(Oid(oid), &bytes(b)));
@@ -177,6 +180,14 @@ fn commit<S: Store>(store: &mut S, tid: u64, objects: &[(u64, Option<&'static [u
     }
     let oids: Vec<u64> = objects.iter().map(|(o, _)| *o).collect();
     store.store_temporary(Tid(ttid), &temp, Some(&meta(ttid, &oids)));
+    temp
+}
+
+/// Commits `oid → bytes` as one transaction (vote, lock, unlock) under
+/// `tid`, with a TTID in the same partition (as the master guarantees).
+fn commit<S: Store>(store: &mut S, tid: u64, objects: &[(u64, Option<&'static [u8]>)]) {
+    let ttid = tid - 2;
+    let temp = vote(store, ttid, objects);
     store.lock_transaction(Tid(ttid), Tid(tid), false);
     store.unlock_transaction(Tid(ttid), Tid(tid));
     for object in temp {
@@ -514,15 +525,10 @@ fn an_aborted_store_leaves_nothing_and_unvoted_data_does_not_survive_a_restart<S
     mut store: S,
 ) {
     with_two_partitions(&mut store);
-    let id = store.store_data(Oid(2), &bytes(b"x"));
-    store.store_temporary(
-        Tid(9),
-        &[TempObject {
-            oid: Oid(2),
-            record: record(Some(id)),
-        }],
-        Some(&meta(9, &[2])),
-    );
+    let id = vote(&mut store, 9, &[(2, Some(b"x"))])[0]
+        .record
+        .data_id
+        .unwrap();
     store.store_pack_order(&order(9, 5));
     store.abort_transaction(Tid(9));
     assert_eq!(store.pack_order(Tid(9)), None);
@@ -542,12 +548,7 @@ fn an_aborted_store_leaves_nothing_and_unvoted_data_does_not_survive_a_restart<S
 
 fn voted_and_locked_transactions_survive_a_crash_as_unfinished<S: TestStore>(mut store: S) {
     with_two_partitions(&mut store);
-    let id = store.store_data(Oid(3), &bytes(b"x"));
-    let objects = [TempObject {
-        oid: Oid(3),
-        record: record(Some(id)),
-    }];
-    store.store_temporary(Tid(9), &objects, Some(&meta(9, &[3])));
+    vote(&mut store, 9, &[(3, Some(b"x"))]);
     store.sync();
     store.lock_transaction(Tid(9), Tid(11), false);
     store.sync();
@@ -881,19 +882,11 @@ fn replication_progress_and_packs_only_move_one_way<S: TestStore>(mut store: S) 
 
 fn dropping_partitions_drops_their_temporary_records<S: TestStore>(mut store: S) {
     with_two_partitions(&mut store);
-    let a = store.store_data(Oid(2), &bytes(b"a"));
-    let b = store.store_data(Oid(3), &bytes(b"b"));
-    let objects = [
-        TempObject {
-            oid: Oid(2),
-            record: record(Some(a)),
-        },
-        TempObject {
-            oid: Oid(3),
-            record: record(Some(b)),
-        },
-    ];
-    store.store_temporary(Tid(9), &objects, Some(&meta(9, &[2, 3])));
+    let temp = vote(&mut store, 9, &[(2, Some(b"a")), (3, Some(b"b"))]);
+    let (a, b) = (
+        temp[0].record.data_id.unwrap(),
+        temp[1].record.data_id.unwrap(),
+    );
     store.store_pack_order(&order(9, 1));
     store.release_data(a);
     store.release_data(b);
@@ -985,12 +978,7 @@ fn writes_since_the_last_sync_are_lost_on_reopen_and_nothing_else() {
     commit(&mut store, 10, &[(2, Some(b"a"))]);
     store.sync();
     // A locked transaction: durable as unfinished.
-    let id = store.store_data(Oid(3), &bytes(b"b"));
-    let objects = [TempObject {
-        oid: Oid(3),
-        record: record(Some(id)),
-    }];
-    store.store_temporary(Tid(11), &objects, Some(&meta(11, &[3])));
+    vote(&mut store, 11, &[(3, Some(b"b"))]);
     store.lock_transaction(Tid(11), Tid(13), false);
     store.sync();
     // Unsynced.
@@ -1067,12 +1055,7 @@ fn killed_child() {
     with_two_partitions(&mut store);
     store.set_cluster(Bytes::from_static(b"synced"));
     commit(&mut store, 10, &[(2, Some(b"a"))]);
-    let id = store.store_data(Oid(3), &bytes(b"b"));
-    let objects = [TempObject {
-        oid: Oid(3),
-        record: record(Some(id)),
-    }];
-    store.store_temporary(Tid(11), &objects, Some(&meta(11, &[3])));
+    vote(&mut store, 11, &[(3, Some(b"b"))]);
     store.lock_transaction(Tid(11), Tid(13), false);
     store.sync();
     // Unsynced.

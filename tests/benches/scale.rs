@@ -7,7 +7,8 @@
 //! JSON object per size:
 //!
 //! `cargo bench -p neo-tests --bench scale` (add node counts to override
-//! the default 10 100 1000)
+//! the default 10 100 1000). `tests/bench/scale-instructions` runs it
+//! under callgrind for the master's instructions per event instead.
 //!
 //! A node join, a commit's invalidations and a partition-table change
 //! must reach every client and storage: the work per event should grow

@@ -498,12 +498,14 @@ pub fn serving(sim: &Sim) -> bool {
         return false;
     };
     // The cheap checks first: this runs after every step of a boot.
-    let clients_ready = || {
-        sim.node_ids(NodeKind::Client)
-            .iter()
-            .all(|&c| sim.nodes[c.0].as_client().is_some_and(|c| c.is_ready()))
-    };
-    if sim.network_busy() || !clients_ready() {
+    if sim.network_busy() {
+        return false;
+    }
+    let clients_ready = sim
+        .node_ids(NodeKind::Client)
+        .iter()
+        .all(|&c| sim.nodes[c.0].as_client().is_some_and(|c| c.is_ready()));
+    if !clients_ready {
         return false;
     }
     let master = sim.nodes[primary.0].as_master().unwrap();
