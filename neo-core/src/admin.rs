@@ -289,17 +289,15 @@ impl Admin {
                 Ok(())
             }
             Packet::SendPartitionTable(table) => {
-                self.pt = Some(PartitionTable::from_rows(
-                    table.ptid,
-                    table.num_replicas,
-                    &table.rows,
-                ));
+                let pt = PartitionTable::from_rows(table.ptid, table.num_replicas, &table.rows)
+                    .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
+                self.pt = Some(pt);
                 Ok(())
             }
             Packet::NotifyPartitionChanges(changes) => {
-                let pt = self.pt.get_or_insert_with(|| PartitionTable::new(0, 0));
+                let pt = self.pt.as_mut().ok_or_else(Reject::changes_before_table)?;
                 pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
-                    .map_err(|e| Reject::protocol(e.0))
+                    .map_err(|e| Reject::protocol(format!("NotifyPartitionChanges: {e}")))
             }
             Packet::NotifyUpstreamAdmin(_) | Packet::FlushLog(_) => Ok(()),
             other => Err(Reject::unexpected(&other, "admin")),

@@ -45,7 +45,7 @@
 //!         cluster: "demo".into(),
 //!         bind: master_addr.clone(),
 //!         masters: vec![master_addr.clone()],
-//!         partitions: 4,
+//!         partitions: neo_proto::Partitions::new(4).unwrap(),
 //!         replicas: 0,
 //!         autostart: Some(1), // create the cluster with the first storage
 //!         nid: None,

@@ -95,6 +95,18 @@ impl Reject {
         Reject::protocol(format!("unexpected packet {} in {role}", packet.name()))
     }
 
+    /// Changes to a partition table the master has not sent yet.
+    pub fn changes_before_table() -> Reject {
+        Reject::protocol("NotifyPartitionChanges before any SendPartitionTable")
+    }
+
+    /// A partition number past the table (`field`: packet.field).
+    pub fn partition_out_of_range(field: &str, partition: u32, partitions: u32) -> Reject {
+        Reject::protocol(format!(
+            "{field}: partition {partition} out of range (the table has {partitions})"
+        ))
+    }
+
     /// An answer to no request of ours ([`AnswerMatch::Unexpected`]).
     pub fn unexpected_answer(packet: &Packet) -> Reject {
         Reject::protocol(format!("unexpected answer {}", packet.name()))

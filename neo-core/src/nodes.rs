@@ -106,11 +106,19 @@ pub struct NodeTable {
     by_address: HashMap<Address, usize>,
     /// Timestamp of the last NotifyNodeInformation applied (receivers).
     last_notification: f64,
+    /// The receiver's own entry (masters): a notification may change its
+    /// state, never forget it nor give its id or address to another.
+    pinned: Option<NodeKey>,
 }
 
 impl NodeTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Protects `key` (the receiver's own entry) from notifications.
+    pub fn pin(&mut self, key: NodeKey) {
+        self.pinned = Some(key);
     }
 
     /// Forgets the notification order: a (new) master starts its own.
@@ -361,6 +369,24 @@ impl NodeTable {
                     effects.not_running.push((info.node_type, nid));
                 }
             }
+            if let Some(own) = self
+                .pinned
+                .filter(|&k| by_nid == Some(k) || by_address == Some(k))
+            {
+                if by_nid.unwrap_or(own) != own || by_address.unwrap_or(own) != own {
+                    return Err(NotificationError(format!(
+                        "a {} is announced with our id or address ({:?}, {:?})",
+                        info.node_type, info.nid, info.address
+                    )));
+                }
+                if info.state != NodeState::Unknown {
+                    if let Some(entry) = self.get_mut(own) {
+                        entry.state = info.state;
+                    }
+                }
+                listed.push(own);
+                continue;
+            }
             let key = match found {
                 None => {
                     if info.state == NodeState::Unknown {
@@ -408,7 +434,7 @@ impl NodeTable {
         }
         if first {
             for key in self.keys() {
-                if listed.contains(&key) {
+                if listed.contains(&key) || Some(key) == self.pinned {
                     continue;
                 }
                 let entry = self.get(key).unwrap();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use neo_core::pt::PartitionTable;
-use neo_proto::{CellState, Nid, NodeState, Ptid};
+use neo_proto::{CellState, Nid, NodeState, Partitions, Ptid};
 
 struct World {
     pt: PartitionTable,
@@ -139,7 +139,10 @@ fn partition_tables_match_neo_py() {
             "case" => case = words[1].to_owned(),
             "new" => {
                 world = Some(World {
-                    pt: PartitionTable::new(words[1].parse().unwrap(), words[2].parse().unwrap()),
+                    pt: PartitionTable::new(
+                        Partitions::new(words[1].parse().unwrap()).unwrap(),
+                        words[2].parse().unwrap(),
+                    ),
                     states: BTreeMap::new(),
                     devpaths: BTreeMap::new(),
                 })

@@ -13,6 +13,9 @@ use neo_proto::*;
 const STORAGE: Nid = Nid(1);
 const CLIENT: Nid = Nid(0x1000_0001);
 const OTHER_CLIENT: Nid = Nid(0x1000_0002);
+/// A storage of the cluster holding no cell: any client can learn its id
+/// and timestamp from the master and pass as it.
+const OTHER_STORAGE: Nid = Nid(2);
 
 fn now() -> Time {
     Time::from_unix_secs_f64(1_767_225_600.0)
@@ -95,6 +98,7 @@ impl Harness {
                 nodes: vec![
                     node(NodeType::Master, Nid(0x4000_0001), Some(10000), 0.5),
                     node(NodeType::Storage, STORAGE, Some(20000), 1.0),
+                    node(NodeType::Storage, OTHER_STORAGE, Some(20001), 1.5),
                     node(NodeType::Client, CLIENT, None, 2.0),
                     node(NodeType::Client, OTHER_CLIENT, None, 3.0),
                 ],
@@ -178,15 +182,27 @@ impl Harness {
 
     /// A client connects and identifies.
     fn client(&mut self, n: u64, nid: Nid, ts: f64) -> ConnId {
+        self.identified(n, NodeType::Client, nid, None, ts)
+    }
+
+    /// A peer connects and identifies as `node_type`.
+    fn identified(
+        &mut self,
+        n: u64,
+        node_type: NodeType,
+        nid: Nid,
+        address: Option<Address>,
+        ts: f64,
+    ) -> ConnId {
         let conn = ConnId::incoming(n);
         self.storage.handle(now(), Input::Accepted { conn });
         self.packet(
             conn,
             0,
             RequestIdentification {
-                node_type: NodeType::Client,
+                node_type,
                 nid: Some(nid),
-                address: None,
+                address,
                 cluster_name: Bytes::from_static(b"main"),
                 id_timestamp: Some(Timestamp(ts)),
                 extra: Map::new(),
@@ -409,6 +425,98 @@ fn bad_client_requests_close_that_client_only() {
     assert_eq!(
         h.take_sent(good),
         vec![(2, AnswerStoreTransaction {}.into())]
+    );
+    assert!(h.storage.is_operational());
+}
+
+#[test]
+fn an_impostor_storage_asking_past_the_table_is_dropped_alone() {
+    let mut h = Harness::new();
+    let client = h.client(1, CLIENT, 2.0);
+    let (min_tid, max_tid) = (Tid::ZERO, Tid::MAX);
+    let past_the_table: Vec<Packet> = vec![
+        AskFetchTransactions {
+            partition: 2,
+            length: 1000,
+            min_tid,
+            max_tid,
+            known_tids: vec![],
+            ask_pack_info: true,
+        }
+        .into(),
+        AskFetchObjects {
+            partition: u32::MAX,
+            length: 1000,
+            min_tid,
+            max_tid,
+            min_oid: Oid(0),
+            known: Map::new(),
+        }
+        .into(),
+        AskCheckTIDRange {
+            partition: 7,
+            length: 1000,
+            min_tid,
+            max_tid,
+        }
+        .into(),
+        AskCheckSerialRange {
+            partition: 2,
+            length: 1000,
+            min_tid,
+            max_tid,
+            min_oid: Oid(0),
+        }
+        .into(),
+    ];
+    for (i, packet) in past_the_table.into_iter().enumerate() {
+        let impostor = h.identified(
+            10 + i as u64,
+            NodeType::Storage,
+            OTHER_STORAGE,
+            Some(addr(20001)),
+            1.5,
+        );
+        h.packet(impostor, 3, packet);
+        assert_protocol_error(&h.take_sent(impostor), 3);
+        assert!(h.closed(impostor));
+        h.outputs.clear();
+    }
+    // Lengths at the top of their range are clamped, not overflowed.
+    let impostor = h.identified(20, NodeType::Storage, OTHER_STORAGE, Some(addr(20001)), 1.5);
+    for partition in 0..2 {
+        h.packet(
+            impostor,
+            4,
+            AskFetchTransactions {
+                partition,
+                length: u32::MAX,
+                min_tid,
+                max_tid,
+                known_tids: vec![Tid(5)],
+                ask_pack_info: false,
+            },
+        );
+        let sent = h.take_sent(impostor);
+        assert!(
+            matches!(&sent[..], [(4, Packet::AnswerFetchTransactions(a))] if a.to_delete == [Tid(5)]),
+            "{sent:?}"
+        );
+    }
+    // The storage goes on serving its client.
+    h.packet(
+        client,
+        1,
+        AskObject {
+            oid: Oid(1),
+            at: None,
+            before: None,
+        },
+    );
+    let sent = h.take_sent(client);
+    assert!(
+        matches!(&sent[..], [(1, Packet::Error(e))] if e.code == ErrorCode::OidDoesNotExist),
+        "{sent:?}"
     );
     assert!(h.storage.is_operational());
 }

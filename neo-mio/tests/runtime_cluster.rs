@@ -8,7 +8,7 @@ use neo_core::storage::memory::MemoryStore;
 use neo_mio::cli::config::parse_address;
 use neo_mio::cli::local::{LocalCluster, LocalOptions};
 use neo_mio::client::{Error, NeoClient};
-use neo_proto::Tid;
+use neo_proto::{Partitions, Tid};
 
 /// A cluster of one master (autostart) and one in-memory storage on free
 /// loopback ports; its threads end with the test process.
@@ -17,7 +17,7 @@ fn cluster(name: &str, partitions: u32) -> LocalCluster {
         cluster: name.to_string(),
         masters: 1,
         storages: 1,
-        partitions,
+        partitions: Partitions::new(partitions).unwrap(),
         replicas: 0,
         ..LocalOptions::default()
     };

@@ -51,6 +51,7 @@ mod error;
 mod ids;
 pub mod msgpack;
 mod packets;
+mod partitions;
 mod records;
 mod value;
 mod wire;
@@ -63,6 +64,7 @@ pub use enums::{CellState, ClusterState, ErrorCode, NodeState, NodeType, Unknown
 pub use error::DecodeError;
 pub use ids::{civil_from_days, Checksum, Nid, Oid, ParseNidError, Ptid, Tid, Timestamp};
 pub use packets::*;
+pub use partitions::Partitions;
 pub use records::{
     Address, CellChange, CellInfo, CheckSource, HistoryEntry, NodeInfo, ObjectData, PackOrder,
     PackRequest, RelockConflict, Row, Rows, TransactionPack, UndoSerial,

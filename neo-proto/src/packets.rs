@@ -108,6 +108,23 @@ macro_rules! packets {
             }
         }
 
+        /// Any packet of the type with this code (`None` for no type):
+        /// fuzzers that answer a request with its own answer type.
+        #[cfg(feature = "arbitrary")]
+        impl Packet {
+            pub fn arbitrary_of_code(
+                code: u16,
+                u: &mut arbitrary::Unstructured<'_>,
+            ) -> arbitrary::Result<Option<Packet>> {
+                $(
+                    if code == $code {
+                        return Ok(Some(Packet::$name(<$name as arbitrary::Arbitrary>::arbitrary(u)?)));
+                    }
+                )*
+                Ok(None)
+            }
+        }
+
         /// Any packet of protocol 5.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Packet {

@@ -2,6 +2,7 @@
 //! in `tests/`): simulator campaigns, real processes on loopback, interop
 //! with NEO/py.
 
+pub mod hostile;
 pub mod sim;
 
 /// Checks `lines` against the insta snapshot `name` in the repository's

@@ -236,7 +236,7 @@ fn add_and_tweak_a_new_storage() {
     assert!(tweaked.changed);
     // The table as tweaked: new cells OUT_OF_DATE, the copies they replace
     // still readable (FEEDING) until they catch up.
-    let tweaked_pt = neo_core::pt::PartitionTable::from_rows(None, 1, &tweaked.rows);
+    let tweaked_pt = neo_core::pt::PartitionTable::from_rows(None, 1, &tweaked.rows).unwrap();
     let assigned = tweaked_pt.assigned_offsets(nid);
     assert_eq!(assigned.len(), 4, "6 partitions × 2 copies over 3 nodes");
     for &offset in &assigned {

@@ -961,17 +961,15 @@ impl Client {
                 self.check_ready();
             }
             Packet::SendPartitionTable(table) => {
-                self.pt = Some(PartitionTable::from_rows(
-                    table.ptid,
-                    table.num_replicas,
-                    &table.rows,
-                ));
+                let pt = PartitionTable::from_rows(table.ptid, table.num_replicas, &table.rows)
+                    .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
+                self.pt = Some(pt);
                 self.check_ready();
             }
             Packet::NotifyPartitionChanges(changes) => {
-                let pt = self.pt.get_or_insert_with(|| PartitionTable::new(0, 0));
+                let pt = self.pt.as_mut().ok_or_else(Reject::changes_before_table)?;
                 pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
-                    .map_err(|e| Reject::protocol(e.0))?;
+                    .map_err(|e| Reject::protocol(format!("NotifyPartitionChanges: {e}")))?;
             }
             Packet::NotifyClusterInformation(info) => {
                 if info.state != ClusterState::Running {

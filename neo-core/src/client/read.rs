@@ -403,21 +403,17 @@ impl Client {
             return;
         }
         let last_tid = self.last_tid.unwrap_or(Tid::ZERO);
-        let np = self.pt.as_ref().unwrap().num_partitions();
+        let partitions = self.pt.as_ref().unwrap().partitions();
         match &mut self.ops.get_mut(&op).unwrap().kind {
             OpKind::TransactionInfo(tid) => {
                 let tid = *tid;
-                self.read(
-                    op,
-                    (tid.0 % np as u64) as u32,
-                    AskTransactionInformation { tid },
-                );
+                self.read(op, partitions.of(tid.0), AskTransactionInformation { tid });
             }
             OpKind::History(state) => {
                 let (oid, size) = (state.oid, state.size);
                 self.read(
                     op,
-                    (oid.0 % np as u64) as u32,
+                    partitions.of(oid.0),
                     AskObjectHistory {
                         oid,
                         first: 0,

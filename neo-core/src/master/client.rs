@@ -286,7 +286,7 @@ impl Master {
             return Err(Reject::protocol("no storage to commit to"));
         }
         let clock = self.clock_tid();
-        let num_partitions = self.pt.num_partitions();
+        let num_partitions = self.pt.partitions();
         let primary = self.primary_mut().unwrap();
         let tid = primary.tm.prepare(
             finish.ttid,

@@ -36,8 +36,8 @@ use bytes::Bytes;
 use neo_proto::{
     Address, AnswerClusterState, AnswerLastIDs, AnswerLastTransaction, AnswerRecovery,
     ClusterState, Nid, NodeInfo, NodeState, NodeType, NotifyClusterInformation,
-    NotifyNodeInformation, NotifyPartitionChanges, Packet, Ping, Pong, SendPartitionTable,
-    StopOperation, Tid, Timestamp, Truncate,
+    NotifyNodeInformation, NotifyPartitionChanges, Packet, Partitions, Ping, Pong,
+    SendPartitionTable, StopOperation, Tid, Timestamp, Truncate,
 };
 
 use crate::io::{ConnId, Input, Level, Node, Output};
@@ -60,7 +60,7 @@ pub struct MasterConfig {
     /// Addresses of every master of the cluster (ours may be among them).
     pub masters: Vec<Address>,
     /// Partitions of a new cluster's table (fixed at creation).
-    pub partitions: u32,
+    pub partitions: Partitions,
     /// Replicas of a new cluster's table.
     pub replicas: u32,
     /// Create a new cluster automatically once this many storages wait.
@@ -234,6 +234,7 @@ impl Master {
             config.nid,
             NodeState::Down,
         );
+        nodes.pin(own);
         let pt = PartitionTable::new(config.partitions, config.replicas);
         let liveness = Liveness::new(config.storage_ping, config.storage_ping);
         let mut master = Master {
@@ -692,7 +693,13 @@ impl Master {
         };
         if packet.is_answer() {
             match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(request) => self.on_answer(conn, role, request, packet),
+                AnswerMatch::Matched(request) => {
+                    if let Err(reject) = self.on_answer(conn, role, request, packet) {
+                        if self.net.contains(conn) {
+                            self.reject(conn, msg_id, reject);
+                        }
+                    }
+                }
                 AnswerMatch::StrayError => self.net.log_stray_error(conn, &packet),
                 AnswerMatch::Unexpected => {
                     let reject = Reject::unexpected_answer(&packet);
@@ -723,7 +730,13 @@ impl Master {
         }
     }
 
-    fn on_answer(&mut self, conn: ConnId, role: ConnRole, request: Request, packet: Packet) {
+    fn on_answer(
+        &mut self,
+        conn: ConnId,
+        role: ConnRole,
+        request: Request,
+        packet: Packet,
+    ) -> Result<(), Reject> {
         match (role, request) {
             (ConnRole::Election(key) | ConnRole::ToPrimary(key), Request::Identification) => {
                 self.on_master_identification_answer(conn, key, packet)
@@ -748,7 +761,7 @@ impl Master {
                             self.node_desc(key)
                         ),
                     );
-                    return;
+                    return Ok(());
                 }
                 match request {
                     Request::OldPackOrders { id } => {
@@ -774,7 +787,7 @@ impl Master {
                         }
                     }
                     Request::Recovery { .. } | Request::PartitionTable { .. } => {
-                        self.on_recovery_answer(key, packet)
+                        return self.on_recovery_answer(key, packet);
                     }
                     Request::LockedTransactions { .. }
                     | Request::FinalTid { .. }
@@ -785,6 +798,7 @@ impl Master {
             }
             _ => {}
         }
+        Ok(())
     }
 
     /// Packets from identified peers, by the peer's type.

@@ -25,6 +25,7 @@ use neo_proto::{
 use super::election::Pace;
 use super::{Master, Phase, Request};
 use crate::io::Level;
+use crate::net::Reject;
 use crate::nodes::NodeKey;
 use crate::pt::PartitionTable;
 
@@ -97,12 +98,16 @@ impl Master {
         }
     }
 
-    pub(super) fn on_recovery_answer(&mut self, key: NodeKey, packet: Packet) {
+    pub(super) fn on_recovery_answer(
+        &mut self,
+        key: NodeKey,
+        packet: Packet,
+    ) -> Result<(), Reject> {
         let Some(nid) = self.nodes.get(key).and_then(|e| e.nid()) else {
-            return;
+            return Ok(());
         };
         let Some(conn) = self.conn_of(key) else {
-            return;
+            return Ok(());
         };
         let epoch = self.primary().unwrap().epoch;
         match packet {
@@ -110,10 +115,10 @@ impl Master {
                 let recovery = self.recovery_mut().unwrap();
                 recovery.truncate_tids.insert(nid, answer.truncate_tid);
                 let Some(Ptid(ptid)) = answer.ptid else {
-                    return;
+                    return Ok(());
                 };
                 if ptid < recovery.target_ptid {
-                    return;
+                    return Ok(());
                 }
                 let ask = match &mut recovery.source {
                     TableSource::Asking(asked)
@@ -140,13 +145,16 @@ impl Master {
                 }
             }
             Packet::AnswerPartitionTable(answer) => {
+                let table =
+                    PartitionTable::from_rows(Some(answer.ptid), answer.num_replicas, &answer.rows)
+                        .map_err(|e| Reject::protocol(format!("AnswerPartitionTable.rows: {e}")))?;
                 let recovery = self.recovery_mut().unwrap();
                 if answer.ptid.0 != recovery.target_ptid {
-                    return;
+                    return Ok(());
                 }
                 recovery.source = TableSource::Loaded;
                 let truncate_tid = recovery.truncate_tids.get(&nid).copied().flatten();
-                self.load_table(answer.ptid, answer.num_replicas, &answer.rows);
+                self.load_table(table, &answer.rows);
                 self.primary_mut().unwrap().truncate_tid = truncate_tid;
                 self.log(
                     Level::Info,
@@ -166,11 +174,13 @@ impl Master {
             }
             _ => {}
         }
+        Ok(())
     }
 
     /// Adopts a table from a storage: unknown storages become DOWN entries;
     /// admins get the new nodes and the table.
-    fn load_table(&mut self, ptid: Ptid, num_replicas: u32, rows: &neo_proto::Rows) {
+    fn load_table(&mut self, table: PartitionTable, rows: &neo_proto::Rows) {
+        let (ptid, num_replicas) = (table.ptid(), table.num_replicas());
         let mut new_nodes = Vec::new();
         for cell in rows.iter().flatten() {
             if self.nodes.by_nid(cell.nid).is_none() {
@@ -180,7 +190,7 @@ impl Master {
                 new_nodes.push(self.nodes.get(key).unwrap().info());
             }
         }
-        self.pt = PartitionTable::from_rows(Some(ptid), num_replicas, rows);
+        self.pt = table;
         let timestamp = Timestamp(self.clock.now(self.now));
         if !new_nodes.is_empty() {
             self.notify_admins(
@@ -193,7 +203,7 @@ impl Master {
         }
         self.notify_admins(
             SendPartitionTable {
-                ptid: Some(ptid),
+                ptid,
                 num_replicas,
                 rows: rows.clone(),
             }
@@ -512,19 +522,18 @@ impl Master {
                 .filter_map(|&k| self.nodes.get(k).and_then(|e| e.nid()))
                 .collect();
             let devpaths = self.devpaths();
-            let state_of = |nid| self.nodes.state_of(nid);
-            let mut pt = std::mem::replace(&mut self.pt, PartitionTable::new(1, 0));
-            if let Err(error) = pt.make(
+            let nodes = &self.nodes;
+            let made = self.pt.make(
                 &nids,
                 &|nid| devpaths.get(&nid).cloned().unwrap_or_default(),
-                &state_of,
-            ) {
+                &|nid| nodes.state_of(nid),
+            );
+            if let Err(error) = made {
                 self.log(
                     Level::Error,
                     format!("cannot create the partition table: {error}"),
                 );
             }
-            self.pt = pt;
             self.log(
                 Level::Info,
                 format!(

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use neo_proto::{Nid, Oid, Tid};
+use neo_proto::{Nid, Oid, Partitions, Tid};
 
 use crate::io::ConnId;
 use crate::nodes::NodeKey;
@@ -123,20 +123,20 @@ impl TransactionManager {
     }
 
     /// NEO/py's `_nextTID`: a TID from the clock, above the bound; for a
-    /// final TID (`ttid` given), congruent to it modulo `partitions`,
+    /// final TID (`ttid` given), in the same partition as the TTID,
     /// preferring to go down rather than far into the future.
-    pub fn next_tid(&self, clock: Tid, ttid: Option<Tid>, partitions: u32) -> Tid {
+    pub fn next_tid(&self, clock: Tid, ttid: Option<(Tid, Partitions)>) -> Tid {
         let bound = self.last_tid_bound();
         let mut tid = clock;
         if tid <= bound {
-            if ttid == Some(bound) {
+            if ttid.is_some_and(|(ttid, _)| ttid == bound) {
                 return bound;
             }
             tid = bound.add_ticks(1);
         }
-        if let Some(ttid) = ttid {
-            let np = partitions.max(1) as i64;
-            let delta = (ttid.0 % np as u64) as i64 - (tid.0 % np as u64) as i64;
+        if let Some((ttid, partitions)) = ttid {
+            let np = i64::from(partitions.count());
+            let delta = i64::from(partitions.of(ttid.0)) - i64::from(partitions.of(tid.0));
             if delta != 0 {
                 tid = tid.add_ticks(delta);
                 if tid <= bound {
@@ -163,7 +163,7 @@ impl TransactionManager {
                 if only_explicit {
                     return Err(BEGIN_WITH_TID_ERROR.into());
                 }
-                self.next_tid(clock, None, 1)
+                self.next_tid(clock, None)
             }
             Some(_) if !self.txns.is_empty() => return Err(BEGIN_WITH_TID_ERROR.into()),
             Some(tid) if tid <= self.last_transaction => {
@@ -232,12 +232,12 @@ impl TransactionManager {
         involved: BTreeSet<Nid>,
         finish_msg_id: u32,
         clock: Tid,
-        num_partitions: u32,
+        num_partitions: Partitions,
     ) -> Tid {
         let tid = if self.queue.contains(&ttid) {
             ttid
         } else {
-            let tid = self.next_tid(clock, Some(ttid), num_partitions);
+            let tid = self.next_tid(clock, Some((ttid, num_partitions)));
             self.queue.push_back(ttid);
             tid
         };
@@ -352,6 +352,10 @@ impl TransactionManager {
 mod tests {
     use super::*;
 
+    fn np(count: u32) -> Partitions {
+        Partitions::new(count).unwrap()
+    }
+
     fn tm_with_last(last: Tid) -> TransactionManager {
         let mut tm = TransactionManager::new();
         tm.last_transaction = last;
@@ -379,8 +383,8 @@ mod tests {
             a < b,
             "TTIDs are unique and increasing even from one clock reading"
         );
-        let tb = tm.prepare(b, vec![], vec![], BTreeSet::new(), 0, now, 12);
-        let ta = tm.prepare(a, vec![], vec![], BTreeSet::new(), 0, now, 12);
+        let tb = tm.prepare(b, vec![], vec![], BTreeSet::new(), 0, now, np(12));
+        let ta = tm.prepare(a, vec![], vec![], BTreeSet::new(), 0, now, np(12));
         assert_eq!(tb.0 % 12, b.0 % 12);
         assert_eq!(ta.0 % 12, a.0 % 12);
         assert!(
@@ -403,14 +407,14 @@ mod tests {
         let client = key();
         let t1 = tm.begin(client, 0, None, clock).unwrap();
         let t2 = tm.begin(client, 0, None, clock).unwrap();
-        let tid2 = tm.prepare(t2, vec![], vec![], BTreeSet::new(), 0, clock, 1);
+        let tid2 = tm.prepare(t2, vec![], vec![], BTreeSet::new(), 0, clock, np(1));
         assert_eq!(tid2, t2, "clock behind: the TTID is reused as final TID");
         // T1 is the head of nothing: T2 is queued alone and commits.
         let committed = tm.lock(t2, Nid(1));
         assert_eq!(committed.len(), 1);
         let t3 = tm.begin(client, 0, None, clock).unwrap();
         assert!(t3 > tid2 && t3 > t1);
-        let tid3 = tm.prepare(t3, vec![], vec![], BTreeSet::new(), 0, clock, 1);
+        let tid3 = tm.prepare(t3, vec![], vec![], BTreeSet::new(), 0, clock, np(1));
         assert!(tid3 > tid2);
     }
 
@@ -422,8 +426,8 @@ mod tests {
         let a = tm.begin(client, 0, None, now).unwrap();
         let b = tm.begin(client, 0, None, now).unwrap();
         let nodes: BTreeSet<Nid> = [Nid(1), Nid(2)].into();
-        tm.prepare(a, vec![Oid(1)], vec![1], nodes.clone(), 7, now, 4);
-        tm.prepare(b, vec![Oid(9)], vec![1], nodes, 8, now, 4);
+        tm.prepare(a, vec![Oid(1)], vec![1], nodes.clone(), 7, now, np(4));
+        tm.prepare(b, vec![Oid(9)], vec![1], nodes, 8, now, np(4));
         assert!(tm.lock(b, Nid(1)).is_empty());
         assert!(tm.lock(b, Nid(2)).is_empty(), "b waits for a, queued first");
         assert!(tm.lock(a, Nid(1)).is_empty());
@@ -441,7 +445,7 @@ mod tests {
         assert_eq!(tm.begin(client, 0, Some(Tid(2000)), now), Ok(Tid(2000)));
         assert!(tm.begin(client, 0, None, now).is_err());
         assert!(tm.begin(client, 0, Some(Tid(3000)), now).is_err());
-        let tid = tm.prepare(Tid(2000), vec![], vec![], BTreeSet::new(), 0, now, 4);
+        let tid = tm.prepare(Tid(2000), vec![], vec![], BTreeSet::new(), 0, now, np(4));
         assert_eq!(tid, Tid(2000));
     }
 

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::Bytes;
-use neo_proto::{CellChange, CellInfo, CellState, Nid, NodeState, Ptid, Rows};
+use neo_proto::{CellChange, CellInfo, CellState, Nid, NodeState, Partitions, Ptid, Rows};
 
 /// One cell: a copy of a partition on a storage node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,8 @@ fn change(offset: usize, nid: Nid, state: CellState) -> CellChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionTable {
     ptid: Option<Ptid>,
+    /// `rows.len()`, never zero.
+    partitions: Partitions,
     num_replicas: u32,
     rows: Vec<Vec<Cell>>,
     /// The balancing set: nodes `tweak` distributes partitions over, with
@@ -96,26 +98,37 @@ pub struct PartitionTable {
 
 impl PartitionTable {
     /// An empty table (no ptid) of `partitions` rows.
-    pub fn new(partitions: u32, num_replicas: u32) -> PartitionTable {
+    pub fn new(partitions: Partitions, num_replicas: u32) -> PartitionTable {
         PartitionTable {
             ptid: None,
+            partitions,
             num_replicas,
-            rows: vec![Vec::new(); partitions as usize],
+            rows: vec![Vec::new(); partitions.count() as usize],
             counts: BTreeMap::new(),
             filled_rows: 0,
         }
     }
 
-    /// A table as received in full (SendPartitionTable, AnswerPartitionTable).
-    pub fn from_rows(ptid: Option<Ptid>, num_replicas: u32, rows: &Rows) -> PartitionTable {
-        let mut table = PartitionTable::new(rows.len() as u32, num_replicas);
+    /// A table as received in full (SendPartitionTable,
+    /// AnswerPartitionTable, a store). Refused without rows: no cluster
+    /// has zero partitions, and every node divides by their number.
+    pub fn from_rows(
+        ptid: Option<Ptid>,
+        num_replicas: u32,
+        rows: &Rows,
+    ) -> Result<PartitionTable, PtError> {
+        let partitions = u32::try_from(rows.len())
+            .ok()
+            .and_then(Partitions::new)
+            .ok_or_else(|| PtError(format!("a partition table of {} rows", rows.len())))?;
+        let mut table = PartitionTable::new(partitions, num_replicas);
         table.ptid = ptid;
         for (offset, row) in rows.iter().enumerate() {
             for cell in row {
                 table.set_cell(offset, cell.nid, cell.state);
             }
         }
-        table
+        Ok(table)
     }
 
     pub fn ptid(&self) -> Option<Ptid> {
@@ -142,12 +155,22 @@ impl PartitionTable {
     }
 
     pub fn num_partitions(&self) -> u32 {
-        self.rows.len() as u32
+        self.partitions.count()
+    }
+
+    pub fn partitions(&self) -> Partitions {
+        self.partitions
     }
 
     /// Partition of an OID or TID.
     pub fn partition(&self, value: u64) -> u32 {
-        (value % self.rows.len() as u64) as u32
+        self.partitions.of(value)
+    }
+
+    /// Whether `offset` is a partition of this table (check every
+    /// partition number a peer sends with it).
+    pub fn contains(&self, offset: u32) -> bool {
+        self.partitions.contains(offset)
     }
 
     /// Every row has at least one cell.
@@ -155,12 +178,14 @@ impl PartitionTable {
         self.filled_rows == self.rows.len()
     }
 
+    /// The cells of a partition; none past the table.
     pub fn row(&self, offset: u32) -> &[Cell] {
-        &self.rows[offset as usize]
+        self.rows.get(offset as usize).map_or(&[], Vec::as_slice)
     }
 
+    /// The cell of `nid` in a partition; none past the table.
     pub fn cell(&self, offset: u32, nid: Nid) -> Option<&Cell> {
-        self.rows[offset as usize].iter().find(|c| c.nid == nid)
+        self.row(offset).iter().find(|c| c.nid == nid)
     }
 
     /// The rows in wire form.
@@ -620,7 +645,8 @@ mod tests {
                 state: CellState::UpToDate,
             }]
             .into()],
-        );
+        )
+        .unwrap();
         let add = [change(0, Nid(2), CellState::OutOfDate)];
         assert!(pt.apply_changes(Ptid(5), 0, &add).is_err());
         assert!(pt
@@ -639,10 +665,26 @@ mod tests {
 
     #[test]
     fn format_prints_one_line_per_node() {
-        let mut pt = PartitionTable::new(3, 0);
+        let mut pt = PartitionTable::new(Partitions::new(3).unwrap(), 0);
         pt.set_cell(0, Nid(1), CellState::UpToDate);
         pt.set_cell(1, Nid(1), CellState::Feeding);
         pt.set_cell(1, Nid(2), CellState::OutOfDate);
         assert_eq!(pt.format(&running), vec!["S1 R UF.", "S2 R .O."]);
+    }
+
+    #[test]
+    fn a_table_without_partitions_is_refused() {
+        assert!(PartitionTable::from_rows(Some(Ptid(1)), 0, &Vec::new()).is_err());
+    }
+
+    #[test]
+    fn partitions_past_the_table_have_no_cells() {
+        let mut pt = PartitionTable::new(Partitions::new(2).unwrap(), 0);
+        pt.set_cell(1, Nid(1), CellState::UpToDate);
+        assert!(pt.contains(1) && !pt.contains(2));
+        assert_eq!(pt.row(2), &[]);
+        assert_eq!(pt.row(u32::MAX), &[]);
+        assert_eq!(pt.cell(u32::MAX, Nid(1)), None);
+        assert_eq!(pt.partition(u64::MAX), 1);
     }
 }

@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use neo_proto::{CellChange, CellInfo, CellState, Nid, ObjectData, Oid, PackOrder, Ptid, Tid};
+use neo_proto::{
+    CellChange, CellInfo, CellState, Nid, ObjectData, Oid, PackOrder, Partitions, Ptid, Tid,
+};
 
 use super::store::{
     DataHolds, DataId, ObjectLookup, ObjectRecord, ObjectRevision, Store, StoreConfig, StoredCell,
@@ -90,11 +92,9 @@ impl State {
         self.rows.len() as u32
     }
 
+    /// Partition of an OID or TID (0 before the store has a table).
     fn partition_of(&self, value: u64) -> u32 {
-        match self.np() {
-            0 => 0,
-            np => (value % np as u64) as u32,
-        }
+        Partitions::new(self.np()).map_or(0, |p| p.of(value))
     }
 
     fn own_cell(&self, offset: u32) -> Option<&StoredCell> {
@@ -999,35 +999,35 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Option<Oid> {
         // The oids to look at in this step.
-        let np = self.current.np() as u64;
-        let candidates: Vec<Oid> =
-            match oids {
-                Some(listed) => {
-                    let mut mine: Vec<Oid> = listed
-                        .iter()
-                        .filter(|oid| np != 0 && oid.0 % np == partition as u64 && **oid >= from)
-                        .copied()
-                        .collect();
-                    mine.sort_unstable();
-                    mine.dedup();
-                    mine.truncate(limit + 1);
-                    mine
-                }
-                None => {
-                    let mut distinct = Vec::new();
-                    for ((_, oid, _), _) in self.current.obj.range(
-                        (partition, from, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID),
-                    ) {
-                        if distinct.last() != Some(oid) {
-                            if distinct.len() == limit + 1 {
-                                break;
-                            }
-                            distinct.push(*oid);
+        let candidates: Vec<Oid> = match oids {
+            Some(listed) => {
+                let mut mine: Vec<Oid> = listed
+                    .iter()
+                    .filter(|oid| self.current.partition_of(oid.0) == partition && **oid >= from)
+                    .copied()
+                    .collect();
+                mine.sort_unstable();
+                mine.dedup();
+                mine.truncate(limit + 1);
+                mine
+            }
+            None => {
+                let mut distinct = Vec::new();
+                for ((_, oid, _), _) in self
+                    .current
+                    .obj
+                    .range((partition, from, Tid::ZERO)..=(partition, Oid::INVALID, Tid::INVALID))
+                {
+                    if distinct.last() != Some(oid) {
+                        if distinct.len() == limit + 1 {
+                            break;
                         }
+                        distinct.push(*oid);
                     }
-                    distinct
                 }
-            };
+                distinct
+            }
+        };
         let next = (candidates.len() > limit).then(|| candidates[limit]);
         let mut doomed = Vec::new();
         for &oid in candidates.iter().take(limit) {

@@ -229,7 +229,7 @@ impl<S: Store> Storage<S> {
             sync_requested: false,
             sync_deadline: None,
             postponed: Vec::new(),
-            tm: TransactionManager::new(0),
+            tm: TransactionManager::new(None),
             write_queue: Vec::new(),
             read_queue: Vec::new(),
             running_postponed: false,
@@ -439,8 +439,7 @@ impl<S: Store> Storage<S> {
         self.phase = Phase::Operating;
         self.log(Level::Info, "operational".to_string());
         self.send_master(NotifyReady {});
-        let partitions = self.pt.as_ref().map_or(0, |pt| pt.num_partitions());
-        self.tm = TransactionManager::new(partitions);
+        self.tm = TransactionManager::new(self.pt.as_ref().map(PartitionTable::partitions));
         self.refresh_cells();
         self.replicator_start();
         // Verification decided the fate of every unfinished transaction:
@@ -459,6 +458,19 @@ impl<S: Store> Storage<S> {
         self.readable = (0..pt.num_partitions())
             .map(|p| pt.cell(p, nid).is_some_and(|c| c.is_readable()))
             .collect();
+    }
+
+    /// Refuses a partition number a peer sent (`field`) unless it is a
+    /// partition of our table.
+    fn check_partition(&self, field: &str, partition: u32) -> Result<(), Reject> {
+        match &self.pt {
+            Some(pt) if pt.contains(partition) => Ok(()),
+            pt => Err(Reject::partition_out_of_range(
+                field,
+                partition,
+                pt.as_ref().map_or(0, PartitionTable::num_partitions),
+            )),
+        }
     }
 
     fn is_readable(&self, partition: u32) -> bool {
@@ -659,10 +671,10 @@ impl<S: Store> Storage<S> {
     }
 
     fn load_partition_table(&mut self) {
-        self.pt = self
-            .store
-            .partition_table()
-            .map(|t| PartitionTable::from_rows(Some(t.ptid), t.num_replicas, &t.rows));
+        self.pt = self.store.partition_table().map(|t| {
+            PartitionTable::from_rows(Some(t.ptid), t.num_replicas, &t.rows)
+                .expect("a store keeps only the tables it was given, never an empty one")
+        });
         if let Some(pt) = &self.pt {
             for nid in pt.nodes(false) {
                 if self.nodes.by_nid(nid).is_none() {
@@ -700,7 +712,8 @@ impl<S: Store> Storage<S> {
                 let Some(ptid) = table.ptid else {
                     return Err(Reject::protocol("partition table without id"));
                 };
-                let pt = PartitionTable::from_rows(Some(ptid), table.num_replicas, &table.rows);
+                let pt = PartitionTable::from_rows(Some(ptid), table.num_replicas, &table.rows)
+                    .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
                 if !pt.filled() {
                     return Err(Reject::protocol("Partial partition table received"));
                 }
@@ -722,9 +735,9 @@ impl<S: Store> Storage<S> {
                     .pt
                     .as_ref()
                     .map_or_else(Vec::new, |pt| pt.outdated_offsets(own));
-                let pt = self.pt.get_or_insert_with(|| PartitionTable::new(0, 0));
+                let pt = self.pt.as_mut().ok_or_else(Reject::changes_before_table)?;
                 pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
-                    .map_err(|e| Reject::protocol(e.0))?;
+                    .map_err(|e| Reject::protocol(format!("NotifyPartitionChanges: {e}")))?;
                 let still_outdated = pt.outdated_offsets(own);
                 let last_pack_id = self.packer.last_pack_id;
                 self.write(|store| {

@@ -19,6 +19,16 @@ use crate::io::{ConnId, Level};
 use crate::net::Reject;
 use crate::nodes::NodeKey;
 
+/// Most records a peer's AskFetchTransactions or AskFetchObjects gets in
+/// one answer (ours and NEO/py's ask for 1,000); a larger `length` is
+/// clamped, and the answer's next tid/oid says where to go on.
+pub const FETCH_RECORDS_COUNT_MAX: u32 = 10_000;
+
+/// Most records a peer's AskCheckTIDRange or AskCheckSerialRange covers
+/// (checkers ask for [`super::checker::CHECK_COUNT`]): bounds the work one
+/// request makes us do in a turn.
+pub const CHECK_RECORDS_COUNT_MAX: u32 = 1 << 18;
+
 /// What a check of a range of records computes (NEO/py's textual hashing:
 /// SHA-1 of the decimal numbers joined with commas), so that mixed
 /// clusters agree.
@@ -136,16 +146,28 @@ impl<S: Store> Storage<S> {
                 self.on_replication_packet(conn, msg_id, packet);
                 Ok(())
             }
-            Packet::AskFetchTransactions(ask) => {
+            Packet::AskFetchTransactions(mut ask) => {
+                self.check_partition("AskFetchTransactions.partition", ask.partition)?;
+                ask.length = ask.length.min(FETCH_RECORDS_COUNT_MAX);
                 self.run_peer_request(super::client::Postponed::Fetch(conn, msg_id, ask));
                 Ok(())
             }
-            Packet::AskFetchObjects(ask) => self.serve_fetch_objects(conn, msg_id, ask),
-            Packet::AskCheckTIDRange(ask) => {
+            Packet::AskFetchObjects(mut ask) => {
+                self.check_partition("AskFetchObjects.partition", ask.partition)?;
+                ask.length = ask.length.min(FETCH_RECORDS_COUNT_MAX);
+                self.serve_fetch_objects(conn, msg_id, ask)
+            }
+            Packet::AskCheckTIDRange(mut ask) => {
+                self.check_partition("AskCheckTIDRange.partition", ask.partition)?;
+                ask.length = ask.length.min(CHECK_RECORDS_COUNT_MAX);
                 self.run_peer_request(super::client::Postponed::CheckTids(conn, msg_id, ask));
                 Ok(())
             }
-            Packet::AskCheckSerialRange(ask) => self.serve_check_serials(conn, msg_id, ask),
+            Packet::AskCheckSerialRange(mut ask) => {
+                self.check_partition("AskCheckSerialRange.partition", ask.partition)?;
+                ask.length = ask.length.min(CHECK_RECORDS_COUNT_MAX);
+                self.serve_check_serials(conn, msg_id, ask)
+            }
             Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
             other => Err(Reject::unexpected(&other, "storage operation")),
         }
@@ -208,9 +230,12 @@ impl<S: Store> Storage<S> {
                     .map(|(_, id)| id)
             })
             .flatten();
-        let mut tids =
-            self.store
-                .tids_from(ask.min_tid, ask.max_tid, ask.length + 1, ask.partition);
+        let mut tids = self.store.tids_from(
+            ask.min_tid,
+            ask.max_tid,
+            ask.length.saturating_add(1),
+            ask.partition,
+        );
         let next_tid = (tids.len() > ask.length as usize).then(|| tids.pop().unwrap());
         let mut peer: BTreeSet<Tid> = ask.known_tids.iter().copied().collect();
         for tid in tids {
@@ -273,7 +298,7 @@ impl<S: Store> Storage<S> {
             ask.min_tid,
             ask.max_tid,
             ask.min_oid,
-            ask.length + 1,
+            ask.length.saturating_add(1),
         );
         let (next_tid, next_oid) = if records.len() > ask.length as usize {
             let (tid, oid) = records.pop().unwrap();

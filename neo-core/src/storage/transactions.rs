@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use neo_proto::{Nid, ObjectData, Oid, PackRequest, RelockConflict, Tid};
+use neo_proto::{Nid, ObjectData, Oid, PackRequest, Partitions, RelockConflict, Tid};
 
 use super::store::{DataId, ObjectRecord, Store, TempObject, TransactionMeta};
 
@@ -95,7 +95,8 @@ pub struct Deadlock {
 /// Pending transactions and their locks.
 #[derive(Debug, Default)]
 pub struct TransactionManager {
-    partitions: u32,
+    /// Those of the table; none before the storage has one.
+    partitions: Option<Partitions>,
     txns: BTreeMap<Tid, Transaction>,
     write_locks: BTreeMap<Oid, Tid>,
     read_locks: BTreeMap<Oid, Tid>,
@@ -112,7 +113,7 @@ pub struct TransactionManager {
 }
 
 impl TransactionManager {
-    pub fn new(partitions: u32) -> TransactionManager {
+    pub fn new(partitions: Option<Partitions>) -> TransactionManager {
         TransactionManager {
             partitions,
             ..TransactionManager::default()
@@ -120,7 +121,7 @@ impl TransactionManager {
     }
 
     pub fn partition(&self, value: u64) -> u32 {
-        (value % self.partitions.max(1) as u64) as u32
+        self.partitions.map_or(0, |p| p.of(value))
     }
 
     #[cfg(test)]
@@ -185,16 +186,15 @@ impl TransactionManager {
             self.write_locks.remove(&oid);
         }
         let mut released = Vec::new();
-        let np = self.partitions.max(1) as u64;
+        let np = self.partitions;
+        let discarded = |oid: &Oid| partitions.contains(&np.map_or(0, |p| p.of(oid.0)));
         for txn in self.txns.values_mut() {
-            txn.serial_dict
-                .retain(|oid, _| !partitions.contains(&((oid.0 % np) as u32)));
-            txn.lockless
-                .retain(|oid| !partitions.contains(&((oid.0 % np) as u32)));
+            txn.serial_dict.retain(|oid, _| !discarded(oid));
+            txn.lockless.retain(|oid| !discarded(oid));
             let gone: Vec<Oid> = txn
                 .store_dict
                 .keys()
-                .filter(|oid| partitions.contains(&((oid.0 % np) as u32)))
+                .filter(|oid| discarded(oid))
                 .copied()
                 .collect();
             for oid in gone {
@@ -225,7 +225,7 @@ impl TransactionManager {
         }
         for (&ttid, txn) in &self.txns {
             for oid in &txn.lockless {
-                let partition = (oid.0 % self.partitions.max(1) as u64) as u32;
+                let partition = self.partition(oid.0);
                 if self.replicated.get(&partition).is_some_and(|t| t.is_some()) {
                     if self
                         .write_locks

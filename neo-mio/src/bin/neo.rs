@@ -11,6 +11,7 @@ use neo_mio::cli::local::{LocalCluster, LocalOptions};
 use neo_mio::cli::node::{self, AdminOptions, MasterOptions, StorageOptions};
 use neo_mio::cli::{bench, ctl, wire};
 use neo_mio::lmdb::LmdbStore;
+use neo_proto::Partitions;
 
 #[derive(Parser)]
 #[command(
@@ -68,7 +69,7 @@ struct ClusterOptions {
     #[arg(long, default_value_t = 2)]
     storages: usize,
     /// Number of partitions.
-    #[arg(short = 'p', long, default_value_t = 12)]
+    #[arg(short = 'p', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
     partitions: u32,
     /// Number of replicas of each partition.
     #[arg(short = 'r', long, default_value_t = 1)]
@@ -91,7 +92,7 @@ impl ClusterOptions {
             cluster: self.cluster.clone(),
             masters: self.masters,
             storages: self.storages,
-            partitions: self.partitions,
+            partitions: Partitions::new(self.partitions).expect("clap refuses 0 partitions"),
             replicas: self.replicas,
             data: self.data.clone(),
             host: self.host.clone(),

@@ -12,7 +12,7 @@ use neo_core::master::MasterConfig;
 use neo_core::storage::store::Store;
 use neo_core::storage::StorageConfig;
 use neo_core::Level;
-use neo_proto::Address;
+use neo_proto::{Address, Partitions};
 
 use super::node::{listen, start_admin, start_master, start_storage};
 use crate::client::NeoClient;
@@ -24,7 +24,7 @@ pub struct LocalOptions {
     pub cluster: String,
     pub masters: usize,
     pub storages: usize,
-    pub partitions: u32,
+    pub partitions: Partitions,
     pub replicas: u32,
     /// Data directory (one sub-directory per storage); a temporary one,
     /// removed at the end, if `None`.
@@ -41,7 +41,7 @@ impl Default for LocalOptions {
             cluster: "neo".to_string(),
             masters: 1,
             storages: 2,
-            partitions: 12,
+            partitions: Partitions::new(12).unwrap(),
             replicas: 1,
             data: None,
             host: "127.0.0.1".to_string(),

@@ -13,7 +13,7 @@ use neo_core::master::{Master, MasterConfig};
 use neo_core::storage::store::Store;
 use neo_core::storage::{Storage, StorageConfig};
 use neo_core::Level;
-use neo_proto::{Address, Nid, NodeType};
+use neo_proto::{Address, Nid, NodeType, Partitions};
 
 use super::config::{parse_address, parse_masters, ConfigError, Section};
 use crate::runtime::{self, address_of, Exit, Hosted, Runtime};
@@ -214,15 +214,15 @@ pub fn master_config(options: &MasterOptions) -> Result<(MasterConfig, TcpListen
         cluster: resolved.cluster,
         bind,
         masters: resolved.masters,
-        partitions: number(options.partitions, section, "partitions")?.unwrap_or(100),
+        partitions: Partitions::new(
+            number(options.partitions, section, "partitions")?.unwrap_or(100),
+        )
+        .ok_or_else(|| ConfigError("partitions must be at least 1".into()))?,
         replicas: number(options.replicas, section, "replicas")?.unwrap_or(0),
         autostart: number(options.autostart, section, "autostart")?,
         nid,
         storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
     };
-    if config.partitions == 0 {
-        return Err(ConfigError("partitions must be at least 1".into()));
-    }
     Ok((config, listener))
 }
 

@@ -48,7 +48,7 @@ use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
 use neo_core::storage::store::{DataHolds, DataId, ObjectRecord, StoredCell};
-use neo_proto::{CellInfo, Nid, Oid, PackOrder, Tid};
+use neo_proto::{CellInfo, Nid, Oid, PackOrder, Partitions, Tid};
 
 use codec::{config_key, TempTransaction};
 use tables::{Direction, Table, Tables};
@@ -132,11 +132,9 @@ impl LmdbStore {
         self.tables.len(Table::Pt) as u32
     }
 
+    /// Partition of an OID or TID (0 before the store has a table).
     fn partition_of(&self, value: u64) -> u32 {
-        match self.np() {
-            0 => 0,
-            np => (value % np as u64) as u32,
-        }
+        Partitions::new(self.np()).map_or(0, |p| p.of(value))
     }
 
     /// The cells of a partition (none if out of the table).

@@ -611,13 +611,12 @@ impl Store for LmdbStore {
         limit: usize,
     ) -> Option<Oid> {
         // The oids to look at in this step, and one more: where to go on.
-        let np = self.np() as u64;
         let wanted = limit.saturating_add(1);
         let candidates: Vec<Oid> = match oids {
             Some(listed) => {
                 let mut mine: Vec<Oid> = listed
                     .iter()
-                    .filter(|oid| np != 0 && oid.0 % np == partition as u64 && **oid >= from)
+                    .filter(|oid| self.partition_of(oid.0) == partition && **oid >= from)
                     .copied()
                     .collect();
                 mine.sort_unstable();

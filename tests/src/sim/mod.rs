@@ -29,7 +29,7 @@ use neo_core::rng::Rng;
 use neo_core::storage::memory::MemoryStore;
 use neo_core::storage::StorageConfig;
 use neo_core::{ConnId, Input, Level, Time};
-use neo_proto::{Address, Packet};
+use neo_proto::{Address, Packet, Partitions};
 
 pub use network::Network;
 pub use node::{NodeKind, SimNode};
@@ -169,6 +169,18 @@ pub struct Sim {
     /// Frozen nodes (a hung process: connections stay open, nothing is
     /// read), with the events held for them, in order.
     frozen: BTreeMap<NodeId, Vec<Event>>,
+    /// Record every packet in `tapped` (hostile peers learn from them
+    /// what to replay).
+    pub tap: bool,
+    pub tapped: Vec<(NodeId, Tapped)>,
+}
+
+/// A packet a node sent or received, with its connection (the
+/// tapped node's id of it) and message id.
+#[derive(Debug, Clone)]
+pub enum Tapped {
+    Sent(ConnId, u32, Packet),
+    Received(ConnId, u32, Packet),
 }
 
 impl Sim {
@@ -189,6 +201,8 @@ impl Sim {
             ctl_answers: Vec::new(),
             client_events: VecDeque::new(),
             frozen: BTreeMap::new(),
+            tap: false,
+            tapped: Vec::new(),
         }
     }
 
@@ -216,7 +230,7 @@ impl Sim {
             cluster: self.config.cluster.clone(),
             bind: self.master_addrs[index].clone(),
             masters: self.master_addrs.clone(),
-            partitions: self.config.partitions,
+            partitions: Partitions::new(self.config.partitions).expect("a cluster has partitions"),
             replicas: self.config.replicas,
             autostart: self.config.autostart,
             nid: None,
@@ -383,6 +397,11 @@ impl Sim {
                 if self.network.is_open(link) && self.network.end_open(link, node) {
                     let decoded = neo_proto::decode_frame(Bytes::from(frame))
                         .expect("a packet a node sent does not decode");
+                    if self.tap {
+                        let (msg_id, packet) = (decoded.msg_id, decoded.packet.clone());
+                        self.tapped
+                            .push((node, Tapped::Received(conn, msg_id, packet)));
+                    }
                     self.input(
                         node,
                         Input::Packet {
@@ -488,6 +507,10 @@ impl Sim {
                 let Some((link, to, to_conn)) = self.network.route(from, conn) else {
                     return;
                 };
+                if self.tap {
+                    self.tapped
+                        .push((from, Tapped::Sent(conn, msg_id, packet.clone())));
+                }
                 if self.config.transcript {
                     let line = format!(
                         "{} -> {}: {} {}",

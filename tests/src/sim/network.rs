@@ -150,6 +150,15 @@ impl Network {
             .collect()
     }
 
+    /// `node`'s own ids of its open connections (established or not).
+    pub fn conns_of(&self, node: NodeId) -> Vec<ConnId> {
+        self.by_end
+            .iter()
+            .filter(|((n, _), &link)| *n == node && self.end_open(link, node))
+            .map(|((_, conn), _)| *conn)
+            .collect()
+    }
+
     /// Both ends of a link that is fully established.
     pub fn ends(&self, link: u64) -> Option<((NodeId, ConnId), (NodeId, ConnId))> {
         let l = self.links.get(&link)?;

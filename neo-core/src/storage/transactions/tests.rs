@@ -1,5 +1,5 @@
 use bytes::Bytes;
-use neo_proto::{CellInfo, CellState, Ptid};
+use neo_proto::{CellInfo, CellState, Partitions, Ptid};
 
 use super::*;
 use crate::storage::memory::MemoryStore;
@@ -48,7 +48,7 @@ fn setup() -> (TransactionManager, MemoryStore) {
         },
         Tid::ZERO,
     );
-    let mut tm = TransactionManager::new(2);
+    let mut tm = TransactionManager::new(Partitions::new(2));
     tm.register(C1, Tid(9));
     tm.store_object(
         &mut store,
