@@ -64,6 +64,12 @@ impl Liveness {
         }
     }
 
+    /// Forgets every peer (the watcher stops watching: a master that is
+    /// no longer primary; watching again starts from when it resumes).
+    pub fn clear(&mut self) {
+        self.peers.clear();
+    }
+
     pub fn forget(&mut self, conn: ConnId) {
         self.peers.remove(&conn);
     }

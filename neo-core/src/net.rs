@@ -136,8 +136,6 @@ pub struct Net<R, S, E> {
     held: VecDeque<(u64, Output<E>)>,
     /// Store writes up to this sequence number are durable.
     released: u64,
-    /// Log records at this level or more verbose are dropped.
-    log_level: Level,
 }
 
 impl<R, S, E> Default for Net<R, S, E> {
@@ -148,7 +146,6 @@ impl<R, S, E> Default for Net<R, S, E> {
             outputs: VecDeque::new(),
             held: VecDeque::new(),
             released: 0,
-            log_level: Level::Info,
         }
     }
 }
@@ -156,11 +153,6 @@ impl<R, S, E> Default for Net<R, S, E> {
 impl<R, S, E> Net<R, S, E> {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Keeps log records up to `level` (default Info).
-    pub fn set_log_level(&mut self, level: Level) {
-        self.log_level = level;
     }
 
     /// Asks the runtime for a connection to `addr`.
@@ -426,13 +418,13 @@ impl<R, S, E> Net<R, S, E> {
         }
     }
 
+    /// Emits a log record of any level: the runtime's sink decides what
+    /// is written (`-v` lets Debug through).
     pub fn log(&mut self, level: Level, message: impl Into<String>) {
-        if level <= self.log_level {
-            self.outputs.push_back(Output::Log {
-                level,
-                message: message.into(),
-            });
-        }
+        self.outputs.push_back(Output::Log {
+            level,
+            message: message.into(),
+        });
     }
 
     pub fn emit(&mut self, output: Output<E>) {
@@ -510,6 +502,19 @@ mod tests {
             net.match_answer(a, 9, &Packet::error(ErrorCode::Ack, "")),
             AnswerMatch::StrayError
         ));
+    }
+
+    #[test]
+    fn debug_records_reach_the_runtime_which_filters_them() {
+        let mut net = TestNet::new();
+        net.log(Level::Debug, "detail");
+        assert_eq!(
+            drain(&mut net),
+            vec![Output::Log {
+                level: Level::Debug,
+                message: "detail".into()
+            }]
+        );
     }
 
     #[test]

@@ -348,6 +348,11 @@ impl NodeTable {
         nodes: &[NodeInfo],
         has_cells: &dyn Fn(Nid) -> bool,
     ) -> Result<NotificationEffects, NotificationError> {
+        if !timestamp.is_finite() {
+            return Err(NotificationError(format!(
+                "node notification timestamp {timestamp} is not a time"
+            )));
+        }
         if timestamp <= self.last_notification {
             return Err(NotificationError(format!(
                 "node notification timestamp {timestamp} is not after {}",
@@ -541,6 +546,77 @@ mod tests {
         assert!(table
             .apply_notification(None, true, 1.0, &[], &none)
             .is_ok());
+        // A NaN would compare false forever after; infinity would block
+        // every later notification.
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(table
+                .apply_notification(None, false, bad, &[], &none)
+                .is_err());
+        }
+        assert!(table
+            .apply_notification(None, false, 2.0, &[], &none)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_notification_never_forgets_nor_renames_the_pinned_entry() {
+        let mut table = NodeTable::new();
+        let own = table.add(
+            NodeType::Master,
+            Some(addr(1)),
+            Some(Nid(-0x0fff_fffe)),
+            NodeState::Running,
+        );
+        table.pin(own);
+        let none = |_| false;
+        // A full list without us: we stay.
+        table
+            .apply_notification(None, true, 1.0, &[], &none)
+            .unwrap();
+        assert!(table.get(own).is_some());
+        // Our address with another id, or our id at another address: refused.
+        let liar = |nid, address| NodeInfo {
+            node_type: NodeType::Master,
+            address,
+            nid: Some(nid),
+            state: NodeState::Unknown,
+            id_timestamp: None,
+        };
+        table.add(
+            NodeType::Master,
+            Some(addr(2)),
+            Some(Nid(-0x0fff_fffd)),
+            NodeState::Down,
+        );
+        assert!(table
+            .apply_notification(
+                None,
+                false,
+                2.0,
+                &[liar(Nid(-0x0fff_fffd), Some(addr(1)))],
+                &none
+            )
+            .is_err());
+        assert!(table
+            .apply_notification(
+                None,
+                false,
+                3.0,
+                &[liar(Nid(-0x0fff_fffe), Some(addr(2)))],
+                &none
+            )
+            .is_err());
+        // Our own entry marked UNKNOWN: its state is kept, the entry too.
+        table
+            .apply_notification(
+                None,
+                false,
+                4.0,
+                &[liar(Nid(-0x0fff_fffe), Some(addr(1)))],
+                &none,
+            )
+            .unwrap();
+        assert_eq!(table.get(own).unwrap().nid(), Some(Nid(-0x0fff_fffe)));
     }
 
     #[test]

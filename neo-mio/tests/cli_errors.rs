@@ -62,6 +62,13 @@ fn an_unusable_database_directory_is_reported() {
 /// Starts a storage of `cluster` on `database` until it listens, then
 /// kills it.
 fn run_storage_once(cluster: &str, database: &std::path::Path) {
+    let mut child = start_storage(cluster, database);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts a storage of `cluster` on `database`; returns once it listens.
+fn start_storage(cluster: &str, database: &std::path::Path) -> std::process::Child {
     let log = database.with_extension("log");
     let _ = std::fs::remove_file(&log);
     let mut child = Command::new(NEO)
@@ -80,13 +87,33 @@ fn run_storage_once(cluster: &str, database: &std::path::Path) {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    if !listening {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
     assert!(
         listening,
         "the storage did not start: {:?}",
         std::fs::read_to_string(&log)
     );
+    child
+}
+
+#[test]
+fn a_second_storage_on_a_database_in_use_is_refused() {
+    let dir = std::env::temp_dir().join(format!("neo-cli-errors-{}-inuse", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let database = dir.join("storage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut first = start_storage("used", &database);
+    let path = database.to_str().unwrap();
+    let error = fails(&["storage", "-c", "used", "-m", "127.0.0.1:1", "-d", path]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(error.contains("store already in use"), "{error}");
+    // The lock dies with its process: the database opens again.
+    run_storage_once("used", &database);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

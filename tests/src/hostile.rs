@@ -64,6 +64,9 @@ impl Target {
 /// it do unbounded work.
 pub const OUTPUTS_PER_INPUT_MAX: usize = 20_000;
 
+/// Most moves a fuzz target plays from one input.
+pub const FUZZ_MOVES_MAX: usize = 4096;
+
 /// Most bytes of fuzzer input one move consumes.
 const MOVE_BYTES_MAX: u16 = 256;
 
@@ -92,6 +95,8 @@ pub struct Hostile {
     /// Packets the node sent or received, to replay at it.
     heard: Vec<(u32, Packet)>,
     next_incoming: u64,
+    /// The connection accepted last.
+    newest: Option<ConnId>,
     sync_wanted: bool,
     /// Whether the node accepts connections (every kind but clients).
     listens: bool,
@@ -108,12 +113,12 @@ impl Hostile {
     pub fn new(target: Target, seed: u64) -> Hostile {
         let mut config = SimConfig::new(seed);
         config.keep_logs = false;
+        config.tap = true;
         let masters = match target {
             Target::PrimaryMaster | Target::SecondaryMaster => 2,
             _ => 1,
         };
         let mut cluster = Cluster::start(config, masters, 2, 1);
-        cluster.sim.tap = true;
         let client = cluster.clients[0];
         for i in 0..3 {
             commit(&mut cluster, client, i);
@@ -145,7 +150,7 @@ impl Hostile {
         }
         keep_last(&mut heard);
         keep_last(&mut requests);
-        sim.tap = false;
+        sim.config.tap = false;
         let now = sim.now;
         Hostile {
             cluster,
@@ -156,6 +161,7 @@ impl Hostile {
             requests,
             heard,
             next_incoming: HOSTILE_CONN_FIRST,
+            newest: None,
             sync_wanted: false,
             listens: target != Target::Client,
             trace: std::env::var_os("NEO_HOSTILE_TRACE").is_some(),
@@ -186,7 +192,7 @@ impl Hostile {
             None => 15,
         };
         let input = match kind {
-            0..=4 => {
+            0..=2 => {
                 let msg_id = self.pick_msg_id(u, conn)?;
                 let packet: Packet = u.arbitrary()?;
                 conn.map(|conn| Input::Packet {
@@ -195,15 +201,27 @@ impl Hostile {
                     packet,
                 })
             }
-            5..=8 => self.answer(u)?,
-            9..=11 => match conn {
+            // Any field values in a packet of a type the node handles:
+            // one it was sent during the setup.
+            3..=5 => match (conn, self.heard_code(u)?) {
+                (Some(conn), Some(code)) => {
+                    let msg_id = self.pick_msg_id(u, Some(conn))?;
+                    Packet::arbitrary_of_code(code, u)?.map(|packet| Input::Packet {
+                        conn,
+                        msg_id,
+                        packet,
+                    })
+                }
+                _ => None,
+            },
+            6..=8 => self.answer(u)?,
+            9..=10 => match conn {
                 Some(conn) => self.replay(u, conn)?,
                 None => None,
             },
+            11 if self.listens => return Ok(self.impersonate(u)),
             12 if self.listens => {
-                let conn = ConnId::incoming(self.next_incoming);
-                self.next_incoming += 1;
-                self.known.insert(conn);
+                let conn = self.accept();
                 Some(Input::Accepted { conn })
             }
             13 => conn.map(|conn| {
@@ -212,7 +230,12 @@ impl Hostile {
             }),
             14 => self.connect_outcome(u)?,
             _ => {
-                let ms = u.int_in_range(0..=40_000u32)?;
+                // Mostly short steps; now and then long enough for every timer.
+                let ms = if u.ratio(1, 8)? {
+                    u.int_in_range(0..=40_000u32)?
+                } else {
+                    u.int_in_range(0..=500u32)?
+                };
                 return Ok(self.pass_time(Duration::from_millis(ms.into())));
             }
         };
@@ -325,13 +348,58 @@ impl Hostile {
         Ok(())
     }
 
-    /// A connection of the node's, or `None` if it has none.
+    /// A connection of the node's, or `None` if it has none: often the
+    /// newest (an identified impostor goes on), else any.
     fn pick_conn(&self, u: &mut Unstructured<'_>) -> Result<Option<ConnId>> {
         if self.known.is_empty() {
             return Ok(None);
         }
+        if let Some(newest) = self.newest.filter(|c| self.known.contains(c)) {
+            if u.arbitrary()? {
+                return Ok(Some(newest));
+            }
+        }
         let index = u.choose_index(self.known.len())?;
         Ok(self.known.iter().nth(index).copied())
+    }
+
+    fn accept(&mut self) -> ConnId {
+        let conn = ConnId::incoming(self.next_incoming);
+        self.next_incoming += 1;
+        self.known.insert(conn);
+        self.newest = Some(conn);
+        conn
+    }
+
+    /// A new connection identifying as one of the nodes the target saw
+    /// identify (same cluster name, id and timestamp).
+    fn impersonate(&mut self, u: &mut Unstructured<'_>) -> std::result::Result<(), Violation> {
+        let identifications: Vec<&(u32, Packet)> = self
+            .heard
+            .iter()
+            .filter(|(_, p)| matches!(p, Packet::RequestIdentification(_)))
+            .collect();
+        let Ok(index) = u.choose_index(identifications.len()) else {
+            return Ok(());
+        };
+        let packet = identifications[index].1.clone();
+        let conn = self.accept();
+        self.feed(Input::Accepted { conn })?;
+        self.feed(Input::Packet {
+            conn,
+            msg_id: 0,
+            packet,
+        })
+    }
+
+    /// The code of a packet type the node sent or was sent, each type as
+    /// likely as any other.
+    fn heard_code(&self, u: &mut Unstructured<'_>) -> Result<Option<u16>> {
+        let codes: BTreeSet<u16> = self.heard.iter().map(|(_, p)| p.code()).collect();
+        if codes.is_empty() {
+            return Ok(None);
+        }
+        Ok(codes.iter().nth(u.choose_index(codes.len())?).copied())
     }
 
     fn pick_msg_id(&self, u: &mut Unstructured<'_>, conn: Option<ConnId>) -> Result<u32> {

@@ -172,11 +172,14 @@ impl Master {
                 if let Some(nid) = nid {
                     self.nodes.set_nid(key, Some(nid));
                 }
-                {
-                    let entry = self.nodes.get_mut(key).unwrap();
-                    entry.state = NodeState::Running;
-                    entry.identified = true;
-                }
+                // A lying peer's notifications may have made us forget
+                // the node this connection was for.
+                let Some(entry) = self.nodes.get_mut(key) else {
+                    self.close_conn(conn);
+                    return;
+                };
+                entry.state = NodeState::Running;
+                entry.identified = true;
                 self.nodes.set_nid(self.own, Some(your_nid));
                 self.nodes.get_mut(self.own).unwrap().id_timestamp = None;
                 match &self.role {
@@ -354,6 +357,9 @@ impl Master {
         let mut failed = BTreeSet::new();
         failed.insert(self.config.bind.clone());
         self.role = Role::Secondary(Secondary { primary, failed });
+        // Silence measured as primary means nothing to a later primary
+        // term: it would take every storage for dead at once.
+        self.liveness.clear();
         if let Some(conn) = keep {
             *self.net.state_mut(conn).unwrap() = ConnRole::ToPrimary(primary);
         } else {

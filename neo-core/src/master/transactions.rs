@@ -45,6 +45,9 @@ pub struct Txn {
     pub finish_msg_id: u32,
 }
 
+/// Most oids one AskNewOIDs gets.
+pub const NEW_OIDS_COUNT_MAX: u32 = 1000;
+
 /// Why a begin is refused (the client misbehaves: PROTOCOL_ERROR).
 pub const BEGIN_WITH_TID_ERROR: &str =
     "There can't be concurrent transactions when a TID is specified for any of them.";
@@ -96,9 +99,14 @@ impl TransactionManager {
     }
 
     /// AskNewOIDs: the next `count` oids.
+    /// The next `count` oids, at most [`NEW_OIDS_COUNT_MAX`] (clients ask
+    /// for 100; fewer than asked is a valid answer), none past the last
+    /// possible oid.
     pub fn new_oids(&mut self, count: u32) -> Vec<Oid> {
-        let first = self.last_oid.0 + 1;
-        let oids: Vec<Oid> = (0..count as u64).map(|i| Oid(first + i)).collect();
+        let count = u64::from(count.min(NEW_OIDS_COUNT_MAX));
+        let oids: Vec<Oid> = (1..=count)
+            .map_while(|i| self.last_oid.0.checked_add(i).map(Oid))
+            .collect();
         if let Some(last) = oids.last() {
             self.last_oid = *last;
         }
@@ -166,6 +174,9 @@ impl TransactionManager {
                 self.next_tid(clock, None)
             }
             Some(_) if !self.txns.is_empty() => return Err(BEGIN_WITH_TID_ERROR.into()),
+            Some(tid) if tid > Tid::MAX => {
+                return Err(format!("TID {tid} is past the last possible TID"))
+            }
             Some(tid) if tid <= self.last_transaction => {
                 return Err("new TID must be greater than the last committed one".into())
             }
@@ -360,6 +371,23 @@ mod tests {
         let mut tm = TransactionManager::new();
         tm.last_transaction = last;
         tm
+    }
+
+    #[test]
+    fn new_oids_are_bounded_and_stop_at_the_last_oid() {
+        let mut tm = tm_with_last(Tid::ZERO);
+        assert_eq!(tm.new_oids(u32::MAX).len(), NEW_OIDS_COUNT_MAX as usize);
+        tm.set_last_oid(Oid(u64::MAX - 2));
+        assert_eq!(tm.new_oids(100), [Oid(u64::MAX - 1), Oid(u64::MAX)]);
+        assert!(tm.new_oids(100).is_empty());
+    }
+
+    #[test]
+    fn an_explicit_tid_past_the_last_possible_one_is_refused() {
+        let mut tm = tm_with_last(Tid::ZERO);
+        let clock = Tid::from_unix_time(1_767_225_600.0);
+        assert!(tm.begin(key(), 0, Some(Tid(u64::MAX)), clock).is_err());
+        assert!(tm.begin(key(), 0, Some(Tid::MAX), clock).is_ok());
     }
 
     fn key() -> NodeKey {

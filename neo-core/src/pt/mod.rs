@@ -141,7 +141,7 @@ impl PartitionTable {
 
     /// Bumps the ptid for a change about to be broadcast; returns it.
     pub fn next_ptid(&mut self) -> Ptid {
-        let next = Ptid(self.ptid.map_or(1, |p| p.0 + 1));
+        let next = Ptid(self.ptid.map_or(1, |p| p.0.saturating_add(1)));
         self.ptid = Some(next);
         next
     }
@@ -311,10 +311,10 @@ impl PartitionTable {
         num_replicas: u32,
         changes: &[CellChange],
     ) -> Result<(), PtError> {
-        let expected = self.ptid.map_or(1, |p| p.0 + 1);
-        if ptid.0 != expected {
+        let expected = self.ptid.map_or(Some(1), |p| p.0.checked_add(1));
+        if Some(ptid.0) != expected {
             return Err(PtError(format!(
-                "wrong partition table id {ptid}, expected {expected}"
+                "wrong partition table id {ptid}, expected {expected:?}"
             )));
         }
         for change in changes {
@@ -670,6 +670,14 @@ mod tests {
         pt.set_cell(1, Nid(1), CellState::Feeding);
         pt.set_cell(1, Nid(2), CellState::OutOfDate);
         assert_eq!(pt.format(&running), vec!["S1 R UF.", "S2 R .O."]);
+    }
+
+    #[test]
+    fn the_last_ptid_has_no_successor() {
+        let mut pt = PartitionTable::new(Partitions::new(1).unwrap(), 0);
+        pt.set_ptid(Some(Ptid(u64::MAX)));
+        assert!(pt.apply_changes(Ptid(0), 0, &[]).is_err());
+        assert!(pt.apply_changes(Ptid(u64::MAX), 0, &[]).is_err());
     }
 
     #[test]

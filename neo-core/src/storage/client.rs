@@ -64,6 +64,12 @@ enum Outcome {
     WaitRead,
 }
 
+/// Most records one AskTIDs, AskTIDsFrom, AskOIDsFrom or AskObjectHistory
+/// lists (clients ask for 100 at a time; undoLog for what the application
+/// asks): a longer range is cut, and the client asks again from where the
+/// answer stops.
+pub const LISTED_RECORDS_COUNT_MAX: u32 = 10_000;
+
 /// An oid or tid as NEO/py prints it in error messages.
 fn dump(value: u64) -> String {
     format!("{value:016x}")
@@ -146,18 +152,26 @@ impl<S: Store> Storage<S> {
                 self.replication_transaction_finished(abort.ttid, None);
             }
             Packet::AskObject(ask) => self.run(Postponed::Object(conn, msg_id, ask)),
-            Packet::AskObjectHistory(ask) => {
+            Packet::AskObjectHistory(mut ask) => {
                 if ask.first >= ask.last {
                     return Err(Reject::protocol("invalid offsets"));
                 }
+                ask.last = ask.last.min(ask.first + LISTED_RECORDS_COUNT_MAX as u64);
                 self.run(Postponed::History(conn, msg_id, ask));
             }
-            Packet::AskTIDsFrom(ask) => self.run(Postponed::TidsFrom(conn, msg_id, ask)),
-            Packet::AskOIDsFrom(ask) => self.run(Postponed::OidsFrom(conn, msg_id, ask)),
-            Packet::AskTIDs(ask) => {
+            Packet::AskTIDsFrom(mut ask) => {
+                ask.length = ask.length.min(LISTED_RECORDS_COUNT_MAX);
+                self.run(Postponed::TidsFrom(conn, msg_id, ask))
+            }
+            Packet::AskOIDsFrom(mut ask) => {
+                ask.length = ask.length.min(LISTED_RECORDS_COUNT_MAX);
+                self.run(Postponed::OidsFrom(conn, msg_id, ask))
+            }
+            Packet::AskTIDs(mut ask) => {
                 if ask.first >= ask.last {
                     return Err(Reject::protocol("invalid offsets"));
                 }
+                ask.last = ask.last.min(ask.first + LISTED_RECORDS_COUNT_MAX as u64);
                 let partitions: Vec<u32> = if ask.partition == INVALID_PARTITION {
                     self.readable_partitions()
                 } else if self.is_readable(ask.partition) {

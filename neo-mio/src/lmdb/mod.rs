@@ -53,7 +53,7 @@ use neo_proto::{CellInfo, Nid, Oid, PackOrder, Partitions, Tid};
 use codec::{config_key, TempTransaction};
 use tables::{Direction, Table, Tables};
 
-pub use open::{OpenError, DEFAULT_MAP_SIZE};
+pub use open::{OpenError, DEFAULT_MAP_SIZE, LOCK_FILE};
 
 use Bound::{Included, Unbounded};
 
@@ -65,6 +65,8 @@ use Bound::{Included, Unbounded};
 pub struct LmdbStore {
     tables: Tables,
     holds: DataHolds,
+    /// Held for the store's life: no other process opens it meanwhile.
+    _lock: std::fs::File,
 }
 
 impl LmdbStore {
@@ -78,10 +80,11 @@ impl LmdbStore {
     /// [`LmdbStore::open`] with an initial map size (bytes, at least what
     /// the file already uses); the map grows as needed.
     pub fn open_with(dir: &Path, map_size: usize) -> Result<LmdbStore, OpenError> {
-        let (env, dbs) = open::open(dir, map_size)?;
+        let (env, dbs, lock) = open::open(dir, map_size)?;
         Ok(LmdbStore {
             tables: Tables::new(env, dbs),
             holds: DataHolds::default(),
+            _lock: lock,
         })
     }
 

@@ -2,6 +2,7 @@
 //! version.
 
 use std::fmt;
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,8 @@ pub enum OpenError {
     Io { path: PathBuf, error: io::Error },
     /// The path exists and is not a directory.
     NotADirectory(PathBuf),
-    /// This process already has the store open.
+    /// A process (this one or another) has the store open: its lock file
+    /// is locked. Two storages writing one database would corrupt it.
     AlreadyOpen(PathBuf),
     /// LMDB refuses the files (not an LMDB environment, incompatible LMDB
     /// version, ...).
@@ -43,7 +45,12 @@ impl fmt::Display for OpenError {
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             OpenError::NotADirectory(path) => write!(f, "{}: not a directory", path.display()),
             OpenError::AlreadyOpen(path) => {
-                write!(f, "{}: store already open in this process", path.display())
+                write!(
+                    f,
+                    "{}: store already in use (another storage process has it open, its lock {} is held)",
+                    path.display(),
+                    path.join(LOCK_FILE).display()
+                )
             }
             OpenError::Lmdb { path, error } => {
                 write!(
@@ -74,12 +81,19 @@ impl std::error::Error for OpenError {
     }
 }
 
+/// The file a store's process keeps locked (exclusive `flock`) while it
+/// has the store open. LMDB's own lock file lets several processes share
+/// an environment; a NEO store must have one writer, so a second storage
+/// on the same directory is refused at start.
+pub const LOCK_FILE: &str = "neo.lock";
+
 /// Opens (creating it if needed) the environment in `dir`, with a map of
-/// at least `map_size` bytes, and the tables of a store in it.
+/// at least `map_size` bytes, and the tables of a store in it; the
+/// returned file holds the store's lock until it is dropped.
 pub(super) fn open(
     dir: &Path,
     map_size: usize,
-) -> Result<(Env, [Db; Table::ALL.len()]), OpenError> {
+) -> Result<(Env, [Db; Table::ALL.len()], File), OpenError> {
     match std::fs::metadata(dir) {
         Ok(metadata) if !metadata.is_dir() => return Err(OpenError::NotADirectory(dir.to_owned())),
         Ok(_) => {}
@@ -88,6 +102,7 @@ pub(super) fn open(
         }
         Err(error) => return Err(io_error(dir, error)),
     }
+    let lock = lock(dir)?;
     let mut options = EnvOpenOptions::new();
     options
         .map_size(map_size.max(1).next_multiple_of(MAP_GRANULE))
@@ -98,7 +113,23 @@ pub(super) fn open(
     // do.
     let env = unsafe { options.open(dir) }.map_err(|error| lmdb_error(dir, error))?;
     let dbs = open_tables(&env, dir)?;
-    Ok((env, dbs))
+    Ok((env, dbs, lock))
+}
+
+/// Takes the store's lock, or says who holds it.
+fn lock(dir: &Path) -> Result<File, OpenError> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| io_error(&path, error))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OpenError::AlreadyOpen(dir.to_owned())),
+        Err(TryLockError::Error(error)) => Err(io_error(&path, error)),
+    }
 }
 
 /// Opens the tables of a store of the current format, creating them (and

@@ -55,6 +55,9 @@ pub struct SimConfig {
     pub keep_logs: bool,
     /// How soon masters ping a silent storage (and give up on it).
     pub storage_ping: Duration,
+    /// Record every packet in `Sim::tapped` (hostile peers learn from
+    /// them what to replay).
+    pub tap: bool,
 }
 
 impl SimConfig {
@@ -70,6 +73,7 @@ impl SimConfig {
             transcript: false,
             keep_logs: true,
             storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
+            tap: false,
         }
     }
 }
@@ -169,9 +173,7 @@ pub struct Sim {
     /// Frozen nodes (a hung process: connections stay open, nothing is
     /// read), with the events held for them, in order.
     frozen: BTreeMap<NodeId, Vec<Event>>,
-    /// Record every packet in `tapped` (hostile peers learn from them
-    /// what to replay).
-    pub tap: bool,
+    /// What was recorded with `SimConfig::tap`.
     pub tapped: Vec<(NodeId, Tapped)>,
 }
 
@@ -201,7 +203,6 @@ impl Sim {
             ctl_answers: Vec::new(),
             client_events: VecDeque::new(),
             frozen: BTreeMap::new(),
-            tap: false,
             tapped: Vec::new(),
         }
     }
@@ -397,7 +398,7 @@ impl Sim {
                 if self.network.is_open(link) && self.network.end_open(link, node) {
                     let decoded = neo_proto::decode_frame(Bytes::from(frame))
                         .expect("a packet a node sent does not decode");
-                    if self.tap {
+                    if self.config.tap {
                         let (msg_id, packet) = (decoded.msg_id, decoded.packet.clone());
                         self.tapped
                             .push((node, Tapped::Received(conn, msg_id, packet)));
@@ -507,7 +508,7 @@ impl Sim {
                 let Some((link, to, to_conn)) = self.network.route(from, conn) else {
                     return;
                 };
-                if self.tap {
+                if self.config.tap {
                     self.tapped
                         .push((from, Tapped::Sent(conn, msg_id, packet.clone())));
                 }

@@ -1,0 +1,11 @@
+//! Hostile peers against a replicating storage in service: see neo_tests::hostile.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use neo_tests::hostile::{attack, Target, FUZZ_MOVES_MAX};
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(violation) = attack(Target::ReplicatingStorage, 0, data, FUZZ_MOVES_MAX) {
+        panic!("{}", violation.0);
+    }
+});
