@@ -5,7 +5,7 @@
 //!
 //! The property: no panic, no output to a connection the node does not
 //! have, no wake-up in the past, bounded outputs per input. CI runs
-//! `NEO_HOSTILE_SEQUENCES` (default 60) sequences of up to 2,000 moves per
+//! `NEO_HOSTILE_SEQUENCES` (default 200: over 100,000 packets per node kind) sequences of up to 2,000 moves per
 //! node kind; a failure names the seed that replays it:
 //! `NEO_HOSTILE_SEED=N cargo test -p neo-tests --test hostile_peers`.
 
@@ -15,6 +15,9 @@ use neo_core::rng::Rng;
 use neo_tests::hostile::{attack_with_stats, Target};
 
 const MOVES: usize = 2_000;
+const DEFAULT_SEQUENCES: u64 = 200;
+/// What the default campaign must feed each node kind at least.
+const DEFAULT_PACKETS_MIN: u64 = 100_000;
 
 fn sequences() -> std::ops::Range<u64> {
     if let Some(seed) = std::env::var("NEO_HOSTILE_SEED")
@@ -26,7 +29,7 @@ fn sequences() -> std::ops::Range<u64> {
     let count = std::env::var("NEO_HOSTILE_SEQUENCES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(DEFAULT_SEQUENCES);
     0..count
 }
 
@@ -51,6 +54,12 @@ fn campaign(target: Target) {
         }
     }
     println!("{target:?}: {packets} hostile packets");
+    if sequences() == (0..DEFAULT_SEQUENCES) {
+        assert!(
+            packets >= DEFAULT_PACKETS_MIN,
+            "{target:?}: only {packets} hostile packets"
+        );
+    }
 }
 
 #[test]
