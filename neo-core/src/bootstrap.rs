@@ -2,7 +2,7 @@
 //! known masters, identify, follow NotPrimaryMaster to the primary it
 //! names, until a master accepts us.
 
-use neo_proto::{Address, NodeState, NodeType};
+use neo_proto::{Address, NodeType};
 
 use crate::io::{ConnId, Level};
 use crate::net::Net;
@@ -102,12 +102,9 @@ impl Bootstrap {
     /// A master answered NotPrimaryMaster: learn the masters it knows and,
     /// if it names the primary, try that one next.
     pub fn not_primary(&mut self, nodes: &mut NodeTable, known: &[Address], primary: Option<u32>) {
-        for addr in known {
-            if nodes.by_address(addr).is_none() {
-                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
-            }
-        }
-        if let Some(addr) = primary.and_then(|i| known.get(i as usize)) {
+        nodes.learn_masters(known, None);
+        let named = primary.and_then(|i| known.get(usize::try_from(i).ok()?));
+        if let Some(addr) = named.filter(|a| nodes.master_at(a).is_some()) {
             self.named = Some(addr.clone());
         }
     }
@@ -132,6 +129,7 @@ pub fn refusal(error: &neo_proto::Error, our_cluster: &[u8], usual: Level) -> (L
 #[cfg(test)]
 mod tests {
     use super::*;
+    use neo_proto::NodeState;
     use std::time::Duration;
 
     fn table(ports: &[u16]) -> NodeTable {

@@ -76,6 +76,10 @@ impl NodeEntry {
     }
 }
 
+/// Most masters a node learns of from NotPrimaryMaster lists (clusters
+/// have a handful): a liar's list cannot fill the node table.
+pub const LEARNED_MASTERS_COUNT_MAX: usize = 32;
+
 /// Why a NotifyNodeInformation cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationError(pub String);
@@ -309,6 +313,29 @@ impl NodeTable {
 
     pub fn keys(&self) -> Vec<NodeKey> {
         self.iter().map(|(key, _)| key).collect()
+    }
+
+    /// Adds a DOWN master entry for each address of a NotPrimaryMaster
+    /// list not known yet, up to [`LEARNED_MASTERS_COUNT_MAX`] masters in
+    /// all; returns the entries added.
+    pub fn learn_masters(&mut self, known: &[Address], own: Option<&Address>) -> Vec<NodeKey> {
+        let mut added = Vec::new();
+        for addr in known {
+            let masters = self.of_type(NodeType::Master).count();
+            if masters >= LEARNED_MASTERS_COUNT_MAX {
+                break;
+            }
+            if self.by_address(addr).is_none() && Some(addr) != own {
+                added.push(self.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down));
+            }
+        }
+        added
+    }
+
+    /// The master entry at `address`, if any.
+    pub fn master_at(&self, address: &Address) -> Option<NodeKey> {
+        self.by_address(address)
+            .filter(|&k| self.get(k).is_some_and(|e| e.node_type == NodeType::Master))
     }
 
     pub fn of_type(&self, node_type: NodeType) -> impl Iterator<Item = (NodeKey, &NodeEntry)> {

@@ -266,6 +266,43 @@ fn storage_accepted_during_recovery() {
     ));
 }
 
+#[test]
+fn a_node_presenting_the_id_of_another_type_is_refused() {
+    let mut master = master();
+    connect_and_send(
+        &mut master,
+        1,
+        0,
+        identify(NodeType::Storage, Some(Nid(1)), Some(addr(20000)), b"main"),
+    );
+    let (conn, outputs) = connect_and_send(
+        &mut master,
+        2,
+        0,
+        identify(NodeType::Admin, Some(Nid(1)), None, b"main"),
+    );
+    let sent = sends(&outputs, conn);
+    assert!(
+        matches!(&sent[..], [(0, Packet::Error(e))] if e.code == ErrorCode::ProtocolError
+            && String::from_utf8_lossy(&e.message).contains("presents the id of")),
+        "{sent:?}"
+    );
+    assert!(closed(&outputs, conn));
+    // A master whose timestamp is not a time cannot win an election.
+    let mut request = identify(NodeType::Master, None, Some(addr(10001)), b"main");
+    if let Packet::RequestIdentification(r) = &mut request {
+        r.id_timestamp = Some(Timestamp(f64::NEG_INFINITY));
+    }
+    let (conn, outputs) = connect_and_send(&mut master, 3, 0, request);
+    assert_refused(
+        &outputs,
+        conn,
+        0,
+        ErrorCode::ProtocolError,
+        "RequestIdentification.id_timestamp is not a time",
+    );
+}
+
 /// During recovery, before the table is known, a new primary gives the
 /// lowest free id to a newcomer; a storage presenting that id as its own
 /// has precedence: the newcomer is disconnected, to come back with a new

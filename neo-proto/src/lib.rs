@@ -64,7 +64,7 @@ pub use enums::{CellState, ClusterState, ErrorCode, NodeState, NodeType, Unknown
 pub use error::DecodeError;
 pub use ids::{civil_from_days, Checksum, Nid, Oid, ParseNidError, Ptid, Tid, Timestamp};
 pub use packets::*;
-pub use partitions::Partitions;
+pub use partitions::{Partitions, PARTITIONS_COUNT_MAX};
 pub use records::{
     Address, CellChange, CellInfo, CheckSource, HistoryEntry, NodeInfo, ObjectData, PackOrder,
     PackRequest, RelockConflict, Row, Rows, TransactionPack, UndoSerial,
@@ -75,6 +75,7 @@ pub use wire::{render_bytes, Map, Rendered, Wire};
 /// `INVALID_PARTITION`: in AskTIDs, "every partition readable on this node".
 pub const INVALID_PARTITION: u32 = 0xffff_ffff;
 
-/// Most oids a transaction or a pack order may list (storages answer
-/// PROTOCOL_ERROR above).
+/// Most oids a transaction or a pack order may list (a limit of NEO/py's
+/// MySQL backend, enforced by our storages on every backend: PROTOCOL_ERROR
+/// above).
 pub const TRANSACTION_OIDS_MAX: usize = (1 << 21) - 1;

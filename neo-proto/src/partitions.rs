@@ -9,16 +9,22 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::ops::Range;
 
-/// The number of partitions of a cluster (at least one).
+/// Most partitions a cluster may have: stores number the data rows of a
+/// partition in the low 48 bits of an id whose high 16 bits are the
+/// partition, so a table of more rows is refused like one of none.
+pub const PARTITIONS_COUNT_MAX: u32 = 1 << 16;
+
+/// The number of partitions of a cluster (1 to [`PARTITIONS_COUNT_MAX`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Partitions(NonZeroU32);
 
 impl Partitions {
-    /// `None` for zero: no cluster has zero partitions.
+    /// `None` for zero (no cluster has zero partitions) or more than
+    /// [`PARTITIONS_COUNT_MAX`].
     pub const fn new(count: u32) -> Option<Partitions> {
         match NonZeroU32::new(count) {
-            Some(count) => Some(Partitions(count)),
-            None => None,
+            Some(count) if count.get() <= PARTITIONS_COUNT_MAX => Some(Partitions(count)),
+            _ => None,
         }
     }
 
@@ -55,8 +61,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_partitions_do_not_exist() {
+    fn zero_partitions_do_not_exist_nor_too_many() {
         assert_eq!(Partitions::new(0), None);
+        assert_eq!(Partitions::new(PARTITIONS_COUNT_MAX + 1), None);
+        assert!(Partitions::new(PARTITIONS_COUNT_MAX).is_some());
     }
 
     #[test]

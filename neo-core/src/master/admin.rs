@@ -147,7 +147,7 @@ impl Master {
                 }
                 if !primary
                     .pm
-                    .approved_rejected(neo_proto::Tid(request.tid.0 + 1))
+                    .approved_rejected(neo_proto::Tid(request.tid.0.saturating_add(1)))
                     .0
                     .is_empty()
                 {

@@ -95,6 +95,7 @@ impl Master {
         msg_id: u32,
         packet: &Packet,
     ) -> Result<Handled, Reject> {
+        self.check_transaction_owner(key, packet)?;
         match packet {
             Packet::AskBeginTransaction(ask) => {
                 let primary = self.primary().unwrap();
@@ -189,6 +190,27 @@ impl Master {
             other => return Err(Reject::unexpected(other, "client service")),
         }
         Ok(Handled::Done)
+    }
+
+    /// A client votes, finishes or aborts only its own transactions (any
+    /// client can learn another's TTID from a storage's answers).
+    fn check_transaction_owner(&self, key: NodeKey, packet: &Packet) -> Result<(), Reject> {
+        let (field, ttid) = match packet {
+            Packet::FailedVote(p) => ("FailedVote.ttid", p.ttid),
+            Packet::AskFinishTransaction(p) => ("AskFinishTransaction.ttid", p.ttid),
+            Packet::AbortTransaction(p) => ("AbortTransaction.ttid", p.ttid),
+            _ => return Ok(()),
+        };
+        let owner = self
+            .primary()
+            .and_then(|p| p.tm.get(ttid))
+            .map(|t| t.client);
+        match owner {
+            Some(owner) if owner != Some(key) => Err(Reject::protocol(format!(
+                "{field}: {ttid} is another client's transaction"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The TID of the current clock reading.

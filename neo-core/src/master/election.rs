@@ -250,21 +250,15 @@ impl Master {
     /// Records the masters a NotPrimaryMaster lists; returns the entry of
     /// the one it names as primary.
     fn learn_masters(&mut self, known: &[Address], primary: Option<u32>) -> Option<NodeKey> {
-        for addr in known {
-            if self.nodes.by_address(addr).is_none() && *addr != self.config.bind {
-                let key =
-                    self.nodes
-                        .add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
-                if let Some(primary) = self.primary_mut() {
-                    primary.unheard_masters.insert(key);
-                }
-            }
+        let added = self.nodes.learn_masters(known, Some(&self.config.bind));
+        if let Some(primary) = self.primary_mut() {
+            primary.unheard_masters.extend(added);
         }
-        let addr = known.get(primary? as usize)?;
+        let addr = known.get(usize::try_from(primary?).ok()?)?;
         if *addr == self.config.bind {
             return None;
         }
-        self.nodes.by_address(addr)
+        self.nodes.master_at(addr)
     }
 
     /// We heard from this master (it answered, refused, or is unreachable):

@@ -39,6 +39,24 @@ impl Master {
         }
     }
 
+    /// The entry at `address`, if it is of `node_type`. An unidentified
+    /// entry of another type there (a dead node whose port was reused)
+    /// loses the address; an identified one is a conflict left for the
+    /// caller (`None` here would let a liar take over its entry).
+    fn address_of_same_type(
+        &mut self,
+        node_type: NodeType,
+        address: Option<&neo_proto::Address>,
+    ) -> Option<NodeKey> {
+        let key = self.nodes.by_address(address?)?;
+        let entry = self.nodes.get(key)?;
+        if entry.node_type == node_type || entry.identified || key == self.own {
+            return Some(key);
+        }
+        self.nodes.set_address(key, None);
+        None
+    }
+
     fn identify_as_primary(
         &mut self,
         conn: ConnId,
@@ -48,9 +66,23 @@ impl Master {
         let node_type = request.node_type;
         let nid = request.nid;
         let address = request.address.clone();
+        if request.id_timestamp.is_some_and(|ts| !ts.0.is_finite()) {
+            return Err(Reject::protocol(
+                "RequestIdentification.id_timestamp is not a time",
+            ));
+        }
         // Find the node's record (NEO/py's identification loop).
         let by_nid = nid.and_then(|n| self.nodes.by_nid(n));
-        let by_address = address.as_ref().and_then(|a| self.nodes.by_address(a));
+        if let Some(other) = by_nid.and_then(|k| self.nodes.get(k)) {
+            if other.node_type != node_type {
+                return Err(Reject::protocol(format!(
+                    "a {node_type} presents the id of {} ({})",
+                    other.describe(),
+                    other.node_type
+                )));
+            }
+        }
+        let by_address = self.address_of_same_type(node_type, address.as_ref());
         let mut node = by_nid;
         let mut nid = nid;
         let already_connected = || Reject::protocol("already connected");
@@ -88,18 +120,20 @@ impl Master {
             }
         }
 
+        // Partitions a storage that lost its id held (only storages hold
+        // cells; offsets past the table are ignored below).
         let new_nid_offsets: Vec<u32> = match take_extra(&mut request, b"new_nid") {
-            Some(value) => value
+            Some(value) if node_type == NodeType::Storage => value
                 .as_array()
                 .map(|items| {
                     items
                         .iter()
                         .filter_map(|v| v.as_i64())
-                        .map(|o| o as u32)
+                        .filter_map(|o| u32::try_from(o).ok())
                         .collect()
                 })
                 .unwrap_or_default(),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         let cluster_state = self.cluster_state().unwrap();
         let mut state = NodeState::Running;

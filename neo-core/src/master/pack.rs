@@ -64,7 +64,7 @@ impl PackManager {
         match self.packs.get_mut(&order.pack_id) {
             None => {
                 if self.max_completed.is_some_and(|m| m > order.pack_id) {
-                    self.max_completed = Some(Tid(order.pack_id.0 - 1));
+                    self.max_completed = Some(Tid(order.pack_id.0.saturating_sub(1)));
                 }
                 self.packs.insert(
                     order.pack_id,

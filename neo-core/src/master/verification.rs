@@ -145,7 +145,9 @@ impl Master {
                 }
             }
             Packet::AnswerLastIDs(answer) => {
-                if let Some(tid) = answer.last_tid {
+                // A TID past the last possible one would wrap every TID
+                // allocated after it.
+                if let Some(tid) = answer.last_tid.filter(|&t| t <= Tid::MAX) {
                     verification.last_tid = verification.last_tid.max(tid);
                 }
                 if let Some(oid) = answer.last_oid {
@@ -275,7 +277,7 @@ impl Master {
                         .iter()
                         .filter_map(|nid| self.primary().unwrap().completed_pack.get(nid))
                         .min()
-                        .map_or(Tid::ZERO, |&t| Tid(t.0 + 1));
+                        .map_or(Tid::ZERO, |&t| Tid(t.0.saturating_add(1)));
                     self.verification_mut().unwrap().step = Step::PackOrders;
                     self.ask_storages(&readable, |epoch| {
                         (

@@ -342,7 +342,7 @@ impl<S: Store> Storage<S> {
                     check.next_tid = check.min_tid;
                     check.next_oid = Some(Oid::ZERO);
                 } else {
-                    check.next_tid = Tid(max_tid.0 + 1);
+                    check.next_tid = Tid(max_tid.0.saturating_add(1));
                 }
             }
             RoundAnswer::Serials(count, _, max_tid, _, max_oid) => {
@@ -352,7 +352,7 @@ impl<S: Store> Storage<S> {
                     return self.next_check();
                 }
                 check.next_tid = max_tid;
-                check.next_oid = Some(Oid(max_oid.0 + 1));
+                check.next_oid = Some(Oid(max_oid.0.saturating_add(1)));
             }
         }
         self.check_round();

@@ -489,7 +489,9 @@ impl State {
     ) -> ObjectRevision {
         let next_serial = self
             .obj
-            .range((partition, oid, Tid(serial.0 + 1))..=(partition, oid, Tid::INVALID))
+            .range(
+                (partition, oid, Tid(serial.0.saturating_add(1)))..=(partition, oid, Tid::INVALID),
+            )
             .next()
             .map(|((_, _, tid), _)| *tid);
         ObjectRevision {
@@ -868,7 +870,10 @@ impl Store for MemoryStore {
         let later = self
             .current
             .obj
-            .range((partition, oid, Tid(undo_tid.0 + 1))..=(partition, oid, Tid::INVALID))
+            .range(
+                (partition, oid, Tid(undo_tid.0.saturating_add(1)))
+                    ..=(partition, oid, Tid::INVALID),
+            )
             .map(|((_, _, tid), record)| (*tid, record.value_tid))
             .collect();
         Some(UndoHistory { previous, later })
@@ -947,7 +952,7 @@ impl Store for MemoryStore {
         let next = if seen < length {
             None
         } else {
-            last_seen.map(|oid| Oid(oid.0 + self.current.np() as u64))
+            last_seen.and_then(|oid| oid.0.checked_add(u64::from(self.current.np())).map(Oid))
         };
         (next, oids)
     }

@@ -46,8 +46,12 @@ use replicator::Replicator;
 use store::{Store, StoredTable};
 use transactions::TransactionManager;
 
-/// The partition number meaning "every readable partition" (AskTIDs).
-pub const INVALID_PARTITION: u32 = u32::MAX;
+pub use neo_proto::INVALID_PARTITION;
+
+/// Most identifications waiting for the master to announce their node
+/// (one per connection): more are refused as "unknown by master", and the
+/// peer retries.
+pub const POSTPONED_IDENTIFICATIONS_COUNT_MAX: usize = 256;
 
 /// Longest time a write nothing waits for stays unsynced.
 pub const DEFERRED_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
@@ -714,6 +718,16 @@ impl<S: Store> Storage<S> {
                 };
                 let pt = PartitionTable::from_rows(Some(ptid), table.num_replicas, &table.rows)
                     .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
+                // Data is keyed by partition: a table of another size
+                // would leave what we hold in the wrong partitions.
+                if let Some(ours) = self.pt.as_ref().map(PartitionTable::num_partitions) {
+                    if ours != pt.num_partitions() {
+                        return Err(Reject::protocol(format!(
+                            "SendPartitionTable.rows: {} partitions, ours has {ours}",
+                            pt.num_partitions()
+                        )));
+                    }
+                }
                 if !pt.filled() {
                     return Err(Reject::protocol("Partial partition table received"));
                 }
@@ -966,17 +980,30 @@ impl<S: Store> Storage<S> {
             .nodes
             .by_nid(nid)
             .filter(|&k| self.nodes.get(k).unwrap().id_timestamp == request.id_timestamp);
+        if request.id_timestamp.is_some_and(|ts| !ts.0.is_finite()) {
+            return Err(Reject::protocol(
+                "RequestIdentification.id_timestamp is not a time",
+            ));
+        }
         let Some(key) = known else {
             let newer = request
                 .id_timestamp
                 .is_some_and(|ts| self.nodes.last_notification() < ts.0);
-            if newer {
+            let waiting = self.postponed.iter().any(|(c, ..)| *c == conn);
+            if newer && !waiting && self.postponed.len() < POSTPONED_IDENTIFICATIONS_COUNT_MAX {
                 // The master has not told us about it yet.
                 self.postponed.push((conn, msg_id, request));
                 return Ok(());
             }
             return Err(Reject::not_ready("unknown by master"));
         };
+        let entry_type = self.nodes.get(key).map(|e| e.node_type);
+        if entry_type != Some(request.node_type) {
+            return Err(Reject::protocol(format!(
+                "a {} presents the id of a {entry_type:?}",
+                request.node_type
+            )));
+        }
         let role = match request.node_type {
             NodeType::Client => ConnRole::Client(key, nid),
             NodeType::Storage => ConnRole::Storage(key),

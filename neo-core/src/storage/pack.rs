@@ -119,7 +119,7 @@ impl<S: Store> Storage<S> {
                         self.net.ask(
                             conn,
                             AskPackOrders {
-                                min_pack_id: Tid(min.0 + 1),
+                                min_pack_id: Tid(min.0.saturating_add(1)),
                             },
                             Request::PackOrders { from: min },
                         );
@@ -154,9 +154,24 @@ impl<S: Store> Storage<S> {
     /// The master's answer to our AskPackOrders.
     pub(super) fn on_pack_orders(&mut self, orders: Vec<PackOrder>, from: Tid) {
         self.packer.asking = false;
-        if let Some(order) = orders.into_iter().next() {
-            self.maybe_pack(Some((order, from)));
+        let Some(order) = orders.into_iter().next() else {
+            return;
+        };
+        // An order we asked past, not approved, or packing after its own
+        // id would repeat forever or delete current revisions.
+        let valid =
+            order.pack_id > from && order.approved == Some(true) && order.pack_tid <= order.pack_id;
+        if !valid {
+            self.log(
+                Level::Error,
+                format!(
+                    "AnswerPackOrders: order {} (approved {:?}, pack_tid {}) not applicable after {from}",
+                    order.pack_id, order.approved, order.pack_tid
+                ),
+            );
+            return;
         }
+        self.maybe_pack(Some((order, from)));
     }
 
     /// The master refused our AskPackOrders: ask again next time.

@@ -51,6 +51,116 @@ struct Current {
     /// The request whose answer (and AddTransaction/AddObject notifications,
     /// which carry its message id) we wait for.
     request: Option<(ConnId, u32)>,
+    /// What that request asked: what the source sends must fall in it.
+    window: Option<Window>,
+}
+
+/// The records a fetch asked for, to check the source's answer against:
+/// a lying source may not write outside the partition and range being
+/// replicated, delete what we did not offer, or send us back where we were.
+#[derive(Debug, Clone)]
+enum Window {
+    Transactions {
+        min_tid: Tid,
+        max_tid: Tid,
+        known: BTreeSet<Tid>,
+    },
+    Objects {
+        min: (Tid, Oid),
+        max_tid: Tid,
+        known: BTreeSet<(Tid, Oid)>,
+    },
+}
+
+impl Window {
+    fn of(ask: &Packet) -> Option<Window> {
+        match ask {
+            Packet::AskFetchTransactions(ask) => Some(Window::Transactions {
+                min_tid: ask.min_tid,
+                max_tid: ask.max_tid,
+                known: ask.known_tids.iter().copied().collect(),
+            }),
+            Packet::AskFetchObjects(ask) => Some(Window::Objects {
+                min: (ask.min_tid, ask.min_oid),
+                max_tid: ask.max_tid,
+                known: ask
+                    .known
+                    .0
+                    .iter()
+                    .flat_map(|(serial, oids)| oids.iter().map(|oid| (*serial, *oid)))
+                    .collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Why `packet` from the source does not fit this request, if it
+    /// does not; `partition_of` gives an OID's or TID's partition.
+    fn misfit(
+        &self,
+        packet: &Packet,
+        partition: u32,
+        partition_of: impl Fn(u64) -> u32,
+    ) -> Option<String> {
+        let in_partition = |value: u64| partition_of(value) == partition;
+        match (self, packet) {
+            (
+                Window::Transactions {
+                    min_tid, max_tid, ..
+                },
+                Packet::AddTransaction(add),
+            ) => {
+                let fits = (*min_tid..=*max_tid).contains(&add.tid) && in_partition(add.tid.0);
+                (!fits).then(|| format!("AddTransaction.tid {} outside the request", add.tid))
+            }
+            (
+                Window::Transactions {
+                    min_tid,
+                    max_tid,
+                    known,
+                },
+                Packet::AnswerFetchTransactions(a),
+            ) => {
+                if let Some(tid) = a.to_delete.iter().find(|t| !known.contains(t)) {
+                    return Some(format!(
+                        "AnswerFetchTransactions.to_delete {tid} was not offered"
+                    ));
+                }
+                let next_fits = a.next_tid.is_none_or(|t| *min_tid < t && t <= *max_tid);
+                (!next_fits)
+                    .then(|| "AnswerFetchTransactions.next_tid does not advance".to_string())
+            }
+            (Window::Objects { min, max_tid, .. }, Packet::AddObject(add)) => {
+                let fits = (add.serial, add.oid) >= *min
+                    && add.serial <= *max_tid
+                    && in_partition(add.oid.0);
+                (!fits).then(|| format!("AddObject {} {} outside the request", add.oid, add.serial))
+            }
+            (
+                Window::Objects {
+                    min,
+                    max_tid,
+                    known,
+                },
+                Packet::AnswerFetchObjects(a),
+            ) => {
+                let offered =
+                    a.to_delete.0.iter().all(|(serial, oids)| {
+                        oids.iter().all(|oid| known.contains(&(*serial, *oid)))
+                    });
+                if !offered {
+                    return Some("AnswerFetchObjects.to_delete lists what was not offered".into());
+                }
+                let next_fits = match (a.next_tid, a.next_oid) {
+                    (Some(tid), Some(oid)) => (tid, oid) > *min && tid <= *max_tid,
+                    _ => true,
+                };
+                (!next_fits).then(|| "AnswerFetchObjects.next does not advance".to_string())
+            }
+            (_, Packet::Error(_)) => None,
+            (_, other) => Some(format!("unexpected {} from the source", other.name())),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -86,7 +196,7 @@ impl<S: Store> Storage<S> {
                     let next = if tid == Tid::ZERO {
                         tid
                     } else {
-                        Tid(tid.0 + 1)
+                        Tid(tid.0.saturating_add(1))
                     };
                     Progress {
                         next_trans: Some(next),
@@ -306,6 +416,7 @@ impl<S: Store> Storage<S> {
             source,
             target: None,
             request: None,
+            window: None,
         });
         if self.peer_connection(source).is_some() {
             self.fetch_transactions(None);
@@ -380,12 +491,13 @@ impl<S: Store> Storage<S> {
                 progress.next_obj = Some(tid);
                 self.write_seq += 1;
                 if tid > Tid::ZERO {
-                    self.store.set_replicated_up_to(partition, Tid(tid.0 - 1));
+                    self.store
+                        .set_replicated_up_to(partition, Tid(tid.0.saturating_sub(1)));
                 }
                 (tid, oid)
             }
             None => {
-                progress.next_trans = Some(Tid(target.0 + 1));
+                progress.next_trans = Some(Tid(target.0.saturating_add(1)));
                 (progress.next_obj.unwrap_or(Tid::ZERO), Oid::ZERO)
             }
         };
@@ -416,9 +528,12 @@ impl<S: Store> Storage<S> {
         let Some(conn) = self.peer_connection(source) else {
             return self.abort_replication("source unreachable");
         };
+        let window = Window::of(&packet);
         match self.net.ask(conn, packet, Request::Replication) {
             Some(msg_id) => {
-                self.replicator.current.as_mut().unwrap().request = Some((conn, msg_id))
+                let current = self.replicator.current.as_mut().unwrap();
+                current.request = Some((conn, msg_id));
+                current.window = window;
             }
             None => self.abort_replication("source unreachable"),
         }
@@ -441,7 +556,23 @@ impl<S: Store> Storage<S> {
         if !self.is_replication_packet(conn, msg_id) {
             return;
         }
-        let partition = self.replicator.current.as_ref().unwrap().partition;
+        let current = self.replicator.current.as_ref().unwrap();
+        let partition = current.partition;
+        let partitions = self.pt.as_ref().map(|pt| pt.partitions());
+        let partition_of = |value| partitions.map_or(0, |p| p.of(value));
+        if let Some(why) = current
+            .window
+            .as_ref()
+            .and_then(|w| w.misfit(&packet, partition, partition_of))
+        {
+            let source = current.source;
+            self.log(
+                Level::Error,
+                format!("replication source {source} on {conn}: {why}"),
+            );
+            self.close_conn(conn);
+            return self.abort_replication(&why);
+        }
         self.write_seq += 1;
         match packet {
             Packet::AddTransaction(add) => {
@@ -520,7 +651,7 @@ impl<S: Store> Storage<S> {
         let partition = current.partition;
         let target = current.target.unwrap();
         let progress = self.replicator.partitions.get_mut(&partition).unwrap();
-        progress.next_obj = Some(Tid(target.0 + 1));
+        progress.next_obj = Some(Tid(target.0.saturating_add(1)));
         let waiting = progress.max_ttid.is_some();
         self.write_seq += 1;
         self.store.set_replicated_up_to(partition, target);

@@ -22,13 +22,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use neo_proto::{Nid, ObjectData, Oid, PackRequest, Partitions, RelockConflict, Tid};
+use neo_proto::{
+    Nid, ObjectData, Oid, PackRequest, Partitions, RelockConflict, Tid, TRANSACTION_OIDS_MAX,
+};
 
 use super::store::{DataId, ObjectRecord, Store, TempObject, TransactionMeta};
-
-/// Most oids a transaction or a pack order may list (a limit of NEO/py's
-/// MySQL backend, enforced on every backend).
-pub const MAX_OIDS: usize = (1 << 21) - 1;
 
 /// How much of a transaction a storage has voted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -512,9 +510,9 @@ impl TransactionManager {
                     .as_ref()
                     .and_then(|p| p.oids.as_ref())
                     .map_or(0, Vec::len);
-                if meta.oids.len() > MAX_OIDS || pack_oids > MAX_OIDS {
+                if meta.oids.len() > TRANSACTION_OIDS_MAX || pack_oids > TRANSACTION_OIDS_MAX {
                     return Err(format!(
-                        "too many modified oids (at most {MAX_OIDS} per transaction)"
+                        "too many modified oids (at most {TRANSACTION_OIDS_MAX} per transaction)"
                     ));
                 }
                 txn.voted = Voted::WithMetadata;

@@ -69,7 +69,7 @@ struct ClusterOptions {
     #[arg(long, default_value_t = 2)]
     storages: usize,
     /// Number of partitions.
-    #[arg(short = 'p', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'p', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=i64::from(neo_proto::PARTITIONS_COUNT_MAX)))]
     partitions: u32,
     /// Number of replicas of each partition.
     #[arg(short = 'r', long, default_value_t = 1)]

@@ -217,7 +217,12 @@ pub fn master_config(options: &MasterOptions) -> Result<(MasterConfig, TcpListen
         partitions: Partitions::new(
             number(options.partitions, section, "partitions")?.unwrap_or(100),
         )
-        .ok_or_else(|| ConfigError("partitions must be at least 1".into()))?,
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "partitions must be between 1 and {}",
+                neo_proto::PARTITIONS_COUNT_MAX
+            ))
+        })?,
         replicas: number(options.replicas, section, "replicas")?.unwrap_or(0),
         autostart: number(options.autostart, section, "autostart")?,
         nid,

@@ -548,7 +548,7 @@ impl Store for LmdbStore {
         let next = if seen < length {
             None
         } else {
-            last_seen.map(|oid| Oid(oid.0 + self.np() as u64))
+            last_seen.and_then(|oid| oid.0.checked_add(u64::from(self.np())).map(Oid))
         };
         (next, oids)
     }
