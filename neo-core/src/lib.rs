@@ -35,10 +35,12 @@
 //! use std::collections::VecDeque;
 //! use neo_core::master::{Master, MasterConfig};
 //! use neo_core::storage::{memory::MemoryStore, Storage, StorageConfig};
-//! use neo_core::{ConnId, Input, Node, Output, Time};
+//! use neo_core::{ConnId, Input, Node, Output, Time, WallTime};
 //! use neo_proto::{Address, ClusterState};
 //!
-//! let now = Time::from_unix_secs_f64(1_767_225_600.0);
+//! // The monotonic clock (timers) and the wall clock (TIDs, timestamps).
+//! let now = Time::from_nanos(1_000_000_000);
+//! let wall = WallTime::from_unix_secs_f64(1_767_225_600.0);
 //! let master_addr = Address::new("127.0.0.1", 10000);
 //! let mut master = Master::new(
 //!     MasterConfig {
@@ -52,6 +54,7 @@
 //!         storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
 //!     },
 //!     now,
+//!     wall,
 //! );
 //! let mut storage = Storage::new(
 //!     StorageConfig {
@@ -132,4 +135,4 @@ pub mod throttle;
 pub mod time;
 
 pub use io::{ConnId, Input, Level, Node, Output};
-pub use time::Time;
+pub use time::{Time, WallTime};

@@ -1,14 +1,20 @@
 //! Time as an input: nodes never read a clock, they are handed `now`.
+//!
+//! Two clocks, never mixed. Timers run on [`Time`], a monotonic clock: an
+//! NTP step must neither make a master take every storage for dead (a
+//! jump forward) nor stall every timer (a jump back). Only what NEO stamps
+//! with the date reads [`WallTime`]: TIDs and node identification
+//! timestamps, both at the primary master, whose rules already cope with a
+//! clock that goes back (TIDs stay above the last one, timestamps are
+//! forced to increase).
 
 use std::fmt;
 use std::ops::{Add, Sub};
 use std::time::Duration;
 
-/// An instant, in nanoseconds since the UNIX epoch.
-///
-/// One type serves both purposes NEO needs: ordering timers, and stamping
-/// things with wall-clock time (TIDs, node identification timestamps). The
-/// runtime passes the system clock; the simulator a virtual one.
+/// An instant of the node's monotonic clock, in nanoseconds from an origin
+/// of the runtime's choosing (the simulator's virtual time, the process's
+/// start). It never goes back. Deadlines are set on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Time(u64);
 
@@ -19,17 +25,8 @@ impl Time {
         Time(nanos)
     }
 
-    pub fn from_unix_secs_f64(seconds: f64) -> Time {
-        Time((seconds * 1e9) as u64)
-    }
-
     pub const fn as_nanos(self) -> u64 {
         self.0
-    }
-
-    /// Seconds since the UNIX epoch, as NEO/py's `time()` returns them.
-    pub fn as_unix_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
     }
 
     /// Time elapsed since `earlier`, zero if `earlier` is later.
@@ -65,16 +62,57 @@ impl fmt::Display for Time {
     }
 }
 
-/// NEO/py's `monotonic_time`: the wall clock, forced to increase strictly
+/// A reading of the wall clock, in nanoseconds since the UNIX epoch. It
+/// may jump either way: nothing may wait on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WallTime(u64);
+
+impl WallTime {
+    pub const fn from_unix_nanos(nanos: u64) -> WallTime {
+        WallTime(nanos)
+    }
+
+    pub fn from_unix_secs_f64(seconds: f64) -> WallTime {
+        WallTime((seconds * 1e9) as u64)
+    }
+
+    pub const fn as_unix_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Seconds since the UNIX epoch, as NEO/py's `time()` returns them.
+    pub fn as_unix_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// This reading moved by `nanos` (a clock set forward or back).
+    pub fn shifted(self, nanos: i64) -> WallTime {
+        WallTime(self.0.saturating_add_signed(nanos))
+    }
+}
+
+impl fmt::Display for WallTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{:09}",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
+    }
+}
+
+/// NEO/py's `monotonic_time` (despite its name, the wall clock, forced to
+/// increase strictly
 /// (by 1 ms when it did not advance). The master stamps identified nodes
 /// and node notifications with it; receivers rely on strict increase.
 #[derive(Debug, Clone, Default)]
-pub struct MonotonicClock {
+pub struct TimestampClock {
     previous: f64,
 }
 
-impl MonotonicClock {
-    pub fn now(&mut self, now: Time) -> f64 {
+impl TimestampClock {
+    pub fn now(&mut self, now: WallTime) -> f64 {
         let seconds = now.as_unix_secs_f64();
         if self.previous < seconds {
             self.previous = seconds;
@@ -96,14 +134,14 @@ mod tests {
 
     #[test]
     fn monotonic_clock_strictly_increases() {
-        let mut clock = MonotonicClock::default();
-        let t = Time::from_unix_secs_f64(1_700_000_000.0);
+        let mut clock = TimestampClock::default();
+        let t = WallTime::from_unix_secs_f64(1_700_000_000.0);
         let a = clock.now(t);
         let b = clock.now(t);
-        let c = clock.now(t - Duration::from_secs(5));
+        let c = clock.now(t.shifted(-5_000_000_000));
         assert!(a < b && b < c);
         assert!((b - a - 1e-3).abs() < 1e-6);
-        let d = clock.now(t + Duration::from_secs(1));
+        let d = clock.now(t.shifted(1_000_000_000));
         assert_eq!(d, 1_700_000_001.0);
     }
 }

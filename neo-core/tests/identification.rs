@@ -6,11 +6,15 @@ use bytes::Bytes;
 use neo_core::master::{Master, MasterConfig};
 use neo_core::storage::memory::MemoryStore;
 use neo_core::storage::{Storage, StorageConfig};
-use neo_core::{ConnId, Input, Node, Output, Time};
+use neo_core::{ConnId, Input, Node, Output, Time, WallTime};
 use neo_proto::*;
 
 fn now() -> Time {
-    Time::from_unix_secs_f64(1_767_225_600.0)
+    Time::from_nanos(1_000_000_000)
+}
+
+fn wall() -> WallTime {
+    WallTime::from_unix_secs_f64(1_767_225_600.0)
 }
 
 fn addr(port: u16) -> Address {
@@ -56,6 +60,7 @@ fn master() -> Master {
             storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
         },
         now(),
+        wall(),
     );
     drain(&mut master);
     master
@@ -447,6 +452,7 @@ fn a_secondary_names_its_primary() {
             storage_ping: MasterConfig::DEFAULT_STORAGE_PING,
         },
         now(),
+        wall(),
     );
     // It tries to reach the other master, which accepts it as secondary.
     let outputs = drain(&mut secondary);

@@ -18,7 +18,7 @@ const OTHER_CLIENT: Nid = Nid(0x1000_0002);
 const OTHER_STORAGE: Nid = Nid(2);
 
 fn now() -> Time {
-    Time::from_unix_secs_f64(1_767_225_600.0)
+    Time::from_nanos(1_000_000_000)
 }
 
 fn addr(port: u16) -> Address {

@@ -61,6 +61,7 @@ fn churn_shape() -> Shape {
             Action::KillRandomStorage,
             Action::DropRandomDownStorage,
             Action::DropRandomConnection,
+            Action::ClockJump,
         ],
         recovery_deadline: Duration::from_secs(120),
         workload: Some(WorkloadShape {

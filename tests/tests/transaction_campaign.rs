@@ -82,6 +82,7 @@ fn faults_shape() -> Shape {
             },
             Action::RestartRandom,
             Action::DropRandomConnection,
+            Action::ClockJump,
             Action::PartitionRandom,
             Action::Heal,
         ],

@@ -288,7 +288,7 @@ impl Master {
         } else {
             format!("node already in {state} state")
         };
-        let timestamp = |master: &mut Master| Timestamp(master.clock.now(master.now));
+        let timestamp = |master: &mut Master| Timestamp(master.clock.now(master.wall));
         if entry.node_type == NodeType::Storage {
             let keep = state == NodeState::Down;
             if entry.is_running() && !keep {

@@ -215,7 +215,7 @@ impl Master {
 
     /// The TID of the current clock reading.
     fn clock_tid(&self) -> Tid {
-        Tid::from_unix_time(self.now.as_unix_secs_f64())
+        Tid::from_unix_time(self.wall.as_unix_secs_f64())
     }
 
     /// AskFinishTransaction: choose the final TID and ask every involved

@@ -228,7 +228,7 @@ impl Master {
                 key
             }
         };
-        let id_timestamp = Timestamp(self.clock.now(self.now));
+        let id_timestamp = Timestamp(self.clock.now(self.wall));
         {
             let entry = self.nodes.get_mut(key).unwrap();
             entry.extra = request.extra;

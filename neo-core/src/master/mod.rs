@@ -46,7 +46,7 @@ use crate::net::{AnswerMatch, Net, Reject};
 use crate::nodes::{NodeKey, NodeTable};
 use crate::pt::{Changes, PartitionTable};
 use crate::throttle::ConnectThrottle;
-use crate::time::{MonotonicClock, Time};
+use crate::time::{Time, TimestampClock, WallTime};
 
 pub use election::ElectionKey;
 
@@ -189,8 +189,12 @@ enum Role {
 #[derive(Debug)]
 pub struct Master {
     config: MasterConfig,
+    /// The monotonic clock: timers.
     now: Time,
-    clock: MonotonicClock,
+    /// The last wall clock reading ([`Master::observe_wall_time`]): TIDs
+    /// and node timestamps, nothing that waits.
+    wall: WallTime,
+    clock: TimestampClock,
     net: Net<Request, ConnRole, Infallible>,
     nodes: NodeTable,
     own: NodeKey,
@@ -221,7 +225,7 @@ struct StoppedOperation {
 }
 
 impl Master {
-    pub fn new(config: MasterConfig, now: Time) -> Master {
+    pub fn new(config: MasterConfig, now: Time, wall: WallTime) -> Master {
         let mut nodes = NodeTable::new();
         for addr in &config.masters {
             if *addr != config.bind && nodes.by_address(addr).is_none() {
@@ -240,7 +244,8 @@ impl Master {
         let mut master = Master {
             config,
             now,
-            clock: MonotonicClock::default(),
+            wall,
+            clock: TimestampClock::default(),
             net: Net::new(),
             nodes,
             own,
@@ -401,7 +406,7 @@ impl Master {
         if infos.is_empty() {
             return;
         }
-        let timestamp = Timestamp(self.clock.now(self.now));
+        let timestamp = Timestamp(self.clock.now(self.wall));
         for key in self.identified_keys() {
             let receiver = self.nodes.get(key).unwrap().node_type;
             let list: Vec<NodeInfo> = infos
@@ -432,7 +437,7 @@ impl Master {
                 list.push(entry.info());
             }
         }
-        let timestamp = Timestamp(self.clock.now(self.now));
+        let timestamp = Timestamp(self.clock.now(self.wall));
         self.send_to(
             peer,
             NotifyNodeInformation {
@@ -577,7 +582,7 @@ impl Master {
         let own = self.nodes.get_mut(self.own).unwrap();
         own.state = NodeState::Running;
         own.id_timestamp = None;
-        let election_ts = self.clock.now(self.now);
+        let election_ts = self.clock.now(self.wall);
         let unheard_masters: BTreeSet<NodeKey> = self
             .nodes
             .of_type(NodeType::Master)
@@ -1001,10 +1006,20 @@ fn describe_changes(changes: &Changes) -> String {
     text
 }
 
+impl Master {
+    /// The wall clock as the runtime reads it, before an input: it may
+    /// have jumped either way since the last reading (TIDs and timestamps
+    /// cope with that; timers never see it).
+    pub fn observe_wall_time(&mut self, wall: WallTime) {
+        self.wall = wall;
+    }
+}
+
 impl Node for Master {
     type Event = Infallible;
 
     fn handle(&mut self, now: Time, input: Input) {
+        debug_assert!(now >= self.now, "the monotonic clock went back");
         self.now = self.now.max(now);
         if matches!(self.role, Role::Exited) {
             return;

@@ -191,7 +191,7 @@ impl Master {
             }
         }
         self.pt = table;
-        let timestamp = Timestamp(self.clock.now(self.now));
+        let timestamp = Timestamp(self.clock.now(self.wall));
         if !new_nodes.is_empty() {
             self.notify_admins(
                 NotifyNodeInformation {

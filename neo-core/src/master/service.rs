@@ -361,7 +361,7 @@ impl Master {
             Level::Info,
             "asking remaining nodes to shut down".to_string(),
         );
-        let timestamp = Timestamp(self.clock.now(self.now));
+        let timestamp = Timestamp(self.clock.now(self.wall));
         for key in self.nodes.keys() {
             let entry = self.nodes.get(key).unwrap();
             let Some(conn) = entry.conn else {

@@ -141,7 +141,7 @@ impl LocalCluster {
                 masters: master_addresses.clone(),
                 devpath: Vec::new(),
                 nid: None,
-                seed: crate::runtime::now().as_nanos() ^ index as u64,
+                seed: crate::runtime::wall_now().as_unix_nanos() ^ index as u64,
             };
             let name = format!("storage{index}");
             thread::spawn(move || {
@@ -252,7 +252,7 @@ fn temporary_dir() -> Result<PathBuf, String> {
         let dir = base.join(format!(
             "neo-cluster-{}-{}",
             std::process::id(),
-            crate::runtime::now().as_nanos() % 1_000_000 + u64::from(attempt)
+            crate::runtime::wall_now().as_unix_nanos() % 1_000_000 + u64::from(attempt)
         ));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),

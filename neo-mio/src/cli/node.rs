@@ -197,7 +197,7 @@ pub fn listen(bind: &Address) -> Result<(TcpListener, Address), ConfigError> {
 }
 
 fn seed() -> u64 {
-    runtime::now().as_nanos() ^ (u64::from(std::process::id()) << 32)
+    runtime::wall_now().as_unix_nanos() ^ (u64::from(std::process::id()) << 32)
 }
 
 pub fn master_config(options: &MasterOptions) -> Result<(MasterConfig, TcpListener), ConfigError> {
@@ -341,7 +341,11 @@ pub fn start_master(
     listener: TcpListener,
     name: &str,
 ) -> Result<Exit, String> {
-    run_node(Master::new(config, runtime::now()), name, listener)
+    run_node(
+        Master::new(config, runtime::now(), runtime::wall_now()),
+        name,
+        listener,
+    )
 }
 
 pub fn start_admin(config: AdminConfig, listener: TcpListener, name: &str) -> Result<Exit, String> {

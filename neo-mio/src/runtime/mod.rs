@@ -22,7 +22,8 @@ pub use conn::MAX_QUEUED;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hashbrown::HashMap;
 use mio::net::{TcpListener, TcpStream};
@@ -32,20 +33,28 @@ use neo_core::client::Client;
 use neo_core::master::Master;
 use neo_core::storage::store::Store;
 use neo_core::storage::Storage;
-use neo_core::{ConnId, Input, Level, Node, Output, Time};
+use neo_core::{ConnId, Input, Level, Node, Output, Time, WallTime};
 use neo_proto::Address;
 
 use conn::{Conn, End, Phase};
 
 /// A node the runtime can host: any neo-core node, plus the storage's
-/// durability callback.
+/// durability callback and the master's wall clock.
 pub trait Hosted: Node {
     /// Everything written to the store so far must become durable, then
     /// the node is told (storage only).
     fn sync_store(&mut self, _now: Time) {}
+
+    /// The wall clock, read before every input (the master: TIDs and node
+    /// timestamps).
+    fn observe_wall_time(&mut self, _wall: WallTime) {}
 }
 
-impl Hosted for Master {}
+impl Hosted for Master {
+    fn observe_wall_time(&mut self, wall: WallTime) {
+        Master::observe_wall_time(self, wall)
+    }
+}
 impl Hosted for Admin {}
 impl Hosted for Client {}
 impl<S: Store> Hosted for Storage<S> {
@@ -54,12 +63,22 @@ impl<S: Store> Hosted for Storage<S> {
     }
 }
 
-/// The wall clock as neo-core's [`Time`].
+/// The monotonic clock as neo-core's [`Time`]: nanoseconds since the
+/// process first read it. Timers use it, so that a wall clock set forward
+/// or back (NTP) neither fires nor stalls them.
 pub fn now() -> Time {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    Time::from_nanos(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The wall clock as neo-core's [`WallTime`] (before the UNIX epoch: the
+/// epoch).
+pub fn wall_now() -> WallTime {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    Time::from_nanos(since.as_nanos() as u64)
+    WallTime::from_unix_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The first socket address `addr` resolves to.
@@ -161,6 +180,7 @@ impl<N: Hosted> Runtime<N> {
     /// that the packets of several calls in a row (a transaction's stores)
     /// leave in one write per connection and arrive in one read.
     pub fn with_node<T>(&mut self, f: impl FnOnce(&mut N, Time) -> T) -> T {
+        self.node.observe_wall_time(wall_now());
         let result = f(&mut self.node, now());
         self.carry_out_outputs();
         result
@@ -228,7 +248,7 @@ impl<N: Hosted> Runtime<N> {
             }
         }
         if self.node.poll_timeout().is_some_and(|at| at <= now()) {
-            self.node.handle(now(), Input::Timeout);
+            self.input(Input::Timeout);
         }
         self.after_input();
         Ok(())
@@ -250,6 +270,12 @@ impl<N: Hosted> Runtime<N> {
             self.node.sync_store(now());
             self.drain_outputs();
         }
+    }
+
+    /// Feeds the node one input, with both clocks read now.
+    fn input(&mut self, input: Input) {
+        self.node.observe_wall_time(wall_now());
+        self.node.handle(now(), input);
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -308,7 +334,7 @@ impl<N: Hosted> Runtime<N> {
             Ok((stream, peer)) => self.register(Conn::new(id, stream, peer, Phase::Connecting)),
             Err(error) => {
                 self.log(Level::Debug, &format!("cannot connect to {addr}: {error}"));
-                self.node.handle(now(), Input::ConnectFailed { conn: id });
+                self.input(Input::ConnectFailed { conn: id });
             }
         }
     }
@@ -366,17 +392,14 @@ impl<N: Hosted> Runtime<N> {
             } else {
                 Input::Connected { conn: id }
             };
-            self.node.handle(now(), input);
+            self.input(input);
         }
         for frame in outcome.frames {
-            self.node.handle(
-                now(),
-                Input::Packet {
-                    conn: id,
-                    msg_id: frame.msg_id,
-                    packet: frame.packet,
-                },
-            );
+            self.input(Input::Packet {
+                conn: id,
+                msg_id: frame.msg_id,
+                packet: frame.packet,
+            });
             // The node may have closed it on this packet: it must hear
             // nothing more of it.
             self.drain_outputs();
@@ -420,7 +443,7 @@ impl<N: Hosted> Runtime<N> {
             // An incoming connection the node never saw.
             Phase::Connecting | Phase::Handshaking => return,
         };
-        self.node.handle(now(), input);
+        self.input(input);
     }
 
     /// Forgets a connection (its socket closes when dropped), telling the

@@ -46,7 +46,17 @@ pub enum Action {
     KillRandomStorage,
     /// `neoctl drop` of a random DOWN storage (refused if that loses data).
     DropRandomDownStorage,
+    /// A random machine's wall clock is set forward by an hour or back by
+    /// ten minutes (an NTP step): nothing may notice but TIDs and
+    /// timestamps, which must still increase.
+    ClockJump,
 }
+
+/// Machines' wall clocks start this far apart at most (each its own
+/// offset, drawn from the seed).
+pub const CLOCK_SKEW_NS_MAX: i64 = 30_000_000_000;
+const CLOCK_JUMP_FORWARD_NS: i64 = 3_600_000_000_000;
+const CLOCK_JUMP_BACK_NS: i64 = -600_000_000_000;
 
 /// The shape of a campaign's clusters and faults.
 #[derive(Debug, Clone)]
@@ -166,6 +176,13 @@ fn run_with(
         sim.add_client();
     }
     let ctl = sim.add_ctl();
+    // Clocks of their own, from a generator of their own: the draws of
+    // the cluster and of the faults stay what they were.
+    let mut clocks = neo_core::rng::Rng::new(seed ^ 0xc10c_c10c);
+    for node in &mut sim.nodes {
+        let span = 2 * CLOCK_SKEW_NS_MAX as u64 + 1;
+        node.wall_offset_ns = clocks.below(span) as i64 - CLOCK_SKEW_NS_MAX;
+    }
 
     // The plan: an operator start, then faults, then a heal of everything.
     let mut plan: Vec<(Duration, Action)> = Vec::new();
@@ -288,8 +305,24 @@ fn run_with(
             ),
             sim,
         ))),
+        Ok(()) if !hangs(shape) && outcome.cluster.hung_storages > 0 => Err(Box::new((
+            format!(
+                "{} storage(s) taken for dead though none hung (clock jumps must not do that)",
+                outcome.cluster.hung_storages
+            ),
+            sim,
+        ))),
         Ok(()) => Ok((outcome, sim)),
     }
+}
+
+/// Whether the shape makes storages hang (the only reason a master may
+/// take a connected storage for dead).
+fn hangs(shape: &Shape) -> bool {
+    shape
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::FreezeRandomStorage))
 }
 
 fn perform(sim: &mut Sim, action: &Action, ctl: NodeId, admin: NodeId) {
@@ -342,6 +375,23 @@ fn perform(sim: &mut Sim, action: &Action, ctl: NodeId, admin: NodeId) {
             sim.partition(&side);
         }
         Action::Heal => sim.heal(),
+        Action::ClockJump => {
+            let alive: Vec<NodeId> = (0..sim.nodes.len())
+                .map(NodeId)
+                .filter(|&n| sim.nodes[n.0].alive && sim.nodes[n.0].kind != NodeKind::Ctl)
+                .collect();
+            if !alive.is_empty() {
+                let node = alive[sim.rng.below(alive.len() as u64) as usize];
+                let jump = if sim.rng.chance(1, 2) {
+                    CLOCK_JUMP_FORWARD_NS
+                } else {
+                    CLOCK_JUMP_BACK_NS
+                };
+                sim.nodes[node.0].wall_offset_ns += jump;
+                let line = format!("{} {} CLOCK JUMP {jump} ns", sim.now, sim.name(node));
+                sim.logs.push(line);
+            }
+        }
         Action::FreezeRandomStorage => {
             let candidates: Vec<NodeId> = sim
                 .node_ids(NodeKind::Storage)

@@ -8,7 +8,7 @@ use neo_core::client::{Client, ClientConfig, ClientEvent};
 use neo_core::master::{Master, MasterConfig};
 use neo_core::storage::memory::MemoryStore;
 use neo_core::storage::{Storage, StorageConfig};
-use neo_core::{ConnId, Input, Level, Node, Output, Time};
+use neo_core::{ConnId, Input, Level, Node, Output, Time, WallTime};
 use neo_proto::{Address, Packet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,6 +69,12 @@ fn convert<E>(output: Output<E>) -> Option<SimOutput> {
         Output::Exit { reason, .. } => SimOutput::Exit { reason },
         Output::Event(_) => return None,
     })
+}
+
+/// A machine's wall clock: the simulation's time (which starts at a real
+/// date, [`super::EPOCH`]) moved by the machine's offset.
+pub fn wall_time(now: Time, offset_ns: i64) -> WallTime {
+    WallTime::from_unix_nanos(now.as_nanos()).shifted(offset_ns)
 }
 
 /// The operator's `neoctl`: one connection per request, no identification.
@@ -138,6 +144,10 @@ pub struct SimNode {
     /// Incremented at each restart: events of a previous life are stale.
     pub generation: u64,
     pub sync_requested: bool,
+    /// How far this machine's wall clock is from the simulation's (ns;
+    /// campaigns set it and make it jump). Only masters read the wall
+    /// clock; timers run on the simulation's monotonic time.
+    pub wall_offset_ns: i64,
     /// Wall-clock time spent in the node's state machine (handling inputs
     /// and syncs): what scale benchmarks measure. Never fed to a node, so
     /// runs stay deterministic.
@@ -166,6 +176,7 @@ impl SimNode {
             exited: false,
             generation: 0,
             sync_requested: false,
+            wall_offset_ns: 0,
             work: std::time::Duration::ZERO,
             storage_config: None,
             admin_config: None,
@@ -180,7 +191,7 @@ impl SimNode {
             NodeKind::Master,
             index,
             address,
-            Machine::Master(Box::new(Master::new(config, now))),
+            Machine::Master(Box::new(Master::new(config, now, wall_time(now, 0)))),
         )
     }
 
@@ -242,7 +253,10 @@ impl SimNode {
 
     fn dispatch(&mut self, now: Time, input: Input) {
         match &mut self.machine {
-            Machine::Master(m) => m.handle(now, input),
+            Machine::Master(m) => {
+                m.observe_wall_time(wall_time(now, self.wall_offset_ns));
+                m.handle(now, input)
+            }
             Machine::Storage(s) => s.handle(now, input),
             Machine::Admin(a) => a.handle(now, input),
             Machine::Client(c) => c.handle(now, input),
@@ -307,7 +321,8 @@ impl SimNode {
         self.sync_requested = false;
         self.machine = match std::mem::replace(&mut self.machine, Machine::Ctl(Ctl::default())) {
             Machine::Master(_) => {
-                Machine::Master(Box::new(Master::new(master_config.unwrap(), now)))
+                let wall = wall_time(now, self.wall_offset_ns);
+                Machine::Master(Box::new(Master::new(master_config.unwrap(), now, wall)))
             }
             Machine::Storage(s) => {
                 let mut store = s.store().clone();

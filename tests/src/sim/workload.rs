@@ -55,6 +55,10 @@ pub struct WorkloadShape {
 #[derive(Debug, Clone)]
 struct Acked {
     tid: Tid,
+    /// When the application asked to begin it, and when its finish was
+    /// acknowledged (virtual time).
+    begun_at: Time,
+    acked_at: Time,
     writes: Vec<(Oid, u64)>,
     checks: Vec<(Oid, Tid)>,
 }
@@ -85,6 +89,8 @@ struct Session {
     node: NodeId,
     generation: u64,
     step: Step,
+    /// When the current transaction was begun.
+    begun_at: Time,
     op: Option<OpId>,
     txn: Option<TxnId>,
     snapshot: Tid,
@@ -166,6 +172,7 @@ impl Workload {
                 node,
                 generation: sim.nodes[node.0].generation,
                 step: Step::Idle,
+                begun_at: sim.now,
                 op: None,
                 txn: None,
                 snapshot: Tid::ZERO,
@@ -405,8 +412,11 @@ impl Workload {
                 if self.oids.is_empty() {
                     self.oids = session.stored.keys().copied().collect();
                 }
+                let begun_at = session.begun_at;
                 self.acked.push(Acked {
                     tid,
+                    begun_at,
+                    acked_at: sim.now,
                     writes,
                     checks,
                 });
@@ -508,6 +518,7 @@ impl Workload {
         match begun {
             Some(Ok((txn, op))) => {
                 let session = &mut self.sessions[index];
+                session.begun_at = sim.now;
                 session.step = Step::Beginning;
                 session.txn = Some(txn);
                 session.op = Some(op);
@@ -607,6 +618,25 @@ impl Workload {
                         "lost update: {oid} is {value} at {tid}, revision #{i} (history {revs:?})"
                     ));
                 }
+            }
+        }
+        // TIDs increase with time, whatever the masters' wall clocks did:
+        // a transaction begun after another's commit was acknowledged
+        // gets a larger TID (acknowledged in order, a running maximum of
+        // earlier acknowledgements is enough).
+        let mut by_ack: Vec<&Acked> = self.acked.iter().collect();
+        by_ack.sort_by_key(|a| a.acked_at);
+        for (i, later) in by_ack.iter().enumerate() {
+            let before = by_ack[..i]
+                .iter()
+                .filter(|earlier| earlier.acked_at < later.begun_at)
+                .map(|earlier| earlier.tid)
+                .max();
+            if let Some(earlier) = before.filter(|&t| later.tid <= t) {
+                return Err(format!(
+                    "TID {} was given to a transaction begun after {earlier} was committed",
+                    later.tid
+                ));
             }
         }
         // Every acknowledged commit is there, as written.
