@@ -1,4 +1,4 @@
-//! Helpers shared by the LMDB store tests.
+//! Helpers shared by neo-mio's tests (LMDB stores, real processes).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
