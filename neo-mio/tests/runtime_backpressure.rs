@@ -1,6 +1,8 @@
 //! A peer that stops reading: the runtime keeps serving everyone else,
 //! and disconnects it once more than `MAX_QUEUED` bytes wait for it,
-//! instead of growing its memory without bound.
+//! instead of growing its memory without bound. A peer that sends without
+//! pause is read at most `READ_TURN_BYTES_MAX` a turn: the others are
+//! served in between.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -10,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use neo_core::io::{ConnId, Input, Node, Output};
 use neo_core::time::Time;
-use neo_mio::runtime::MAX_QUEUED;
 use neo_mio::runtime::{Hosted, Runtime};
+use neo_mio::runtime::{MAX_QUEUED, READ_TURN_BYTES_MAX};
 use neo_proto::{encode, AddObject, Checksum, Decoder, Oid, Packet, Pong, Tid, HANDSHAKE};
 
 /// Size of each packet the flooder sends.
@@ -26,6 +28,8 @@ struct Flooder {
     outputs: VecDeque<Output<()>>,
     accepted: Vec<ConnId>,
     closed: Vec<ConnId>,
+    /// Pings received, in order, by connection.
+    pings: Vec<ConnId>,
 }
 
 impl Flooder {
@@ -36,6 +40,7 @@ impl Flooder {
             outputs: VecDeque::new(),
             accepted: Vec::new(),
             closed: Vec::new(),
+            pings: Vec::new(),
         }
     }
 }
@@ -72,11 +77,14 @@ impl Node for Flooder {
                 conn,
                 msg_id,
                 packet: Packet::Ping(_),
-            } => self.outputs.push_back(Output::Send {
-                conn,
-                msg_id,
-                packet: Pong {}.into(),
-            }),
+            } => {
+                self.pings.push(conn);
+                self.outputs.push_back(Output::Send {
+                    conn,
+                    msg_id,
+                    packet: Pong {}.into(),
+                })
+            }
             Input::Closed { conn } => self.closed.push(conn),
             _ => {}
         }
@@ -177,4 +185,46 @@ fn a_slow_peer_under_the_cap_keeps_its_connection() {
         runtime.turn(Some(Duration::from_millis(10))).unwrap();
     }
     assert!(runtime.node().closed.is_empty());
+}
+
+#[test]
+fn a_peer_that_sends_without_pause_does_not_starve_the_others() {
+    let (mut runtime, addr) = flooder(0);
+    let mut flood = stalled_peer(&addr);
+    let mut polite = stalled_peer(&addr);
+    assert!(turn_until(&mut runtime, |node| node.accepted.len() == 2));
+    let (flood_conn, polite_conn) = (runtime.node().accepted[0], runtime.node().accepted[1]);
+    // Four turns' worth of pings, written while the loop does not turn.
+    let mut pings = BytesMut::new();
+    let mut count = 0;
+    while pings.len() < 4 * READ_TURN_BYTES_MAX {
+        encode(count, &Packet::Ping(neo_proto::Ping {}), &mut pings);
+        count += 1;
+    }
+    let writer = std::thread::spawn(move || {
+        flood.write_all(&pings).unwrap();
+        flood
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let mut one = BytesMut::new();
+    encode(0, &Packet::Ping(neo_proto::Ping {}), &mut one);
+    polite.write_all(&one).unwrap();
+    assert!(turn_until(&mut runtime, |node| node
+        .pings
+        .contains(&polite_conn)));
+    let before = runtime
+        .node()
+        .pings
+        .iter()
+        .filter(|&&c| c == flood_conn)
+        .count();
+    assert!(
+        before < count as usize,
+        "the polite ping waited for all {count} of the flood"
+    );
+    // The rest of the flood is read in later turns, without new events.
+    assert!(turn_until(&mut runtime, |node| {
+        node.pings.iter().filter(|&&c| c == flood_conn).count() == count as usize
+    }));
+    drop(writer.join().unwrap());
 }

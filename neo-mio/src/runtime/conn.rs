@@ -14,6 +14,11 @@ use neo_proto::{DecodeError, Frame, Packet, HANDSHAKE};
 /// of the largest packets NEO/py accepts.
 pub const MAX_QUEUED: usize = 4 * neo_proto::PACKET_SIZE_MAX;
 
+/// Most bytes read from one connection in one loop turn: a peer that
+/// sends without pause must not keep the loop from the others (and from
+/// timers). What is left is read at the next turn.
+pub const READ_TURN_BYTES_MAX: usize = 1 << 20;
+
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -46,6 +51,9 @@ pub struct ReadOutcome {
     pub opened: bool,
     pub frames: Vec<Frame>,
     pub end: Option<End>,
+    /// Reading stopped at [`READ_TURN_BYTES_MAX`], not because the socket
+    /// would block: mio will not signal it again, read it next turn.
+    pub more: bool,
 }
 
 /// Why a connection's stream ended.
@@ -108,18 +116,28 @@ impl Conn {
         Ok(true)
     }
 
-    /// Reads until the socket would block (mio is edge-triggered) and
-    /// decodes what arrived. `scratch` is the loop's read buffer.
+    /// Reads until the socket would block (mio is edge-triggered) or
+    /// [`READ_TURN_BYTES_MAX`] arrived, and decodes what arrived.
+    /// `scratch` is the loop's read buffer.
     pub fn read(&mut self, scratch: &mut [u8]) -> ReadOutcome {
         let was_open = self.decoder.handshake_done();
         let mut end = None;
+        let mut read = 0;
+        let mut more = false;
         loop {
+            if read >= READ_TURN_BYTES_MAX {
+                more = true;
+                break;
+            }
             match self.stream.read(scratch) {
                 Ok(0) => {
                     end = Some(End::Closed(None));
                     break;
                 }
-                Ok(n) => self.decoder.feed(&scratch[..n]),
+                Ok(n) => {
+                    read += n;
+                    self.decoder.feed(&scratch[..n])
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
@@ -143,6 +161,7 @@ impl Conn {
             opened: !was_open && self.decoder.handshake_done(),
             frames,
             end,
+            more,
         }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! One thread, one [`mio::Poll`]. Every turn: wait for socket readiness or
 //! the node's next wake-up, read every ready socket until it would block
-//! and feed the decoded packets to the node, drain the node's outputs
+//! (at most [`READ_TURN_BYTES_MAX`] a turn: what is left is read at the
+//! next turn, so that one peer cannot starve the others) and feed the
+//! decoded packets to the node, drain the node's outputs
 //! (connections to open, packets queued per connection, closes, logs),
 //! then — if the node asked for durability during the turn — sync its store
 //! once for everything it wrote (group commit), and finally write what is
@@ -17,7 +19,7 @@
 //! throttles attempts); the runtime only reports failures.
 
 mod conn;
-pub use conn::MAX_QUEUED;
+pub use conn::{MAX_QUEUED, READ_TURN_BYTES_MAX};
 
 use std::collections::VecDeque;
 use std::io;
@@ -126,6 +128,8 @@ pub struct Runtime<N: Hosted> {
     accepted: u64,
     /// Connections with bytes queued by this turn.
     dirty: Vec<Token>,
+    /// Connections left with bytes to read by the last turn's cap.
+    readable_again: Vec<Token>,
     sync_requested: bool,
     exit: Option<Exit>,
     /// Node events (client answers) for the embedding code.
@@ -159,6 +163,7 @@ impl<N: Hosted> Runtime<N> {
             next_token: 1,
             accepted: 0,
             dirty: Vec::new(),
+            readable_again: Vec::new(),
             sync_requested: false,
             exit: None,
             node_events: VecDeque::new(),
@@ -219,12 +224,15 @@ impl<N: Hosted> Runtime<N> {
         if let Some(max) = max_wait {
             wait = Some(wait.map_or(max, |w| w.min(max)));
         }
+        if !self.readable_again.is_empty() {
+            wait = Some(Duration::ZERO);
+        }
         match self.poll.poll(&mut self.events, wait) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
-        let ready: Vec<(Token, bool, bool)> = self
+        let mut ready: Vec<(Token, bool, bool)> = self
             .events
             .iter()
             .map(|e| {
@@ -235,6 +243,14 @@ impl<N: Hosted> Runtime<N> {
                 )
             })
             .collect();
+        for token in std::mem::take(&mut self.readable_again) {
+            if !ready
+                .iter()
+                .any(|(t, readable, _)| *t == token && *readable)
+            {
+                ready.push((token, true, false));
+            }
+        }
         for (token, readable, writable) in ready {
             if token == LISTENER {
                 self.accept_all();
@@ -375,6 +391,9 @@ impl<N: Hosted> Runtime<N> {
             }
         }
         let outcome = conn.read(&mut self.scratch);
+        if outcome.more {
+            self.readable_again.push(token);
+        }
         let id = conn.id;
         let peer = conn.peer;
         let closing = conn.phase == Phase::Closing;
