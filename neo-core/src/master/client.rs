@@ -25,6 +25,11 @@ enum Handled {
     Postpone,
 }
 
+/// Most requests of one client the primary keeps waiting (begins while
+/// storages start, votes while another transaction's failure is judged):
+/// an honest client has one transaction at a time.
+pub const POSTPONED_REQUESTS_COUNT_MAX: usize = 1000;
+
 impl Master {
     /// A request from an identified client.
     pub(super) fn on_client_packet(
@@ -54,11 +59,16 @@ impl Master {
         }
         match self.handle_client_request(conn, key, msg_id, &packet)? {
             Handled::Done => {}
-            Handled::Postpone => self
-                .primary_mut()
-                .unwrap()
-                .postponed
-                .push((conn, msg_id, packet)),
+            Handled::Postpone => {
+                let postponed = &mut self.primary_mut().unwrap().postponed;
+                let waiting = postponed.iter().filter(|(c, ..)| *c == conn).count();
+                if waiting >= POSTPONED_REQUESTS_COUNT_MAX {
+                    return Err(Reject::protocol(format!(
+                        "more than {POSTPONED_REQUESTS_COUNT_MAX} requests waiting"
+                    )));
+                }
+                postponed.push((conn, msg_id, packet));
+            }
         }
         Ok(())
     }

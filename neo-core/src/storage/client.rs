@@ -19,6 +19,7 @@ use neo_proto::{
 
 use super::store::{ObjectLookup, Store, TransactionMeta};
 use super::transactions::{LockError, StoreError};
+use super::waiting::{QUEUED_REQUESTS_COUNT_MAX, QUEUED_REQUEST_BYTES_MAX};
 use super::{Storage, INVALID_PARTITION};
 use crate::io::{ConnId, Level};
 use crate::net::Reject;
@@ -40,6 +41,28 @@ pub(super) enum Postponed {
 }
 
 impl Postponed {
+    /// The object data it holds.
+    pub(super) fn data_bytes(&self) -> usize {
+        match self {
+            Postponed::Store(_, _, store) => store.data.len(),
+            _ => 0,
+        }
+    }
+
+    fn msg_id(&self) -> u32 {
+        match self {
+            Postponed::Store(_, msg_id, _)
+            | Postponed::Check(_, msg_id, _)
+            | Postponed::Relock(_, msg_id, _)
+            | Postponed::Object(_, msg_id, _)
+            | Postponed::History(_, msg_id, _)
+            | Postponed::TidsFrom(_, msg_id, _)
+            | Postponed::OidsFrom(_, msg_id, _)
+            | Postponed::Fetch(_, msg_id, _)
+            | Postponed::CheckTids(_, msg_id, _) => *msg_id,
+        }
+    }
+
     pub(super) fn conn(&self) -> ConnId {
         match self {
             Postponed::Store(conn, ..)
@@ -278,16 +301,21 @@ impl<S: Store> Storage<S> {
         self.run(request);
     }
 
-    /// Runs a request now, or postpones it.
+    /// Runs a request now, or postpones it (unless its connection has too
+    /// much waiting already).
     fn run(&mut self, request: Postponed) {
         match self.execute(&request) {
             Outcome::Done => {}
-            Outcome::WaitWrite(key) => {
-                // Stable: requests of the same transaction keep their order.
-                let at = self.write_queue.partition_point(|(k, _)| *k <= key);
-                self.write_queue.insert(at, (key, request));
+            Outcome::WaitWrite(_) | Outcome::WaitRead if !self.waiting.has_room(&request) => {
+                let (conn, msg_id) = (request.conn(), request.msg_id());
+                let reject = Reject::protocol(format!(
+                    "more than {QUEUED_REQUESTS_COUNT_MAX} requests or \
+                     {QUEUED_REQUEST_BYTES_MAX} bytes waiting for locks"
+                ));
+                self.reject(conn, msg_id, reject);
             }
-            Outcome::WaitRead => self.read_queue.push(request),
+            Outcome::WaitWrite(key) => self.waiting.wait_write(key, request),
+            Outcome::WaitRead => self.waiting.wait_read(request),
         }
         self.send_deadlock_notifications();
     }
@@ -303,12 +331,9 @@ impl<S: Store> Storage<S> {
         while std::mem::take(&mut self.tm.released) {
             for queue in [true, false] {
                 let requests = if queue {
-                    std::mem::take(&mut self.write_queue)
-                        .into_iter()
-                        .map(|(_, r)| r)
-                        .collect::<Vec<_>>()
+                    self.waiting.take_writes()
                 } else {
-                    std::mem::take(&mut self.read_queue)
+                    self.waiting.take_reads()
                 };
                 for request in requests {
                     if !self.net.contains(request.conn()) {
@@ -316,11 +341,8 @@ impl<S: Store> Storage<S> {
                     }
                     match self.execute(&request) {
                         Outcome::Done => {}
-                        Outcome::WaitWrite(key) => {
-                            let at = self.write_queue.partition_point(|(k, _)| *k <= key);
-                            self.write_queue.insert(at, (key, request));
-                        }
-                        Outcome::WaitRead => self.read_queue.push(request),
+                        Outcome::WaitWrite(key) => self.waiting.wait_write(key, request),
+                        Outcome::WaitRead => self.waiting.wait_read(request),
                     }
                 }
             }

@@ -22,6 +22,7 @@ mod replicator;
 pub mod store;
 mod transactions;
 mod undo;
+mod waiting;
 
 use bytes::Bytes;
 use neo_proto::{
@@ -40,11 +41,11 @@ use crate::rng::Rng;
 use crate::time::Time;
 
 use checker::Checker;
-use client::Postponed;
 use pack::Packer;
 use replicator::Replicator;
 use store::{Store, StoredTable};
 use transactions::TransactionManager;
+use waiting::WaitQueues;
 
 pub use neo_proto::INVALID_PARTITION;
 
@@ -174,10 +175,8 @@ pub struct Storage<S: Store> {
     postponed: Vec<(ConnId, u32, RequestIdentification)>,
     /// Transactions being committed, and their locks.
     tm: TransactionManager,
-    /// Requests waiting for a write lock, in TTID order, and for a read
-    /// lock, in arrival order.
-    write_queue: Vec<(Tid, Postponed)>,
-    read_queue: Vec<Postponed>,
+    /// Requests waiting for a lock.
+    waiting: WaitQueues,
     running_postponed: bool,
     /// Per partition: whether our cell is readable (UP_TO_DATE, FEEDING).
     readable: Vec<bool>,
@@ -234,8 +233,7 @@ impl<S: Store> Storage<S> {
             sync_deadline: None,
             postponed: Vec::new(),
             tm: TransactionManager::new(None),
-            write_queue: Vec::new(),
-            read_queue: Vec::new(),
+            waiting: WaitQueues::default(),
             running_postponed: false,
             readable: Vec::new(),
             packer: Packer::default(),
@@ -431,8 +429,7 @@ impl<S: Store> Storage<S> {
     /// pack orders again when we are ready.
     fn end_operation(&mut self) {
         self.tm.clear(&mut self.store);
-        self.write_queue.clear();
-        self.read_queue.clear();
+        self.waiting.clear();
         self.packer = Packer::default();
         self.replicator = Replicator::default();
         self.checker = Checker::default();
@@ -1066,9 +1063,7 @@ impl<S: Store> Storage<S> {
                     let nid = self.nodes.get(key).and_then(|e| e.nid());
                     self.peer_lost(nid);
                 }
-                self.write_queue
-                    .retain(|(_, request)| request.conn() != conn);
-                self.read_queue.retain(|request| request.conn() != conn);
+                self.waiting.forget(conn);
                 if let ConnRole::Client(_, nid) = role {
                     // The client may still be committing through the
                     // master: only what it has not voted is abandoned.
