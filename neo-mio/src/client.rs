@@ -5,7 +5,8 @@
 //! until that operation is done, so one `NeoClient` serves one thread (make
 //! one per thread for parallel work; each has its own connections, as one
 //! NEO/py client per process does). Invalidations sent by the master while
-//! waiting are kept for [`NeoClient::invalidations`].
+//! waiting are kept for [`NeoClient::invalidations`], up to
+//! [`INVALIDATED_OIDS_COUNT_MAX`] (see [`NeoClient::invalidations_dropped`]).
 //!
 //! ```no_run
 //! use neo_mio::client::NeoClient;
@@ -34,6 +35,12 @@ use crate::runtime::{address_of, now, Runtime};
 
 /// How long a call waits before giving up with [`Error::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most invalidated oids kept for [`NeoClient::invalidations`] (each
+/// transaction counts for one more): an application that never collects
+/// them must not make the client grow without limit. Past it they are all
+/// dropped, which [`NeoClient::invalidations_dropped`] reports.
+pub const INVALIDATED_OIDS_COUNT_MAX: usize = 1 << 20;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,10 +102,13 @@ impl Transaction {
 pub struct NeoClient {
     runtime: Runtime<Client>,
     timeout: Duration,
-    invalidations: Vec<(Tid, Vec<Oid>)>,
+    invalidations: Invalidations,
     /// Conflicts reported and not handled yet.
     conflicts: Vec<Conflict>,
-    /// Results of operations not collected yet.
+    /// Operations a call is waiting for: the results of others (a call
+    /// that timed out) are dropped.
+    awaited: Vec<OpId>,
+    /// Results of awaited operations not collected yet.
     done: Vec<(OpId, std::result::Result<Answer, ClientError>)>,
 }
 
@@ -129,8 +139,9 @@ impl NeoClient {
         let mut client = NeoClient {
             runtime,
             timeout,
-            invalidations: Vec::new(),
+            invalidations: Invalidations::default(),
             conflicts: Vec::new(),
+            awaited: Vec::new(),
             done: Vec::new(),
         };
         client.wait_for("connecting to the cluster", |c| {
@@ -165,10 +176,21 @@ impl NeoClient {
     }
 
     /// Invalidations received so far (other clients' commits: TID and
-    /// oids), oldest first.
+    /// oids), oldest first. Past [`INVALIDATED_OIDS_COUNT_MAX`] uncollected
+    /// ones, they are all dropped: check [`NeoClient::invalidations_dropped`]
+    /// too.
     pub fn invalidations(&mut self) -> Vec<(Tid, Vec<Oid>)> {
         self.pump();
-        std::mem::take(&mut self.invalidations)
+        self.invalidations.take()
+    }
+
+    /// Whether invalidations were dropped (uncollected for too long) since
+    /// the last call: an application caching objects must then drop them
+    /// all, as ZODB does when it reconnects. Reads through this client are
+    /// not affected: its own cache applied every invalidation.
+    pub fn invalidations_dropped(&mut self) -> bool {
+        self.pump();
+        std::mem::take(&mut self.invalidations.dropped)
     }
 
     // ------------------------------------------------------------ reads
@@ -235,6 +257,14 @@ impl NeoClient {
                     transactions,
                     next: after,
                 } => {
+                    // Each chunk starts past the previous one (the client
+                    // checks what storages list): the loop ends when the
+                    // range is exhausted.
+                    if let Some(after) = after.filter(|after| *after <= from) {
+                        return Err(Error::Client(ClientError::Storage(format!(
+                            "the iterator did not advance: from {from}, next at {after}"
+                        ))));
+                    }
                     all.extend(transactions);
                     next = after;
                 }
@@ -305,6 +335,28 @@ impl NeoClient {
         mut resolve: impl FnMut(&Conflict, &Bytes) -> Option<Bytes>,
     ) -> Result<Tid> {
         let vote = self.runtime.with_node(|c, now| c.tpc_vote(now, txn.id));
+        self.awaited.push(vote);
+        let voted = self.vote_resolving(&txn, vote, &mut resolve);
+        self.awaited.retain(|o| *o != vote);
+        if let Err(error) = voted {
+            // The transaction is ours (consumed): nobody else can abort it.
+            self.abort(txn);
+            return Err(error);
+        }
+        let finish = self.runtime.with_node(|c, now| c.tpc_finish(now, txn.id));
+        match self.wait(finish, "tpc_finish")? {
+            Answer::Finished(tid) => Ok(tid),
+            other => unexpected(other),
+        }
+    }
+
+    /// Waits for the vote `vote`, resolving conflicts meanwhile.
+    fn vote_resolving(
+        &mut self,
+        txn: &Transaction,
+        vote: OpId,
+        resolve: &mut impl FnMut(&Conflict, &Bytes) -> Option<Bytes>,
+    ) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
         loop {
             self.pump();
@@ -323,28 +375,14 @@ impl NeoClient {
                     Some(data) => self.runtime.with_node(|c, now| {
                         c.resolve_conflict(now, txn.id, conflict.oid, Some(data))
                     })?,
-                    None => {
-                        self.abort(txn);
-                        return Err(Error::Conflict(conflict));
-                    }
+                    None => return Err(Error::Conflict(conflict)),
                 }
                 continue;
             }
             if let Some(result) = self.take_done(vote) {
-                match result {
-                    Ok(_) => break,
-                    Err(error) => {
-                        self.abort(txn);
-                        return Err(error.into());
-                    }
-                }
+                return result.map(|_| ()).map_err(Error::Client);
             }
             self.turn_until(deadline, "tpc_vote")?;
-        }
-        let finish = self.runtime.with_node(|c, now| c.tpc_finish(now, txn.id));
-        match self.wait(finish, "tpc_finish")? {
-            Answer::Finished(tid) => Ok(tid),
-            other => unexpected(other),
         }
     }
 
@@ -378,8 +416,10 @@ impl NeoClient {
     }
 
     fn wait(&mut self, op: OpId, doing: &str) -> Result<Answer> {
-        self.wait_for(doing, |c| c.take_done(op))?
-            .map_err(Error::Client)
+        self.awaited.push(op);
+        let result = self.wait_for(doing, |c| c.take_done(op));
+        self.awaited.retain(|o| *o != op);
+        result?.map_err(Error::Client)
     }
 
     /// Turns the loop until `ready` gives a value, at most the timeout.
@@ -415,13 +455,18 @@ impl NeoClient {
             .map_err(|e| Error::Io(e.to_string()))
     }
 
-    /// Sorts the events produced so far; answers stay queued in `done`.
+    /// Sorts the events produced so far; answers to awaited operations
+    /// stay queued in `done` (at most one each).
     fn pump(&mut self) {
         while let Some(event) = self.runtime.next_event() {
             match event {
-                ClientEvent::Invalidated { tid, oids } => self.invalidations.push((tid, oids)),
+                ClientEvent::Invalidated { tid, oids } => self.invalidations.push(tid, oids),
                 ClientEvent::Conflict(conflict) => self.conflicts.push(conflict),
-                ClientEvent::Done { op, result } => self.done.push((op, result)),
+                ClientEvent::Done { op, result } if self.awaited.contains(&op) => {
+                    self.done.push((op, result))
+                }
+                // Its call gave up waiting.
+                ClientEvent::Done { .. } => {}
                 ClientEvent::Ready { .. } | ClientEvent::Disconnected => {}
             }
         }
@@ -433,8 +478,64 @@ impl NeoClient {
     }
 }
 
+/// Invalidations kept for the application, at most
+/// [`INVALIDATED_OIDS_COUNT_MAX`].
+#[derive(Debug, Default)]
+struct Invalidations {
+    list: Vec<(Tid, Vec<Oid>)>,
+    /// What `list` holds, counted as [`INVALIDATED_OIDS_COUNT_MAX`] says.
+    count: usize,
+    /// Some were dropped since the application last asked.
+    dropped: bool,
+}
+
+impl Invalidations {
+    /// Keeps one; past the bound, drops them all: the application will
+    /// then drop every object it cached, which no list can say better.
+    fn push(&mut self, tid: Tid, oids: Vec<Oid>) {
+        self.count = self.count.saturating_add(oids.len() + 1);
+        self.list.push((tid, oids));
+        if self.count > INVALIDATED_OIDS_COUNT_MAX {
+            self.list.clear();
+            self.count = 0;
+            self.dropped = true;
+        }
+    }
+
+    fn take(&mut self) -> Vec<(Tid, Vec<Oid>)> {
+        self.count = 0;
+        std::mem::take(&mut self.list)
+    }
+}
+
 fn unexpected<T>(answer: Answer) -> Result<T> {
     Err(Error::Client(ClientError::Storage(format!(
         "unexpected answer {answer:?}"
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncollected_invalidations_are_bounded_and_their_loss_reported() {
+        let mut invalidations = Invalidations::default();
+        let oids = |n: usize| (0..n as u64).map(Oid).collect::<Vec<_>>();
+        invalidations.push(Tid(1), oids(INVALIDATED_OIDS_COUNT_MAX - 2));
+        invalidations.push(Tid(2), oids(0));
+        assert!(!invalidations.dropped);
+        assert_eq!(invalidations.take().len(), 2);
+        // Collected: the bound applies to what waits.
+        invalidations.push(Tid(3), oids(INVALIDATED_OIDS_COUNT_MAX - 1));
+        assert!(!invalidations.dropped);
+        invalidations.push(Tid(4), oids(1));
+        assert!(
+            invalidations.dropped,
+            "past the bound, the loss is reported"
+        );
+        assert!(invalidations.list.is_empty() && invalidations.count == 0);
+        invalidations.push(Tid(5), oids(1));
+        assert_eq!(invalidations.take(), vec![(Tid(5), vec![Oid(0)])]);
+    }
 }

@@ -14,6 +14,7 @@ use neo_proto::{
 };
 
 use super::api::{Answer, ClientError, ClientEvent, Conflict, OpId, TxnId, UndoConflict};
+use super::read::Fetches;
 use super::txn::{InFlight, TxnContext, Write};
 use super::{error_of, Client, Op, OpKind, OpResult, Reply, Request};
 use crate::io::{Level, Output};
@@ -65,8 +66,8 @@ enum UndoStage {
     },
     Loads {
         results: BTreeMap<Oid, UndoSerial>,
-        /// Loads in flight: op → (oid, whether it is the current data).
-        pending: BTreeMap<OpId, (Oid, bool)>,
+        /// Loads: oid, whether it is the current data.
+        loads: Fetches<(Oid, bool)>,
         current: BTreeMap<Oid, Option<Bytes>>,
         target: BTreeMap<Oid, Option<Bytes>>,
     },
@@ -358,10 +359,12 @@ impl Client {
         let Some(context) = self.txns.get_mut(&txn) else {
             return;
         };
-        context.pending -= 1;
-        let conflict = match packet {
-            Packet::AnswerStoreObject(answer) => answer.conflict,
-            Packet::AnswerCheckCurrentSerial(answer) => answer.conflict,
+        context.request_done();
+        let (conflict, field) = match packet {
+            Packet::AnswerStoreObject(answer) => (answer.conflict, "AnswerStoreObject.conflict"),
+            Packet::AnswerCheckCurrentSerial(answer) => {
+                (answer.conflict, "AnswerCheckCurrentSerial.conflict")
+            }
             other => {
                 context.failure.get_or_insert(error_of(&other));
                 return self.txn_changed(txn);
@@ -386,7 +389,7 @@ impl Client {
                     .chain(context.resolving.get(&oid))
                     .any(|serial| committed <= *serial);
                 if !handled {
-                    context.conflict_dict.insert(oid, committed);
+                    context.report_conflict(oid, committed, nid, field);
                 }
             }
         }
@@ -417,10 +420,13 @@ impl Client {
             .conflict_dict
             .iter()
             .filter(|(oid, _)| !context.resolving.contains_key(oid))
-            .map(|(oid, serial)| (*oid, *serial))
+            .map(|(oid, report)| (*oid, report.serial))
             .collect();
         if ready.iter().any(|(_, serial)| last_tid < *serial) {
             context.syncing = true;
+            for report in context.conflict_dict.values_mut() {
+                report.synced |= last_tid < report.serial;
+            }
             let sync = self.new_op(None, OpKind::ConflictSync(txn));
             self.ask_master(sync, neo_proto::Ping {});
             return;
@@ -464,8 +470,9 @@ impl Client {
         }
     }
 
-    /// The sync before handing conflicts over is done.
-    pub(super) fn conflict_synced(&mut self, op: OpId) {
+    /// The sync before handing conflicts over is done (or failed: the
+    /// master was lost, the conflicts wait for the next one).
+    pub(super) fn conflict_synced(&mut self, op: OpId, result: OpResult) {
         let Some(Op {
             kind: OpKind::ConflictSync(txn),
             ..
@@ -473,10 +480,46 @@ impl Client {
         else {
             return;
         };
-        if let Some(context) = self.txns.get_mut(&txn) {
-            context.syncing = false;
-            self.txn_changed(txn);
+        let last_tid = self.last_tid.unwrap_or(Tid::ZERO);
+        let cache_limit = self.cache.max_size();
+        let Some(context) = self.txns.get_mut(&txn) else {
+            return;
+        };
+        context.syncing = false;
+        // The master sends the invalidation of a commit before any storage
+        // can report a conflict with it: after the sync, a serial still
+        // newer than our snapshot was never committed.
+        let mut lies = Vec::new();
+        context.conflict_dict.retain(|oid, report| {
+            let lie = result.is_ok() && report.synced && last_tid < report.serial;
+            report.synced = false;
+            if lie {
+                lies.push((*oid, report.clone()));
+            }
+            !lie
+        });
+        let liars: BTreeSet<Nid> = lies
+            .iter()
+            .flat_map(|(_, report)| report.by.iter().map(|(nid, _)| *nid))
+            .collect();
+        // Their writes count as answered, as if their connections were
+        // lost (before, the conflict kept them waiting).
+        for &nid in &liars {
+            context.node_lost(nid, cache_limit);
         }
+        for (oid, report) in lies {
+            for (nid, field) in report.by {
+                self.drop_storage(
+                    nid,
+                    format!(
+                        "{field}: {oid} conflicts with {}, newer than the last committed \
+                         transaction {last_tid}",
+                        report.serial
+                    ),
+                );
+            }
+        }
+        self.txn_changed(txn);
     }
 
     // ------------------------------------------------------------ deadlock avoidance
@@ -489,6 +532,12 @@ impl Client {
         };
         if context.stored {
             return; // voting: the storage will not wait for us
+        }
+        if context.conn_dict.get(&nid) != Some(&true) {
+            // We hold no lock there (or it failed and is done with): its
+            // loss would not be the transaction's, and could not settle
+            // the relock.
+            return;
         }
         self.net.log(
             Level::Info,
@@ -511,7 +560,7 @@ impl Client {
         let Some(context) = self.txns.get_mut(&txn) else {
             return;
         };
-        context.pending -= 1;
+        context.request_done();
         let conflict = match packet {
             Packet::AnswerRelockObject(answer) => answer.conflict,
             other => {
@@ -556,14 +605,19 @@ impl Client {
                     if context
                         .conflict_dict
                         .get(&oid)
-                        .is_some_and(|c| conflict.serial <= *c)
+                        .is_some_and(|c| conflict.serial <= c.serial)
                     {
                         // A newer conflict is already known.
                         return self.txn_changed(txn);
                     }
                 }
             }
-            context.conflict_dict.insert(oid, conflict.conflict_serial);
+            context.report_conflict(
+                oid,
+                conflict.conflict_serial,
+                nid,
+                "AnswerRelockObject.conflict",
+            );
         }
         self.txn_changed(txn);
     }
@@ -769,7 +823,7 @@ impl Client {
         let Some(context) = self.txns.get_mut(&txn) else {
             return;
         };
-        context.pending -= 1;
+        context.request_done();
         if !matches!(
             packet,
             Packet::AnswerStoreTransaction(_) | Packet::AnswerVoteTransaction(_)
@@ -1012,7 +1066,7 @@ impl Client {
                         .or_default()
                         .push(oid);
                 }
-                let snapshot = Tid(self.last_tid.unwrap_or(Tid::ZERO).0 + 1);
+                let snapshot = self.snapshot_end().unwrap_or(Tid(1));
                 // Storages that failed in this transaction may have missed
                 // our writes: never ask them.
                 let exclude: BTreeSet<Nid> = self.txns[&txn]
@@ -1064,12 +1118,12 @@ impl Client {
                 }
             }
             UndoStage::Loads {
-                pending,
+                loads,
                 current,
                 target,
                 ..
             } => {
-                let Some((oid, is_current_data)) = pending.remove(&child) else {
+                let Some((oid, is_current_data)) = loads.finished(child) else {
                     return;
                 };
                 let data = match result {
@@ -1089,8 +1143,10 @@ impl Client {
                 } else {
                     target.insert(oid, data);
                 }
-                if pending.is_empty() {
+                if loads.is_empty() {
                     self.undo_store(op);
+                } else {
+                    self.start_fetches(op, undo_loads_of);
                 }
             }
         }
@@ -1106,40 +1162,39 @@ impl Client {
         else {
             return;
         };
-        let ttid = self.txns[&txn].ttid.unwrap();
-        let mut pending = BTreeMap::new();
+        let context = &self.txns[&txn];
+        let ttid = context.ttid.unwrap();
+        let mut wanted = Vec::new();
         let mut current = BTreeMap::new();
         for (&oid, serial) in &results {
             if let Some(undo_serial) = serial.undo_serial {
-                let load = self.fetch(op, oid, undo_serial);
-                pending.insert(load, (oid, false));
+                wanted.push(((oid, false), oid, undo_serial));
             }
             if !serial.is_current {
                 if serial.current_serial == ttid {
                     // Our own pending write is the current data.
-                    let ours = match self.txns[&txn].cache_dict.get(&oid) {
+                    let ours = match context.cache_dict.get(&oid) {
                         Some(Write::Data(data)) => data.clone(),
                         _ => None,
                     };
                     current.insert(oid, ours);
                 } else {
-                    let load = self.fetch(op, oid, serial.current_serial);
-                    pending.insert(load, (oid, true));
+                    wanted.push(((oid, true), oid, serial.current_serial));
                 }
             }
         }
-        let Some(state) = self.undo_state(op) else {
-            return;
-        };
-        let done = pending.is_empty();
-        state.stage = UndoStage::Loads {
+        let loads = Fetches::new(wanted);
+        let done = loads.is_empty();
+        self.undo_state(op).unwrap().stage = UndoStage::Loads {
             results,
-            pending,
+            loads,
             current,
             target: BTreeMap::new(),
         };
         if done {
             self.undo_store(op);
+        } else {
+            self.start_fetches(op, undo_loads_of);
         }
     }
 
@@ -1280,5 +1335,16 @@ impl Client {
             }
             (_, None) => {}
         }
+    }
+}
+
+/// Where undo keeps its loads of revisions.
+fn undo_loads_of(kind: &mut OpKind) -> Option<&mut Fetches<(Oid, bool)>> {
+    match kind {
+        OpKind::Undo(UndoState {
+            stage: UndoStage::Loads { loads, .. },
+            ..
+        }) => Some(loads),
+        _ => None,
     }
 }

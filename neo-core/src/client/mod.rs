@@ -17,9 +17,15 @@
 //! Internally an operation may start child operations (a read with
 //! failover under a load, a load under the iterator...): a child's result
 //! goes to its parent instead of the application.
+//!
+//! Peers are not trusted: an answer or notification that does not fit
+//! what was asked or what we know ([`check`]) is a protocol error of its
+//! sender, logged; its connection goes as on a loss, and the client reads
+//! from another replica or reconnects to a master.
 
 mod api;
 mod cache;
+mod check;
 mod commit;
 mod read;
 mod txn;
@@ -29,14 +35,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use neo_proto::{
-    AcceptIdentification, Address, AskLastTransaction, ClusterState, Map, Nid, NodeState, NodeType,
-    Oid, Packet, Pong, RequestIdentification, Tid, Timestamp, Value,
+    AcceptIdentification, Address, AskLastTransaction, ClusterState, ErrorCode, Map, Nid,
+    NodeState, NodeType, Oid, Packet, Pong, RequestIdentification, Tid, Timestamp, Value,
 };
 
 pub use api::{
     Answer, ClientError, ClientEvent, Conflict, HistoryEntry, IteratorRecord, IteratorTransaction,
     LoadMode, Loaded, OpId, TransactionInfo, TxnId, UndoConflict,
 };
+pub use read::LOADS_IN_FLIGHT_COUNT_MAX;
 
 use crate::bootstrap::{Attempt, Bootstrap};
 use crate::io::{ConnId, Input, Level, Node, Output};
@@ -47,6 +54,7 @@ use crate::rng::Rng;
 use crate::time::Time;
 
 use cache::Cache;
+use check::Violation;
 use txn::TxnContext;
 
 /// How long a storage that failed to connect goes last when choosing a
@@ -276,13 +284,20 @@ impl Client {
         self.last_tid
     }
 
-    /// Connected to the primary with an operational table.
+    /// The end of our snapshot: nothing committed after `last_tid` is
+    /// visible (`last_tid` is at most `Tid::MAX`, checked where it comes
+    /// from, so this does not overflow).
+    fn snapshot_end(&self) -> Option<Tid> {
+        self.last_tid.map(|last| Tid(last.0 + 1))
+    }
+
     /// Why the last master refused to identify us, while none accepted
     /// since: what to tell an application that gives up waiting.
     pub fn last_refusal(&self) -> Option<&str> {
         self.last_refusal.as_deref()
     }
 
+    /// Connected to the primary with an operational table.
     pub fn is_ready(&self) -> bool {
         self.ready
     }
@@ -431,7 +446,7 @@ impl Client {
             OpKind::Finish(_) => self.finish_child(parent, result),
             OpKind::Undo(_) => self.undo_child(parent, child, result),
             OpKind::Pack(_) => self.pack_progress(parent, Some(result)),
-            OpKind::ConflictSync(_) => self.conflict_synced(parent),
+            OpKind::ConflictSync(_) => self.conflict_synced(parent, result),
         }
     }
 
@@ -461,6 +476,13 @@ impl Client {
     fn new_oids_answered(&mut self, result: OpResult) {
         self.asking_oids = false;
         match result {
+            // None left (the master gives fewer than asked near the last
+            // possible oid): asking again would get none either.
+            Ok(Reply::Packet(Packet::AnswerNewOIDs(answer))) if answer.oids.is_empty() => {
+                for op in std::mem::take(&mut self.oid_waiters) {
+                    self.fail(op, ClientError::Storage("new_oid failed".into()));
+                }
+            }
             Ok(Reply::Packet(Packet::AnswerNewOIDs(answer))) => {
                 self.oid_pool.extend(answer.oids);
                 while !self.oid_pool.is_empty() {
@@ -679,7 +701,11 @@ impl Client {
             .map(|(id, _)| *id)
             .collect();
         for txn in affected {
-            self.txns.get_mut(&txn).unwrap().node_lost(nid, cache_limit);
+            // One may end (and go) while another is being told.
+            let Some(context) = self.txns.get_mut(&txn) else {
+                continue;
+            };
+            context.node_lost(nid, cache_limit);
             self.txn_changed(txn);
         }
     }
@@ -690,7 +716,7 @@ impl Client {
             Request::Read(op) => self.read_failed(op, nid),
             Request::Store { txn, .. } | Request::Relock { txn, .. } | Request::Vote { txn } => {
                 if let Some(context) = self.txns.get_mut(&txn) {
-                    context.pending -= 1;
+                    context.request_done();
                 }
             }
             Request::Tids(op) => self.undo_log_tids(op, None),
@@ -701,13 +727,20 @@ impl Client {
     fn on_storage_packet(&mut self, conn: ConnId, nid: Nid, msg_id: u32, packet: Packet) {
         if packet.is_answer() {
             match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(request) => self.on_storage_answer(nid, request, packet),
+                AnswerMatch::Matched(request) => match self.check_storage_answer(&request, &packet)
+                {
+                    Ok(()) => self.on_storage_answer(nid, request, packet),
+                    Err(violation) => {
+                        // Unanswered, like the requests the connection
+                        // takes with it.
+                        self.request_lost(nid, request);
+                        self.reject_storage(nid, conn, msg_id, violation);
+                    }
+                },
                 AnswerMatch::StrayError => {}
                 AnswerMatch::Unexpected => {
                     let reject = Reject::unexpected_answer(&packet);
-                    self.net
-                        .answer(conn, msg_id, Packet::error(reject.code, reject.message));
-                    self.storage_lost(nid, conn, true);
+                    self.reject_storage(nid, conn, msg_id, reject.message);
                 }
             }
             return;
@@ -717,11 +750,51 @@ impl Client {
             Packet::NotifyDeadlock(deadlock) => self.on_deadlock(nid, deadlock.ttid, deadlock.oid),
             other => {
                 let reject = Reject::unexpected(&other, "client (from a storage)");
-                self.net
-                    .answer(conn, msg_id, Packet::error(reject.code, reject.message));
-                self.storage_lost(nid, conn, true);
+                self.reject_storage(nid, conn, msg_id, reject.message);
             }
         }
+    }
+
+    /// What an answer of a storage must satisfy.
+    fn check_storage_answer(&self, request: &Request, packet: &Packet) -> Result<(), Violation> {
+        match request {
+            Request::Read(op) => self.check_read_answer(*op, packet),
+            Request::Store { .. } | Request::Relock { .. } => check::write_answer(packet),
+            Request::Tids(op) => self.check_tids_answer(*op, packet),
+            _ => Ok(()),
+        }
+    }
+
+    /// A storage broke the protocol with the packet `msg_id`: the error
+    /// answers it and the connection goes, as on a loss.
+    fn reject_storage(&mut self, nid: Nid, conn: ConnId, msg_id: u32, message: Violation) {
+        self.blame_storage(nid, &message);
+        self.net.answer(
+            conn,
+            msg_id,
+            Packet::error(ErrorCode::ProtocolError, message),
+        );
+        self.storage_lost(nid, conn, true);
+    }
+
+    /// A storage lied in an answer already acted on: the connection goes,
+    /// as on a loss.
+    fn drop_storage(&mut self, nid: Nid, message: Violation) {
+        self.blame_storage(nid, &message);
+        if let Some(link) = self.storages.get(&nid) {
+            let conn = link.conn;
+            self.storage_lost(nid, conn, true);
+        }
+    }
+
+    /// Logs a storage's protocol error; it goes last when choosing a
+    /// replica to read from, as one that failed to connect.
+    fn blame_storage(&mut self, nid: Nid, message: &str) {
+        self.net.log(
+            Level::Error,
+            format!("protocol error from storage {nid}: {message}"),
+        );
+        self.failures.insert(nid, self.now + FAILURE_AGE);
     }
 
     fn on_storage_answer(&mut self, nid: Nid, request: Request, packet: Packet) {
@@ -979,6 +1052,8 @@ impl Client {
             }
             Packet::InvalidateObjects(invalidation) => {
                 if !self.ignore_invalidations {
+                    check::next_tid("InvalidateObjects.tid", invalidation.tid, self.last_tid)
+                        .map_err(Reject::protocol)?;
                     self.invalidate(invalidation.tid, &invalidation.oids);
                     self.net.emit(Output::Event(ClientEvent::Invalidated {
                         tid: invalidation.tid,
@@ -1019,32 +1094,66 @@ impl Client {
             Some(ConnRole::Master) if Some(conn) == self.master_conn => {
                 if packet.is_answer() {
                     match self.net.match_answer(conn, msg_id, &packet) {
-                        AnswerMatch::Matched(request) => self.on_master_answer(request, packet),
+                        AnswerMatch::Matched(request) => {
+                            match self.check_master_answer(&request, &packet) {
+                                Ok(()) => self.on_master_answer(request, packet),
+                                Err(violation) => {
+                                    self.reject_master(conn, msg_id, Reject::protocol(violation));
+                                    // Unanswered, like the requests the
+                                    // connection took with it.
+                                    if let Request::Master(op) = request {
+                                        self.fail(op, ClientError::MasterLost);
+                                    }
+                                }
+                            }
+                        }
                         AnswerMatch::StrayError => {}
                         AnswerMatch::Unexpected => {
-                            self.net.answer(
-                                conn,
-                                msg_id,
-                                Packet::error(
-                                    neo_proto::ErrorCode::ProtocolError,
-                                    "unexpected answer",
-                                ),
-                            );
-                            self.master_lost(false);
+                            self.reject_master(conn, msg_id, Reject::unexpected_answer(&packet));
                         }
                     }
                     return;
                 }
                 if let Err(reject) = self.on_master_packet(conn, msg_id, packet) {
-                    let close = reject.close;
-                    self.net.reject(conn, msg_id, reject);
-                    if close {
-                        self.master_lost(true);
-                    }
+                    self.reject_master(conn, msg_id, reject);
                 }
             }
             _ => {}
         }
+    }
+
+    /// What an answer of the primary master must satisfy.
+    fn check_master_answer(&self, request: &Request, packet: &Packet) -> Result<(), Violation> {
+        match (request, packet) {
+            (Request::LastTransaction, Packet::AnswerLastTransaction(answer)) => {
+                check::tid("AnswerLastTransaction.tid", answer.tid)
+            }
+            (Request::Master(op), _) => match self.ops.get(op).map(|o| &o.kind) {
+                Some(OpKind::Master(asked)) => check::master_answer(asked, packet, self.last_tid),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a packet of the primary master; a refusal that closes the
+    /// connection is its loss (`Net::reject` would close it before
+    /// `master_lost` learns which requests it took with it).
+    fn reject_master(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
+        if !reject.close {
+            self.net.reject(conn, msg_id, reject);
+            return;
+        }
+        self.net.log(
+            Level::Error,
+            format!(
+                "protocol error from the primary master on {conn}: {}",
+                reject.message
+            ),
+        );
+        self.net
+            .answer(conn, msg_id, Packet::error(reject.code, reject.message));
+        self.master_lost(false);
     }
 
     fn on_closed(&mut self, conn: ConnId) {

@@ -11,7 +11,7 @@
 //! table updates arrive) and tries again, unless there are more failures
 //! than cells or the master is gone.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use neo_proto::{
     AskFinalTID, AskObject, AskObjectHistory, AskTIDs, AskTIDsFrom, AskTransactionInformation,
@@ -22,12 +22,17 @@ use super::api::{
     Answer, ClientError, HistoryEntry, IteratorRecord, IteratorTransaction, LoadMode, Loaded, OpId,
     TransactionInfo,
 };
+use super::check::{self, Violation};
 use super::{error_of, transaction_info, Client, OpKind, OpResult, Reply, Request};
 use crate::storage::INVALID_PARTITION;
 use crate::time::Time;
 
 /// Transactions per iterator chunk (NEO/py's CHUNK_LENGTH).
 pub const ITERATOR_CHUNK: u32 = 100;
+
+/// Most loads an operation has in flight (the iterator, undo): it makes one
+/// per object a storage lists, so the others wait their turn.
+pub const LOADS_IN_FLIGHT_COUNT_MAX: usize = 64;
 
 #[derive(Debug)]
 pub struct ReadState {
@@ -74,6 +79,14 @@ pub struct UndoLogState {
     results: Vec<Option<TransactionInfo>>,
 }
 
+impl UndoLogState {
+    /// The offsets asked of each storage: at least one transaction
+    /// (storages refuse an empty range).
+    fn range(&self) -> (u64, u64) {
+        (self.first, self.last.max(self.first.saturating_add(1)))
+    }
+}
+
 #[derive(Debug)]
 pub struct IterateState {
     start: Tid,
@@ -81,12 +94,52 @@ pub struct IterateState {
     /// The upper bound asked by the application (or the snapshot).
     end: Tid,
     partition: u32,
+    /// Partitions of the table when the chunk started.
+    partitions: u32,
     tids: Vec<Tid>,
     infos: BTreeMap<OpId, usize>,
     transactions: Vec<Option<IteratorTransaction>>,
-    /// Loads of records: op → (transaction, record).
-    loads: BTreeMap<OpId, (usize, usize)>,
+    /// Loads of records: (transaction, record).
+    loads: Fetches<(usize, usize)>,
 }
+
+/// Revisions an operation loads from storages, at most
+/// [`LOADS_IN_FLIGHT_COUNT_MAX`] at a time; `K` says what each one is for.
+#[derive(Debug)]
+pub struct Fetches<K> {
+    queued: VecDeque<(K, Oid, Tid)>,
+    in_flight: BTreeMap<OpId, K>,
+}
+
+impl<K> Fetches<K> {
+    pub fn new(wanted: impl IntoIterator<Item = (K, Oid, Tid)>) -> Fetches<K> {
+        Fetches {
+            queued: wanted.into_iter().collect(),
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    /// Nothing left to load.
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// The load `op` ended: what it was for (`None`: not one of these).
+    pub fn finished(&mut self, op: OpId) -> Option<K> {
+        self.in_flight.remove(&op)
+    }
+
+    /// The next load to start, if there is room for it.
+    fn next(&mut self) -> Option<(K, Oid, Tid)> {
+        if self.in_flight.len() >= LOADS_IN_FLIGHT_COUNT_MAX {
+            return None;
+        }
+        self.queued.pop_front()
+    }
+}
+
+/// Where an operation keeps its [`Fetches`].
+pub type FetchesOf<K> = fn(&mut OpKind) -> Option<&mut Fetches<K>>;
 
 #[derive(Debug)]
 pub struct FinalTidState {
@@ -137,6 +190,12 @@ impl Client {
             return;
         }
         let partition = self.read_state(op).unwrap().partition;
+        if !self.pt.as_ref().is_some_and(|pt| pt.contains(partition)) {
+            // The master changed the number of partitions: no cell will
+            // ever serve this one.
+            let error = format!("partition {partition} is not in the partition table");
+            return self.fail(op, ClientError::Storage(error));
+        }
         let mut cells = self.read_candidates(partition);
         let state = self.read_state(op).unwrap();
         cells.retain(|nid| !state.exclude.contains(nid));
@@ -230,6 +289,17 @@ impl Client {
         self.finish_op(op, Ok(Reply::Packet(packet)));
     }
 
+    /// What a storage's answer to the read `op` must satisfy.
+    pub(super) fn check_read_answer(&self, op: OpId, answer: &Packet) -> Result<(), Violation> {
+        match self.ops.get(&op).map(|o| &o.kind) {
+            Some(OpKind::Read(state)) => {
+                let partitions = self.pt.as_ref().map(|pt| pt.partitions());
+                check::read_answer(&state.packet, answer, partitions)
+            }
+            _ => Ok(()),
+        }
+    }
+
     // ------------------------------------------------------------ load
 
     /// Loads a revision of `oid` (`load`, `loadBefore`, `loadSerial`).
@@ -247,18 +317,33 @@ impl Client {
         )
     }
 
-    /// A load for `parent`, from storages.
-    pub(super) fn fetch(&mut self, parent: OpId, oid: Oid, serial: Tid) -> OpId {
-        self.spawn(
-            Some(parent),
-            OpKind::Load(LoadState {
-                oid,
-                mode: LoadMode::At(serial),
-                fetch: true,
-                invalidations: Vec::new(),
-                cacheable: false,
-            }),
-        )
+    /// Starts the loads of `op`'s [`Fetches`] there is room for.
+    pub(super) fn start_fetches<K>(&mut self, op: OpId, fetches_of: FetchesOf<K>) {
+        loop {
+            let next = self
+                .ops
+                .get_mut(&op)
+                .and_then(|o| fetches_of(&mut o.kind))
+                .and_then(Fetches::next);
+            let Some((key, oid, serial)) = next else {
+                return;
+            };
+            let load = self.new_op(
+                Some(op),
+                OpKind::Load(LoadState {
+                    oid,
+                    mode: LoadMode::At(serial),
+                    fetch: true,
+                    invalidations: Vec::new(),
+                    cacheable: false,
+                }),
+            );
+            // Known before it starts: it may end at once.
+            if let Some(fetches) = self.ops.get_mut(&op).and_then(|o| fetches_of(&mut o.kind)) {
+                fetches.in_flight.insert(load, key);
+            }
+            self.start(load);
+        }
     }
 
     fn load_state(&mut self, op: OpId) -> Option<&mut LoadState> {
@@ -294,7 +379,7 @@ impl Client {
         }
         let (at, before) = match mode {
             // Nothing newer than the last invalidation processed.
-            LoadMode::Current => (None, self.last_tid.map(|t| Tid(t.0 + 1))),
+            LoadMode::Current => (None, self.snapshot_end()),
             LoadMode::Before(before) => (None, Some(before)),
             LoadMode::At(serial) => (Some(serial), None),
         };
@@ -388,10 +473,11 @@ impl Client {
             stop,
             end: stop,
             partition: 0,
+            partitions: 0,
             tids: Vec::new(),
             infos: BTreeMap::new(),
             transactions: Vec::new(),
-            loads: BTreeMap::new(),
+            loads: Fetches::new([]),
         };
         self.spawn(None, OpKind::Iterate(state))
     }
@@ -409,6 +495,10 @@ impl Client {
                 let tid = *tid;
                 self.read(op, partitions.of(tid.0), AskTransactionInformation { tid });
             }
+            OpKind::History(state) if state.size == 0 => {
+                // Storages refuse an empty range.
+                self.done(op, Answer::History(Vec::new()));
+            }
             OpKind::History(state) => {
                 let (oid, size) = (state.oid, state.size);
                 self.read(
@@ -425,6 +515,7 @@ impl Client {
                 state.stop = state.end.min(last_tid);
                 state.end = state.stop;
                 state.partition = 0;
+                state.partitions = partitions.count();
                 state.tids.clear();
                 self.iterate_next_partition(op);
             }
@@ -515,7 +606,7 @@ impl Client {
         let Some(OpKind::UndoLog(state)) = self.ops.get(&op).map(|o| &o.kind) else {
             return;
         };
-        let (first, last) = (state.first, state.last.max(state.first + 1));
+        let (first, last) = state.range();
         let nodes = self.pt.as_ref().unwrap().nodes(true);
         let mut asked = 0;
         for nid in nodes {
@@ -536,6 +627,17 @@ impl Client {
         }
     }
 
+    /// What a storage's answer to the AskTIDs of `op` must satisfy.
+    pub(super) fn check_tids_answer(&self, op: OpId, answer: &Packet) -> Result<(), Violation> {
+        match self.ops.get(&op).map(|o| &o.kind) {
+            Some(OpKind::UndoLog(state)) => {
+                let (first, last) = state.range();
+                check::tids_answer(answer, last - first)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A storage answered AskTIDs (`None`: it could not).
     pub(super) fn undo_log_tids(&mut self, op: OpId, answer: Option<Packet>) {
         let Some(OpKind::UndoLog(state)) = self.ops.get_mut(&op).map(|o| &mut o.kind) else {
@@ -544,7 +646,9 @@ impl Client {
         if let Some(Packet::AnswerTIDs(answer)) = answer {
             state.tids.extend(answer.tids);
         }
-        state.asked -= 1;
+        // Answers are matched with requests before they get here.
+        debug_assert!(state.asked > 0, "more answers than requests");
+        state.asked = state.asked.saturating_sub(1);
         if state.asked == 0 {
             self.undo_log_infos(op);
         }
@@ -554,7 +658,7 @@ impl Client {
         let Some(OpKind::UndoLog(state)) = self.ops.get_mut(&op).map(|o| &mut o.kind) else {
             return;
         };
-        let count = (state.last - state.first) as usize;
+        let count = usize::try_from(state.last.saturating_sub(state.first)).unwrap_or(usize::MAX);
         let tids: Vec<Tid> = state.tids.iter().rev().take(count).copied().collect();
         if tids.is_empty() {
             return self.done(op, Answer::UndoLog(Vec::new()));
@@ -591,11 +695,10 @@ impl Client {
     // ------------------------------------------------------------ iterator
 
     fn iterate_next_partition(&mut self, op: OpId) {
-        let np = self.pt.as_ref().map_or(0, |pt| pt.num_partitions());
         let Some(OpKind::Iterate(state)) = self.ops.get_mut(&op).map(|o| &mut o.kind) else {
             return;
         };
-        if state.partition >= np {
+        if state.partition >= state.partitions {
             return self.iterate_infos(op);
         }
         let packet = AskTIDsFrom {
@@ -635,7 +738,7 @@ impl Client {
         let Some(OpKind::Iterate(state)) = self.ops.get_mut(&op).map(|o| &mut o.kind) else {
             return;
         };
-        if let Some((txn, record)) = state.loads.remove(&child) {
+        if let Some((txn, record)) = state.loads.finished(child) {
             // A record of a transaction: missing ones were packed away.
             let records = &mut state.transactions[txn].as_mut().unwrap().records;
             match result {
@@ -652,6 +755,8 @@ impl Client {
             }
             if state.loads.is_empty() {
                 self.iterate_done(op);
+            } else {
+                self.start_fetches(op, iterate_loads);
             }
             return;
         }
@@ -672,28 +777,18 @@ impl Client {
                 Err(error) => return self.fail(op, error),
             }
             if state.infos.is_empty() {
-                let wanted: Vec<(usize, usize, Oid, Tid)> = state
-                    .transactions
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(t, txn)| {
-                        let txn = txn.as_ref().unwrap();
-                        txn.records
-                            .iter()
-                            .enumerate()
-                            .map(move |(r, record)| (t, r, record.oid, txn.info.tid))
-                    })
-                    .collect();
-                if wanted.is_empty() {
+                let wanted = state.transactions.iter().enumerate().flat_map(|(t, txn)| {
+                    let txn = txn.as_ref().unwrap();
+                    txn.records
+                        .iter()
+                        .enumerate()
+                        .map(move |(r, record)| ((t, r), record.oid, txn.info.tid))
+                });
+                state.loads = Fetches::new(wanted);
+                if state.loads.is_empty() {
                     return self.iterate_done(op);
                 }
-                for (t, r, oid, tid) in wanted {
-                    let load = self.fetch(op, oid, tid);
-                    if let Some(OpKind::Iterate(state)) = self.ops.get_mut(&op).map(|o| &mut o.kind)
-                    {
-                        state.loads.insert(load, (t, r));
-                    }
-                }
+                self.start_fetches(op, iterate_loads);
             }
             return;
         }
@@ -720,7 +815,10 @@ impl Client {
             return;
         };
         let last = *state.tids.last().unwrap();
-        let next = (last != state.end).then(|| Tid(last.0 + 1));
+        // Storages list nothing past what was asked (checked), so `last`
+        // is at most `end`: a next chunk starts past this one, none past
+        // `end`.
+        let next = (last < state.end).then(|| Tid(last.0 + 1));
         let transactions = std::mem::take(&mut state.transactions)
             .into_iter()
             .map(|txn| {
@@ -783,5 +881,13 @@ impl Client {
                 )),
             ),
         }
+    }
+}
+
+/// Where the iterator keeps its loads of records.
+fn iterate_loads(kind: &mut OpKind) -> Option<&mut Fetches<(usize, usize)>> {
+    match kind {
+        OpKind::Iterate(state) => Some(&mut state.loads),
+        _ => None,
     }
 }

@@ -28,6 +28,19 @@ pub struct InFlight {
     pub waiting: Vec<Nid>,
 }
 
+/// A conflict storages reported on a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported {
+    /// The committed serial the write conflicts with.
+    pub serial: Tid,
+    /// The storages that reported it, and in which answer field.
+    pub by: Vec<(Nid, &'static str)>,
+    /// A sync with the master began after it was reported, the serial being
+    /// newer than our snapshot: once the sync is done, a serial still newer
+    /// was committed by no one.
+    pub synced: bool,
+}
+
 #[derive(Debug)]
 pub struct TxnContext {
     pub user: Bytes,
@@ -42,8 +55,8 @@ pub struct TxnContext {
     pub cache_dict: BTreeMap<Oid, Write>,
     /// Size of the data kept in `cache_dict`.
     pub cache_size: usize,
-    /// Conflicts to resolve: oid → committed serial.
-    pub conflict_dict: BTreeMap<Oid, Tid>,
+    /// Conflicts to resolve.
+    pub conflict_dict: BTreeMap<Oid, Reported>,
     /// Conflicts handed to the application: oid → committed serial.
     pub resolving: BTreeMap<Oid, Tid>,
     /// Resolved conflicts: oid → the serial resolved against.
@@ -98,6 +111,34 @@ impl TxnContext {
             pack: None,
             op: None,
             aborted: false,
+        }
+    }
+
+    /// A request of the transaction was answered, or will never be.
+    pub fn request_done(&mut self) {
+        // Answers are matched with requests before they get here: a
+        // mismatch is our bug, not a peer's.
+        debug_assert!(self.pending > 0, "more answers than requests");
+        self.pending = self.pending.saturating_sub(1);
+    }
+
+    /// `nid` reported (in `field`) that the write of `oid` conflicts with
+    /// the committed `serial`; it replaces a report of another serial.
+    pub fn report_conflict(&mut self, oid: Oid, serial: Tid, nid: Nid, field: &'static str) {
+        let report = self.conflict_dict.entry(oid).or_insert(Reported {
+            serial,
+            by: Vec::new(),
+            synced: false,
+        });
+        if report.serial != serial {
+            *report = Reported {
+                serial,
+                by: Vec::new(),
+                synced: false,
+            };
+        }
+        if !report.by.iter().any(|(n, _)| *n == nid) {
+            report.by.push((nid, field));
         }
     }
 
