@@ -47,6 +47,35 @@ fn a_configuration_file_section_must_exist() {
 }
 
 #[test]
+fn configuration_keys_neo_py_acts_on_are_never_silently_ignored() {
+    let path = std::env::temp_dir().join(format!("neo-cli-keys-{}.conf", std::process::id()));
+    let cases = [
+        (
+            "master",
+            "ca = /etc/neo/ca.crt",
+            "\"ca\" of master: TLS is not implemented yet",
+        ),
+        (
+            "master",
+            "upstream-cluster = up",
+            "\"upstream_cluster\" of master",
+        ),
+        ("storage", "dedup = true", "\"dedup\" of storage"),
+        ("storage", "reset = true", "use --reset on the command line"),
+        ("admin", "smtp = mail:25", "\"smtp\" of admin"),
+    ];
+    for (program, line, expected) in cases {
+        let text = format!(
+            "[DEFAULT]\ncluster = x\nmasters = 127.0.0.1:1\n[{program}]\ndatabase = /nonexistent\n{line}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let error = fails(&[program, "-f", path.to_str().unwrap()]);
+        assert!(error.contains(expected), "{program} {line}: {error}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn an_unusable_database_directory_is_reported() {
     let file = std::env::temp_dir().join(format!("neo-cli-errors-{}.file", std::process::id()));
     std::fs::write(&file, "not a directory").unwrap();

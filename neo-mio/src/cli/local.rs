@@ -139,6 +139,7 @@ impl LocalCluster {
                 cluster: name.clone(),
                 bind: address,
                 masters: master_addresses.clone(),
+                // One machine, one disk: no topology to spread over.
                 devpath: Vec::new(),
                 nid: None,
                 seed: crate::runtime::wall_now().as_unix_nanos() ^ index as u64,

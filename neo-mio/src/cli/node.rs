@@ -107,6 +107,7 @@ impl ServerOptions {
             Some(file) => Section::load(file, self.section.as_deref().unwrap_or(program))?,
             None => Section::default(),
         };
+        refuse_unimplemented(&section, program)?;
         let pick = |given: &Option<String>, name: &str| {
             given
                 .clone()
@@ -144,6 +145,64 @@ impl ServerOptions {
             bind,
         })
     }
+}
+
+/// Configuration keys NEO/py's nodes act on (`neo/lib/app.py` and each
+/// node's option list) that neo-rs does not implement yet, by program.
+/// NEO/py ignores keys it does not know, so a file written for it may hold
+/// any of these: running without doing what they ask (TLS, backup, ...)
+/// would be a silent surprise, so they are errors naming the key. The
+/// storage's `wait` (for the database server to come up) is accepted: an
+/// embedded LMDB is always there.
+const UNIMPLEMENTED_KEYS: &[(&str, &[&str])] = &[
+    ("*", &["ca", "cert", "key", "dynamic_master_list"]),
+    (
+        "master",
+        &["upstream_cluster", "upstream_masters", "backup"],
+    ),
+    (
+        "storage",
+        &[
+            "disable_pack",
+            "disable_drop_partitions",
+            "new_nid",
+            "engine",
+            "dedup",
+            "reset",
+        ],
+    ),
+    (
+        "admin",
+        &[
+            "monitor_maxlag",
+            "monitor_email",
+            "monitor_backup",
+            "smtp",
+            "smtp_tls",
+            "smtp_auth",
+            "nid",
+        ],
+    ),
+];
+
+fn refuse_unimplemented(section: &Section, program: &str) -> Result<(), ConfigError> {
+    let keys = UNIMPLEMENTED_KEYS
+        .iter()
+        .filter(|(p, _)| *p == "*" || *p == program)
+        .flat_map(|(_, keys)| keys.iter());
+    for key in keys {
+        if section.get(key).is_some() {
+            let why = match *key {
+                "reset" => "it empties the database: use --reset on the command line",
+                "ca" | "cert" | "key" => "TLS is not implemented yet",
+                _ => "NEO/py acts on it, neo-rs does not implement it yet",
+            };
+            return Err(ConfigError(format!(
+                "configuration key {key:?} of {program}: {why}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A numeric option from the command line or the configuration file.
@@ -253,6 +312,29 @@ pub struct StorageSetup {
     pub database: PathBuf,
 }
 
+/// Where a storage's data lives, as NEO/py's storages announce it at
+/// identification (`devpath`): the host name, then the device of the
+/// database (decimal `st_dev`). The master's `tweak` spreads the copies of
+/// a partition over different hosts, then different disks. A database not
+/// created yet is on the device of its nearest existing parent.
+pub fn topology_path(database: &Path) -> Vec<Bytes> {
+    use std::os::unix::fs::MetadataExt;
+    let device = database
+        .ancestors()
+        .find_map(|dir| std::fs::metadata(dir).ok())
+        .map_or(0, |m| m.dev());
+    vec![host_name().into(), device.to_string().into()]
+}
+
+/// The machine's host name (Linux: the kernel's), as Python's
+/// `socket.gethostname()` gives it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Resolves the storage's options; `None` when `--reset` did its job.
 pub fn storage_setup(options: &StorageOptions) -> Result<Option<StorageSetup>, ConfigError> {
     let resolved = options
@@ -296,7 +378,7 @@ pub fn storage_setup(options: &StorageOptions) -> Result<Option<StorageSetup>, C
             cluster: resolved.cluster,
             bind,
             masters: resolved.masters,
-            devpath: Vec::new(),
+            devpath: topology_path(&database),
             nid,
             seed: seed(),
         },
@@ -369,4 +451,20 @@ pub fn start_storage<S: Store>(
 ) -> Result<Exit, String> {
     let storage = Storage::new(config, store, runtime::now()).map_err(|e| e.to_string())?;
     run_node(storage, name, listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_announces_its_host_and_the_device_of_its_database() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir();
+        let path = topology_path(&dir.join("not/created/yet"));
+        assert_eq!(path.len(), 2);
+        assert!(!path[0].is_empty(), "a host name");
+        let device = std::fs::metadata(&dir).unwrap().dev().to_string();
+        assert_eq!(path[1], device.as_bytes());
+    }
 }
