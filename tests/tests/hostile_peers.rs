@@ -4,7 +4,8 @@
 //! connections, and time passing (see `neo_tests::hostile`).
 //!
 //! The property: no panic, no output to a connection the node does not
-//! have, no wake-up in the past, bounded outputs per input. CI runs
+//! have, no wake-up in the past nor busy loop, bounded outputs per input.
+//! CI runs
 //! `NEO_HOSTILE_SEQUENCES` (default 200: over 100,000 packets per node kind) sequences of up to 2,000 moves per
 //! node kind; a failure names the seed that replays it:
 //! `NEO_HOSTILE_SEED=N cargo test -p neo-tests --test hostile_peers`.
@@ -90,4 +91,30 @@ fn admin() {
 #[test]
 fn client() {
     campaign(Target::Client);
+}
+
+/// Inputs the cargo-fuzz targets found, replayed on the node kind they
+/// found it on (`cargo fuzz run -s none node_KIND ARTIFACT` replays one).
+#[test]
+fn what_the_fuzzers_found() {
+    let found: &[(Target, &str, &[u8])] = &[(
+        // A pack order from the "master", then a timeout: the storage asks
+        // to be woken at once to pack its next chunk, which the harness
+        // first took for a busy loop.
+        Target::Storage,
+        "a pack goes on by chunks at the same instant",
+        &[
+            3, 0, 1, 39, 193, 44, 96, 202, 87, 176, 167, 167, 79, 79, 79, 79, 79, 79, 79, 79, 79,
+            79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 0, 0, 0, 0, 171, 170, 170, 170,
+            170, 170, 170, 0, 0, 0, 0, 0, 0, 0, 0, 0, 91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 79, 79, 79, 79, 79, 79, 79,
+            79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 167, 167, 167, 167, 0, 1, 0, 0, 0, 0, 0, 0,
+            0,
+        ],
+    )];
+    for (target, what, data) in found {
+        let violation =
+            neo_tests::hostile::attack(*target, 0, data, neo_tests::hostile::FUZZ_MOVES_MAX);
+        assert!(violation.is_none(), "{target:?}, {what}: {violation:?}");
+    }
 }
