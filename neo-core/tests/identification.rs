@@ -293,6 +293,20 @@ fn a_node_presenting_the_id_of_another_type_is_refused() {
         "{sent:?}"
     );
     assert!(closed(&outputs, conn));
+    // A storage's topology path is a few short strings.
+    let mut request = identify(NodeType::Storage, None, Some(addr(20005)), b"main");
+    if let Packet::RequestIdentification(r) = &mut request {
+        let level = Value::Bin(Bytes::from_static(b"rack"));
+        r.extra
+            .0
+            .push((Bytes::from_static(b"devpath"), Value::Array(vec![level; 9])));
+    }
+    let (conn, outputs) = connect_and_send(&mut master, 4, 0, request);
+    let sent = sends(&outputs, conn);
+    assert!(
+        matches!(&sent[..], [(0, Packet::Error(e))] if e.code == ErrorCode::ProtocolError),
+        "{sent:?}"
+    );
     // A master whose timestamp is not a time cannot win an election.
     let mut request = identify(NodeType::Master, None, Some(addr(10001)), b"main");
     if let Packet::RequestIdentification(r) = &mut request {

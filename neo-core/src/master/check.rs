@@ -90,6 +90,9 @@ impl Master {
             ));
         }
         for (key, check) in sends {
+            let Some(checker) = self.nodes.get(key).and_then(|e| e.nid()) else {
+                continue;
+            };
             self.log(
                 Level::Info,
                 format!(
@@ -101,7 +104,7 @@ impl Master {
             self.primary_mut()
                 .unwrap()
                 .checks
-                .insert(check.partition, pack_generation);
+                .insert(check.partition, (checker, pack_generation));
             self.send_to(key, check);
         }
         self.net.answer(conn, msg_id, ack(""));
@@ -116,9 +119,26 @@ impl Master {
             Level::Error,
             format!("{reporter} reports partition {partition} corrupted in: {names}"),
         );
+        let primary = self.primary_mut().unwrap();
+        // Only the storage told to check it may report, once: any storage
+        // could name any cells otherwise.
+        let Some((checker, generation)) = primary.checks.get(&partition).copied() else {
+            self.log(
+                Level::Warn,
+                format!("{reporter}: no check of partition {partition} is under way"),
+            );
+            return;
+        };
+        if checker != reporter {
+            self.log(
+                Level::Warn,
+                format!("{reporter} reports on partition {partition}, which {checker} checks"),
+            );
+            return;
+        }
+        primary.checks.remove(&partition);
         let primary = self.primary().unwrap();
-        let dispatched = primary.checks.get(&partition).copied().flatten();
-        if dispatched.is_none() || dispatched != primary.pm.quiet_generation() {
+        if generation.is_none() || generation != primary.pm.quiet_generation() {
             self.log(
                 Level::Warn,
                 format!(

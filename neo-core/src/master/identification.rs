@@ -3,7 +3,7 @@
 
 use neo_proto::{
     AcceptIdentification, AskRecovery, CellChange, CellState, ClusterState, ErrorCode, Nid,
-    NodeState, NodeType, NotPrimaryMaster, Packet, RequestIdentification, Timestamp,
+    NodeState, NodeType, NotPrimaryMaster, Packet, RequestIdentification, Timestamp, Value,
 };
 
 use super::{election::ElectionKey, ConnRole, Master, Phase, Request, Role};
@@ -163,6 +163,7 @@ impl Master {
                 session_read_only = read_only;
             }
             NodeType::Storage => {
+                check_devpath(&request)?;
                 if cluster_state == ClusterState::StoppingBackup {
                     return Err(Reject::not_ready("cluster is leaving backup mode"));
                 }
@@ -371,4 +372,30 @@ impl Master {
 fn take_extra(request: &mut RequestIdentification, key: &[u8]) -> Option<neo_proto::Value> {
     let index = request.extra.0.iter().position(|(k, _)| &k[..] == key)?;
     Some(request.extra.0.remove(index).1)
+}
+
+/// Most levels of a storage's topology path (NEO/py's have two: host,
+/// disk), and most bytes per level: the path is kept and searched by
+/// `tweak`.
+pub const DEVPATH_LEVELS_MAX: usize = 8;
+pub const DEVPATH_LEVEL_BYTES_MAX: usize = 255;
+
+/// A storage's `devpath`, if given, is a short list of short strings.
+fn check_devpath(request: &RequestIdentification) -> Result<(), Reject> {
+    let Some(devpath) = request.extra.get(&b"devpath"[..]) else {
+        return Ok(());
+    };
+    let fits = devpath.as_array().is_some_and(|levels| {
+        levels.len() <= DEVPATH_LEVELS_MAX
+            && levels
+                .iter()
+                .all(|l| matches!(l, Value::Bin(b) | Value::Str(b) if b.len() <= DEVPATH_LEVEL_BYTES_MAX))
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(Reject::protocol(format!(
+            "RequestIdentification.extra.devpath: at most {DEVPATH_LEVELS_MAX} strings of at most {DEVPATH_LEVEL_BYTES_MAX} bytes"
+        )))
+    }
 }

@@ -173,9 +173,9 @@ struct Primary {
     starting: BTreeSet<Nid>,
     /// Pack ids completed by each storage (NotifyPackCompleted).
     completed_pack: BTreeMap<Nid, Tid>,
-    /// Partitions told to check their replicas, with the pack generation
-    /// then (`None`: a pack was being applied).
-    checks: BTreeMap<u32, Option<u64>>,
+    /// Partitions told to check their replicas: the storage told, and the
+    /// pack generation then (`None`: a pack was being applied).
+    checks: BTreeMap<u32, (Nid, Option<u64>)>,
 }
 
 #[derive(Debug)]
@@ -782,12 +782,19 @@ impl Master {
                             {
                                 self.on_information_locked(nid, ttid)
                             }
+                            // The transaction would wait for it until it
+                            // goes: make it go now (its loss is handled as
+                            // any storage's during a commit).
                             (_, other) => {
                                 let desc = self.node_desc(key);
                                 self.log(
                                     Level::Warn,
                                     format!("{desc} failed to lock {ttid}: {}", other.name()),
                                 );
+                                return Err(Reject::protocol(format!(
+                                    "AnswerInformationLocked: {} for {ttid}",
+                                    other.name()
+                                )));
                             }
                         }
                     }

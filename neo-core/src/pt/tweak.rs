@@ -99,6 +99,10 @@ impl Topology {
 /// index in the sorted node list and its candidate shapes, best first.
 type Plan = Vec<(usize, Vec<Shape>)>;
 
+/// Most steps of the search for an assignment that honours the storages'
+/// topology, before it is tried without the topology.
+pub const TWEAK_SEARCH_STEPS_MAX: u32 = 1_000_000;
+
 impl PartitionTable {
     /// Rebalances the table over the balancing set minus `drop_list`; see
     /// the module documentation. Returns the change list (ptid not bumped).
@@ -152,26 +156,49 @@ impl PartitionTable {
         shapes.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
 
         let (limits, paths) = topology_limits(&nodes, repeats, devpath_of);
-        let mut topology = Topology {
+        let topology = Topology {
             limits,
             per_offset: vec![TopologyNode::default(); np],
         };
 
         let mut solution: Vec<Shape> = Vec::new();
         let mut chosen_plan: Plan = Vec::new();
-        for plan in [
+        let plans: Vec<Plan> = [
             keep_everything_plan(&cells, &shapes),
             cost_plan(&cells, &shapes, np),
         ]
         .into_iter()
         .flatten()
-        {
-            if search(&plan, &paths, &mut available, &mut topology, &mut solution) {
-                chosen_plan = plan;
-                break;
+        .collect();
+        // Storages choose their own topology paths: a search the paths make
+        // too long gives up on them rather than hold the master (NEO/py
+        // ignores a topology it cannot honour, too).
+        let mut steps_left = TWEAK_SEARCH_STEPS_MAX;
+        let unconstrained = Topology {
+            limits: Vec::new(),
+            per_offset: vec![TopologyNode::default(); np],
+        };
+        let no_paths = vec![Vec::new(); node_count];
+        let attempts = [(&paths, topology), (&no_paths, unconstrained)];
+        'attempts: for (paths, mut topology) in attempts {
+            for plan in &plans {
+                if search(
+                    plan,
+                    paths,
+                    &mut available,
+                    &mut topology,
+                    &mut solution,
+                    &mut steps_left,
+                ) {
+                    chosen_plan = plan.clone();
+                    break 'attempts;
+                }
             }
+            steps_left = TWEAK_SEARCH_STEPS_MAX;
         }
-        assert!(!solution.is_empty(), "tweak found no assignment");
+        if solution.is_empty() {
+            return Err(PtError("no assignment of partitions fits".into()));
+        }
 
         // Apply the solution.
         let new_state = if self.ptid.is_none() {
@@ -325,10 +352,21 @@ fn search(
     available: &mut BTreeMap<Shape, u32>,
     topology: &mut Topology,
     solution: &mut Vec<Shape>,
+    steps_left: &mut u32,
 ) -> bool {
     // next candidate index per level
     let mut cursor: Vec<usize> = vec![0];
     loop {
+        if *steps_left == 0 {
+            // Undo the partial assignment for the next attempt.
+            while let Some(shape) = solution.pop() {
+                let (node, _) = &plan[solution.len()];
+                topology.adjust(&shape, &paths[*node], false);
+                *available.get_mut(&shape).unwrap() += 1;
+            }
+            return false;
+        }
+        *steps_left -= 1;
         let level = solution.len();
         let (node, candidates) = &plan[level];
         let index = *cursor.last().unwrap();

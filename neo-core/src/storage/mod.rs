@@ -620,6 +620,17 @@ impl<S: Store> Storage<S> {
     fn on_identification_answer(&mut self, conn: ConnId, packet: Packet) {
         match packet {
             Packet::AcceptIdentification(AcceptIdentification {
+                your_nid: Some(your_nid),
+                ..
+            }) if your_nid.node_type() != Some(NodeType::Storage) => {
+                // Written to the database and used as ours from then on.
+                self.log(
+                    Level::Error,
+                    format!("AcceptIdentification.your_nid: {your_nid} is not a storage id"),
+                );
+                self.primary_lost("gave us an id that is not a storage's");
+            }
+            Packet::AcceptIdentification(AcceptIdentification {
                 node_type: NodeType::Master,
                 nid,
                 your_nid: Some(your_nid),

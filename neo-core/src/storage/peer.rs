@@ -24,6 +24,11 @@ use crate::nodes::NodeKey;
 /// clamped, and the answer's next tid/oid says where to go on.
 pub const FETCH_RECORDS_COUNT_MAX: u32 = 10_000;
 
+/// Most object bytes one AskFetchObjects answer carries (its AddObject
+/// packets are all queued at once): past it, the answer stops and says
+/// where to go on.
+pub const FETCH_ANSWER_BYTES_MAX: usize = neo_proto::PACKET_SIZE_MAX;
+
 /// Most records a peer's AskCheckTIDRange or AskCheckSerialRange covers
 /// (checkers ask for [`super::checker::CHECK_COUNT`]): bounds the work one
 /// request makes us do in a turn.
@@ -300,11 +305,10 @@ impl<S: Store> Storage<S> {
             ask.min_oid,
             ask.length.saturating_add(1),
         );
-        let (next_tid, next_oid) = if records.len() > ask.length as usize {
-            let (tid, oid) = records.pop().unwrap();
-            (Some(tid), Some(oid))
+        let mut next = if records.len() > ask.length as usize {
+            records.pop()
         } else {
-            (None, None)
+            None
         };
         let mut known: BTreeMap<Tid, BTreeSet<Oid>> = ask
             .known
@@ -312,7 +316,14 @@ impl<S: Store> Storage<S> {
             .into_iter()
             .map(|(serial, oids)| (serial, oids.into_iter().collect()))
             .collect();
-        for (serial, oid) in records {
+        let mut sent_bytes = 0;
+        for (index, &(serial, oid)) in records.iter().enumerate() {
+            if sent_bytes >= FETCH_ANSWER_BYTES_MAX {
+                // Enough for one answer: the requester goes on from here.
+                next = Some((serial, oid));
+                records.truncate(index);
+                break;
+            }
             if known.get_mut(&serial).is_some_and(|oids| oids.remove(&oid)) {
                 continue;
             }
@@ -323,6 +334,7 @@ impl<S: Store> Storage<S> {
                 Some(data) => (data.compression, data.checksum, data.data),
                 None => (0, Checksum::ZERO, Bytes::new()),
             };
+            sent_bytes += data.len();
             self.net.send_with_id(
                 conn,
                 msg_id,
@@ -336,7 +348,16 @@ impl<S: Store> Storage<S> {
                 },
             );
         }
+        // What the requester has past where this answer stops is for a
+        // later answer to judge.
+        if let Some((next_tid, next_oid)) = next {
+            known.retain(|&serial, oids| {
+                oids.retain(|&oid| (serial, oid) < (next_tid, next_oid));
+                serial <= next_tid
+            });
+        }
         known.retain(|_, oids| !oids.is_empty());
+        let (next_tid, next_oid) = next.unzip();
         let to_delete = Map(known
             .into_iter()
             .map(|(serial, oids)| (serial, oids.into_iter().collect()))
