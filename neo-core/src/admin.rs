@@ -25,6 +25,11 @@ use crate::time::Time;
 
 const NOT_CONNECTED: &str = "Not connected to a primary master.";
 
+/// Most requests of one neoctl connection waiting for the master (neoctl
+/// sends one at a time): a peer cannot pile requests on the master
+/// connection.
+pub const FORWARDED_REQUESTS_COUNT_MAX: usize = 16;
+
 /// What an admin is started with (NEO/py's `neoadmin` options).
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
@@ -389,6 +394,16 @@ impl Admin {
             | Packet::SetNumReplicas(_)
             | Packet::Truncate(_)
             | Packet::TweakPartitionTable(_) => {
+                let forwarded = self.net.get(master).map_or(0, |m| {
+                    m.pending_contexts()
+                        .filter(|r| matches!(r, Request::Forwarded { ctl, .. } if *ctl == conn))
+                        .count()
+                });
+                if forwarded >= FORWARDED_REQUESTS_COUNT_MAX {
+                    return Err(Reject::protocol(format!(
+                        "more than {FORWARDED_REQUESTS_COUNT_MAX} requests waiting for the master"
+                    )));
+                }
                 self.net
                     .ask(master, packet, Request::Forwarded { ctl: conn, msg_id });
             }

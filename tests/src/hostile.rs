@@ -102,6 +102,8 @@ pub struct Hostile {
     /// The connection accepted last.
     newest: Option<ConnId>,
     sync_wanted: bool,
+    /// What the node sent after the last input (scripted tests read it).
+    pub sent: Vec<(ConnId, u32, Packet)>,
     /// Whether the node accepts connections (every kind but clients).
     listens: bool,
     /// Print every input on stderr (`NEO_HOSTILE_TRACE`).
@@ -167,6 +169,7 @@ impl Hostile {
             next_incoming: HOSTILE_CONN_FIRST,
             newest: None,
             sync_wanted: false,
+            sent: Vec::new(),
             listens: target != Target::Client,
             trace: std::env::var_os("NEO_HOSTILE_TRACE").is_some(),
             inputs: 0,
@@ -262,6 +265,7 @@ impl Hostile {
         if self.trace {
             eprintln!("{} {described}", self.now);
         }
+        self.sent.clear();
         self.cluster.sim.nodes[self.target.0].handle(self.now, input);
         self.drain(&described)?;
         if std::mem::take(&mut self.sync_wanted) {
@@ -329,6 +333,7 @@ impl Hostile {
                     msg_id,
                     packet,
                 } => {
+                    self.sent.push((conn, msg_id, packet.clone()));
                     if !self.known.contains(&conn) {
                         return Err(Violation(format!(
                             "after {after}: sends {} to unknown connection {conn}",
@@ -375,7 +380,8 @@ impl Hostile {
         Ok(self.known.iter().nth(index).copied())
     }
 
-    fn accept(&mut self) -> ConnId {
+    /// A new incoming connection (the node is told).
+    pub fn accept(&mut self) -> ConnId {
         let conn = ConnId::incoming(self.next_incoming);
         self.next_incoming += 1;
         self.known.insert(conn);

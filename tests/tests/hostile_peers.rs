@@ -118,3 +118,35 @@ fn what_the_fuzzers_found() {
         assert!(violation.is_none(), "{target:?}, {what}: {violation:?}");
     }
 }
+
+#[test]
+fn an_admin_forwards_a_bounded_number_of_requests_per_connection() {
+    use neo_core::Input;
+    use neo_proto::{ErrorCode, Packet, SetNumReplicas};
+    let mut hostile = neo_tests::hostile::Hostile::new(Target::Admin, 1);
+    let ctl = hostile.accept();
+    hostile.feed(Input::Accepted { conn: ctl }).unwrap();
+    // The master answers none of them: the harness plays it.
+    let max = neo_core::admin::FORWARDED_REQUESTS_COUNT_MAX as u32;
+    for msg_id in 0..=max {
+        let packet = SetNumReplicas { num_replicas: 1 }.into();
+        hostile
+            .feed(Input::Packet {
+                conn: ctl,
+                msg_id,
+                packet,
+            })
+            .unwrap();
+        let refused = hostile.sent.iter().any(|(c, id, p)| {
+            *c == ctl
+                && *id == msg_id
+                && matches!(p, Packet::Error(e) if e.code == ErrorCode::ProtocolError)
+        });
+        assert_eq!(
+            refused,
+            msg_id == max,
+            "request {msg_id}: {:?}",
+            hostile.sent
+        );
+    }
+}
