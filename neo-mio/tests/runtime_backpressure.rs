@@ -2,7 +2,8 @@
 //! and disconnects it once more than `MAX_QUEUED` bytes wait for it,
 //! instead of growing its memory without bound. A peer that sends without
 //! pause is read at most `READ_TURN_BYTES_MAX` a turn: the others are
-//! served in between.
+//! served in between. Peers that never complete the handshake are dropped,
+//! and connections past the node's maximum are refused.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -227,4 +228,46 @@ fn a_peer_that_sends_without_pause_does_not_starve_the_others() {
         node.pings.iter().filter(|&&c| c == flood_conn).count() == count as usize
     }));
     drop(writer.join().unwrap());
+}
+
+#[test]
+fn silent_peers_are_dropped_and_connections_capped() {
+    let (mut runtime, addr) = flooder(0);
+    runtime.set_handshake_timeout(Duration::from_millis(200));
+    runtime.set_connections_max(2);
+    // Says nothing: dropped once the handshake is overdue.
+    let mut silent = TcpStream::connect(addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut closed = false;
+    let mut buf = [0; 64];
+    while !closed && Instant::now() < deadline {
+        runtime.turn(Some(Duration::from_millis(10))).unwrap();
+        // The node's own handshake comes first; then the end.
+        closed = match silent.read(&mut buf) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+    }
+    assert!(closed, "the silent peer is still connected");
+    // Two peers that handshake fill the node; a third is refused.
+    let _first = stalled_peer(&addr);
+    let _second = stalled_peer(&addr);
+    assert!(turn_until(&mut runtime, |node| node.accepted.len() == 2));
+    let mut third = stalled_peer(&addr);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..20 {
+        runtime.turn(Some(Duration::from_millis(10))).unwrap();
+    }
+    let mut rest = Vec::new();
+    let _ = third.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "the third peer got {} bytes", rest.len());
+    assert_eq!(runtime.node().accepted.len(), 2);
 }

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
@@ -43,6 +44,8 @@ pub struct Conn {
     /// WRITABLE interest is registered (only while bytes are queued, so
     /// that an idle connection costs no wake-ups).
     pub wants_writable: bool,
+    /// When it was accepted or asked for (handshake timeout).
+    pub since: Instant,
 }
 
 /// What reading a connection produced: the peer's handshake may have
@@ -77,6 +80,7 @@ impl Conn {
             decoder: neo_proto::Decoder::new(),
             out,
             wants_writable: false,
+            since: Instant::now(),
         }
     }
 

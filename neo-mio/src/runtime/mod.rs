@@ -114,6 +114,15 @@ const LISTENER: Token = Token(0);
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Most connections a node keeps: past it, new ones are accepted and
+/// closed at once (the node goes on serving those it has, and does not
+/// run out of file descriptors for its own connections).
+pub const CONNS_COUNT_MAX: usize = 4096;
+
+/// A peer that has not completed the NEO handshake within this is dropped:
+/// connections that say nothing cannot pile up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The event loop hosting node `N`.
 pub struct Runtime<N: Hosted> {
     node: N,
@@ -130,6 +139,9 @@ pub struct Runtime<N: Hosted> {
     dirty: Vec<Token>,
     /// Connections left with bytes to read by the last turn's cap.
     readable_again: Vec<Token>,
+    /// [`CONNS_COUNT_MAX`] and [`HANDSHAKE_TIMEOUT`] unless set.
+    conns_max: usize,
+    handshake_timeout: Duration,
     sync_requested: bool,
     exit: Option<Exit>,
     /// Node events (client answers) for the embedding code.
@@ -164,6 +176,8 @@ impl<N: Hosted> Runtime<N> {
             accepted: 0,
             dirty: Vec::new(),
             readable_again: Vec::new(),
+            conns_max: CONNS_COUNT_MAX,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             sync_requested: false,
             exit: None,
             node_events: VecDeque::new(),
@@ -177,6 +191,16 @@ impl<N: Hosted> Runtime<N> {
 
     pub fn node(&self) -> &N {
         &self.node
+    }
+
+    /// Keeps at most `max` connections (default [`CONNS_COUNT_MAX`]).
+    pub fn set_connections_max(&mut self, max: usize) {
+        self.conns_max = max;
+    }
+
+    /// Drops peers silent that long (default [`HANDSHAKE_TIMEOUT`]).
+    pub fn set_handshake_timeout(&mut self, timeout: Duration) {
+        self.handshake_timeout = timeout;
     }
 
     /// Calls into the node (application commands such as a client's load)
@@ -227,6 +251,10 @@ impl<N: Hosted> Runtime<N> {
         if !self.readable_again.is_empty() {
             wait = Some(Duration::ZERO);
         }
+        if let Some(deadline) = self.next_handshake_deadline() {
+            let until = deadline.saturating_duration_since(std::time::Instant::now());
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
         match self.poll.poll(&mut self.events, wait) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -263,11 +291,47 @@ impl<N: Hosted> Runtime<N> {
                 self.on_readable(token);
             }
         }
+        self.drop_silent_peers();
         if self.node.poll_timeout().is_some_and(|at| at <= now()) {
             self.input(Input::Timeout);
         }
         self.after_input();
         Ok(())
+    }
+
+    /// When the oldest connection still without the peer's handshake
+    /// times out.
+    fn next_handshake_deadline(&self) -> Option<std::time::Instant> {
+        self.conns
+            .values()
+            .filter(|c| c.phase == Phase::Handshaking)
+            .map(|c| c.since + self.handshake_timeout)
+            .min()
+    }
+
+    /// Drops connections whose peer did not complete the handshake in
+    /// time (the node hears of its own outgoing ones as
+    /// failed connections).
+    fn drop_silent_peers(&mut self) {
+        let now = std::time::Instant::now();
+        let silent: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.phase == Phase::Handshaking && c.since + self.handshake_timeout <= now
+            })
+            .map(|(&token, _)| token)
+            .collect();
+        for token in silent {
+            if let Some(conn) = self.conns.get(&token) {
+                let peer = conn.peer;
+                self.log(
+                    Level::Info,
+                    &format!("no NEO handshake from {peer}: dropped"),
+                );
+            }
+            self.drop_conn(token, true);
+        }
     }
 
     /// Carries out the node's outputs, the store sync they asked for, and
@@ -324,6 +388,14 @@ impl<N: Hosted> Runtime<N> {
                 return;
             };
             match listener.accept() {
+                Ok((stream, peer)) if self.conns.len() >= self.conns_max => {
+                    let max = self.conns_max;
+                    self.log(
+                        Level::Warn,
+                        &format!("{max} connections already: refusing {peer}"),
+                    );
+                    drop(stream);
+                }
                 Ok((stream, peer)) => {
                     if let Err(error) = stream.set_nodelay(true) {
                         self.log(Level::Warn, &format!("TCP_NODELAY on {peer}: {error}"));
