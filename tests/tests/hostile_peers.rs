@@ -97,21 +97,38 @@ fn client() {
 /// found it on (`cargo fuzz run -s none node_KIND ARTIFACT` replays one).
 #[test]
 fn what_the_fuzzers_found() {
-    let found: &[(Target, &str, &[u8])] = &[(
-        // A pack order from the "master", then a timeout: the storage asks
-        // to be woken at once to pack its next chunk, which the harness
-        // first took for a busy loop.
-        Target::Storage,
-        "a pack goes on by chunks at the same instant",
-        &[
-            3, 0, 1, 39, 193, 44, 96, 202, 87, 176, 167, 167, 79, 79, 79, 79, 79, 79, 79, 79, 79,
-            79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 0, 0, 0, 0, 171, 170, 170, 170,
-            170, 170, 170, 0, 0, 0, 0, 0, 0, 0, 0, 0, 91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 79, 79, 79, 79, 79, 79, 79,
-            79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 167, 167, 167, 167, 0, 1, 0, 0, 0, 0, 0, 0,
-            0,
-        ],
-    )];
+    let found: &[(Target, &str, &[u8])] = &[
+        (
+            // A pack order from the "master", then a timeout: the storage asks
+            // to be woken at once to pack its next chunk, which the harness
+            // first took for a busy loop.
+            Target::Storage,
+            "a pack goes on by chunks at the same instant",
+            &[
+                3, 0, 1, 39, 193, 44, 96, 202, 87, 176, 167, 167, 79, 79, 79, 79, 79, 79, 79, 79,
+                79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 0, 0, 0, 0, 171, 170, 170,
+                170, 170, 170, 170, 0, 0, 0, 0, 0, 0, 0, 0, 0, 91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 79, 79, 79,
+                79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 79, 167, 167, 167, 167, 0,
+                1, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        ),
+        (
+            // An AskTIDs or AskObjectHistory whose range starts near u64::MAX:
+            // clamping its length overflowed.
+            Target::Storage,
+            "a listing range at the end of the u64s",
+            &[
+                186, 97, 49, 41, 199, 49, 50, 55, 0, 0, 0, 112, 8, 203, 203, 10, 159, 255, 255,
+                255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 10, 10,
+                10, 199, 41, 48, 199, 49, 49, 41, 199, 186, 97, 199, 173, 186, 97, 41, 48,
+            ],
+        ),
+    ];
     for (target, what, data) in found {
         let violation =
             neo_tests::hostile::attack(*target, 0, data, neo_tests::hostile::FUZZ_MOVES_MAX);

@@ -179,7 +179,9 @@ impl<S: Store> Storage<S> {
                 if ask.first >= ask.last {
                     return Err(Reject::protocol("invalid offsets"));
                 }
-                ask.last = ask.last.min(ask.first + LISTED_RECORDS_COUNT_MAX as u64);
+                ask.last = ask
+                    .last
+                    .min(ask.first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
                 self.run(Postponed::History(conn, msg_id, ask));
             }
             Packet::AskTIDsFrom(mut ask) => {
@@ -194,7 +196,9 @@ impl<S: Store> Storage<S> {
                 if ask.first >= ask.last {
                     return Err(Reject::protocol("invalid offsets"));
                 }
-                ask.last = ask.last.min(ask.first + LISTED_RECORDS_COUNT_MAX as u64);
+                ask.last = ask
+                    .last
+                    .min(ask.first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
                 let partitions: Vec<u32> = if ask.partition == INVALID_PARTITION {
                     self.readable_partitions()
                 } else if self.is_readable(ask.partition) {
