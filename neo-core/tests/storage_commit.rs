@@ -522,6 +522,44 @@ fn an_impostor_storage_asking_past_the_table_is_dropped_alone() {
 }
 
 #[test]
+fn a_client_cannot_touch_another_clients_transaction() {
+    let mut h = Harness::new();
+    let owner = h.client(1, CLIENT, 2.0);
+    let ttid = Tid(0x0405_e700_0000_0002);
+    h.packet(owner, 1, store_packet(1, Tid::ZERO, ttid, b"mine"));
+    assert_eq!(h.take_sent(owner).len(), 1);
+    let meddling: Vec<Packet> = vec![
+        AbortTransaction { ttid, nids: vec![] }.into(),
+        store_packet(2, Tid::ZERO, ttid, b"theirs").into(),
+        AskVoteTransaction { ttid }.into(),
+    ];
+    for (i, packet) in meddling.into_iter().enumerate() {
+        let other = h.client(10 + i as u64, OTHER_CLIENT, 3.0);
+        h.packet(other, 5, packet);
+        assert_protocol_error(&h.take_sent(other), 5);
+        assert!(h.closed(other));
+        h.outputs.clear();
+    }
+    h.packet(
+        owner,
+        2,
+        AskStoreTransaction {
+            ttid,
+            user: Bytes::new(),
+            description: Bytes::new(),
+            extension: Bytes::new(),
+            oids: vec![Oid(1)],
+            pack: None,
+        },
+    );
+    h.sync();
+    assert_eq!(
+        h.take_sent(owner),
+        vec![(2, AnswerStoreTransaction {}.into())]
+    );
+}
+
+#[test]
 fn reads_of_partitions_not_readable_here_are_refused_without_closing() {
     let mut h = Harness::new();
     // The master outdates partition 1 of ours.

@@ -111,6 +111,20 @@ impl<S: Store> Storage<S> {
         msg_id: u32,
         packet: Packet,
     ) -> Result<(), Reject> {
+        let ttid = match &packet {
+            Packet::AskStoreObject(p) => Some(("AskStoreObject.ttid", p.ttid)),
+            Packet::AskCheckCurrentSerial(p) => Some(("AskCheckCurrentSerial.ttid", p.ttid)),
+            Packet::AskRelockObject(p) => Some(("AskRelockObject.ttid", p.ttid)),
+            Packet::AskStoreTransaction(p) => Some(("AskStoreTransaction.ttid", p.ttid)),
+            Packet::AskVoteTransaction(p) => Some(("AskVoteTransaction.ttid", p.ttid)),
+            Packet::AbortTransaction(p) => Some(("AbortTransaction.ttid", p.ttid)),
+            _ => None,
+        };
+        if let Some((field, ttid)) = ttid {
+            self.tm
+                .check_owner(client, ttid)
+                .map_err(|why| Reject::protocol(format!("{field}: {why}")))?;
+        }
         match packet {
             Packet::AskStoreObject(ask) => {
                 if ask.compression > 1 {

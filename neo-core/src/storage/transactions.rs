@@ -28,6 +28,10 @@ use neo_proto::{
 
 use super::store::{DataId, ObjectRecord, Store, TempObject, TransactionMeta};
 
+/// Most transactions one client may have open on a storage (a client
+/// shared by many threads has a few at once).
+pub const CLIENT_TRANSACTIONS_COUNT_MAX: usize = 10_000;
+
 /// How much of a transaction a storage has voted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Voted {
@@ -267,6 +271,28 @@ impl TransactionManager {
 
     /// First packet of a client for `ttid` (a store, a check or the
     /// metadata vote).
+    /// Whether `client` may act on `ttid`: its own transaction, or one
+    /// not known yet if the client has fewer than
+    /// [`CLIENT_TRANSACTIONS_COUNT_MAX`] (TTIDs travel in answers: any
+    /// client can learn another's, and any number can be made up).
+    pub fn check_owner(&self, client: Nid, ttid: Tid) -> Result<(), String> {
+        match self.txns.get(&ttid) {
+            Some(txn) if txn.client != client => {
+                Err(format!("{ttid} is another client's transaction"))
+            }
+            Some(_) => Ok(()),
+            None => {
+                let open = self.txns.values().filter(|t| t.client == client).count();
+                if open >= CLIENT_TRANSACTIONS_COUNT_MAX {
+                    return Err(format!(
+                        "more than {CLIENT_TRANSACTIONS_COUNT_MAX} transactions of one client"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
     pub fn register(&mut self, client: Nid, ttid: Tid) {
         self.txns.entry(ttid).or_insert_with(|| Transaction {
             client,
