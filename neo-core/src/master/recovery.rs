@@ -148,6 +148,18 @@ impl Master {
                 let table =
                     PartitionTable::from_rows(Some(answer.ptid), answer.num_replicas, &answer.rows)
                         .map_err(|e| Reject::protocol(format!("AnswerPartitionTable.rows: {e}")))?;
+                // Each cell's node becomes an entry of ours: storages only.
+                let not_storage = answer
+                    .rows
+                    .iter()
+                    .flatten()
+                    .find(|c| c.nid.node_type() != Some(NodeType::Storage));
+                if let Some(cell) = not_storage {
+                    return Err(Reject::protocol(format!(
+                        "AnswerPartitionTable.rows: {} is not a storage id",
+                        cell.nid
+                    )));
+                }
                 let recovery = self.recovery_mut().unwrap();
                 if answer.ptid.0 != recovery.target_ptid {
                     return Ok(());
