@@ -211,7 +211,11 @@ impl Admin {
         };
         if let Err(reject) = result {
             let close = reject.close;
-            self.net.reject(conn, msg_id, reject);
+            let peer = match role {
+                ConnRole::Master => "the master",
+                ConnRole::Ctl => "a neoctl",
+            };
+            self.net.reject(conn, msg_id, reject, peer);
             if close && role == ConnRole::Master {
                 // `reject` closed it already.
                 self.master_lost(true);

@@ -372,13 +372,21 @@ impl<R, S, E> Net<R, S, E> {
         }
     }
 
-    /// Refuses a received packet: Error answer, then close if the kind of
-    /// refusal calls for it.
-    pub fn reject(&mut self, conn: ConnId, msg_id: u32, reject: Reject) -> Option<Conn<R, S>> {
+    /// Refuses a received packet from `peer` (how the node knows it: a
+    /// node id, "a client", ...): Error answer, then close if the kind of
+    /// refusal calls for it. A protocol error is logged, naming the peer
+    /// and what was wrong (the packet field).
+    pub fn reject(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        reject: Reject,
+        peer: &str,
+    ) -> Option<Conn<R, S>> {
         if reject.code == ErrorCode::ProtocolError {
             self.log(
                 Level::Error,
-                format!("protocol error on {conn}: {}", reject.message),
+                format!("protocol error from {peer} on {conn}: {}", reject.message),
             );
         }
         self.answer(conn, msg_id, Packet::error(reject.code, reject.message));
@@ -522,9 +530,13 @@ mod tests {
         let mut net = TestNet::new();
         let conn = ConnId::incoming(3);
         net.accept(conn, ());
-        assert!(net.reject(conn, 7, Reject::denied("no")).is_none());
+        assert!(net
+            .reject(conn, 7, Reject::denied("no"), "a peer")
+            .is_none());
         assert!(net.contains(conn));
-        assert!(net.reject(conn, 8, Reject::protocol("bad")).is_some());
+        assert!(net
+            .reject(conn, 8, Reject::protocol("bad"), "a peer")
+            .is_some());
         assert!(!net.contains(conn));
         let outputs = drain(&mut net);
         assert!(matches!(

@@ -35,6 +35,8 @@ struct Harness {
     sync_wanted: bool,
     /// How many times it asked for one.
     sync_requests: usize,
+    /// Its log records, as formatted.
+    logs: Vec<String>,
 }
 
 impl Harness {
@@ -60,6 +62,7 @@ impl Harness {
             outputs: Vec::new(),
             sync_wanted: false,
             sync_requests: 0,
+            logs: Vec::new(),
         };
         h.drain();
         let master = h
@@ -131,7 +134,7 @@ impl Harness {
                     self.sync_wanted = true;
                     self.sync_requests += 1;
                 }
-                Output::Log { .. } => {}
+                Output::Log { message, .. } => self.logs.push(message),
                 other => self.outputs.push(other),
             }
         }
@@ -536,6 +539,11 @@ fn a_client_cannot_touch_another_clients_transaction() {
     for (i, packet) in meddling.into_iter().enumerate() {
         let other = h.client(10 + i as u64, OTHER_CLIENT, 3.0);
         h.packet(other, 5, packet);
+        let logged = h.logs.iter().any(|line| {
+            line.contains(&format!("protocol error from client {OTHER_CLIENT} on"))
+                && line.contains(".ttid: ")
+        });
+        assert!(logged, "the log names the peer and the field: {:?}", h.logs);
         assert_protocol_error(&h.take_sent(other), 5);
         assert!(h.closed(other));
         h.outputs.clear();

@@ -1141,7 +1141,7 @@ impl Client {
     /// `master_lost` learns which requests it took with it).
     fn reject_master(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
         if !reject.close {
-            self.net.reject(conn, msg_id, reject);
+            self.net.reject(conn, msg_id, reject, "the primary master");
             return;
         }
         self.net.log(

@@ -540,7 +540,13 @@ impl Master {
         } else {
             Vec::new()
         };
-        if self.net.reject(conn, msg_id, reject).is_some() {
+        let peer = match role {
+            Some(ConnRole::Peer(key) | ConnRole::Election(key) | ConnRole::ToPrimary(key)) => {
+                self.node_desc(key)
+            }
+            _ => "an unidentified peer".to_string(),
+        };
+        if self.net.reject(conn, msg_id, reject, &peer).is_some() {
             if let Some(role) = role {
                 self.conn_lost(conn, role, pending);
             }

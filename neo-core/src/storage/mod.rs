@@ -610,7 +610,15 @@ impl<S: Store> Storage<S> {
 
     fn reject(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
         let role = self.net.state(conn).copied();
-        if self.net.reject(conn, msg_id, reject).is_some() {
+        let described = |key: NodeKey| self.nodes.get(key).map(|e| e.describe());
+        let peer = match role {
+            Some(ConnRole::Master) => Some("the master".to_string()),
+            Some(ConnRole::Client(_, nid)) => Some(format!("client {nid}")),
+            Some(ConnRole::Storage(key) | ConnRole::ToStorage(key)) => described(key),
+            Some(ConnRole::Unidentified) | None => None,
+        }
+        .unwrap_or_else(|| "an unidentified peer".to_string());
+        if self.net.reject(conn, msg_id, reject, &peer).is_some() {
             if let Some(role) = role {
                 self.conn_lost(conn, role);
             }
