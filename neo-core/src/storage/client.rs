@@ -556,6 +556,11 @@ impl<S: Store> Storage<S> {
                 if self.tm.is_locked_tid(ask.max_tid) {
                     return Outcome::WaitRead;
                 }
+                // An OUT_OF_DATE cell would list only part of the range.
+                if !readable(ask.partition) {
+                    self.net.answer(*conn, *msg_id, non_readable_packet());
+                    return Outcome::Done;
+                }
                 let tids =
                     self.store
                         .tids_from(ask.min_tid, ask.max_tid, ask.length, ask.partition);
