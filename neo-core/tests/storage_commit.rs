@@ -393,6 +393,13 @@ fn bad_client_requests_close_that_client_only() {
             last: 5,
         }
         .into(),
+        // A listing from the end of the u64s (it would load everything).
+        AskTIDs {
+            first: u64::MAX - 1,
+            last: u64::MAX,
+            partition: 0,
+        }
+        .into(),
         // A packet only the master sends.
         AskLockInformation {
             ttid,

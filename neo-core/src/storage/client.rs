@@ -93,6 +93,21 @@ enum Outcome {
 /// answer stops.
 pub const LISTED_RECORDS_COUNT_MAX: u32 = 10_000;
 
+/// Deepest record AskTIDs and AskObjectHistory may start from: listing
+/// from record `first` keeps `first` records per partition in memory, so a
+/// peer asking from the end of the u64s would make the storage load its
+/// whole history (an application paging an undo log goes nowhere near).
+pub const LISTED_OFFSET_MAX: u64 = 1_000_000;
+
+fn check_listing_offset(field: &str, first: u64) -> Result<(), Reject> {
+    if first > LISTED_OFFSET_MAX {
+        return Err(Reject::protocol(format!(
+            "{field}: {first} is past the deepest listing ({LISTED_OFFSET_MAX})"
+        )));
+    }
+    Ok(())
+}
+
 /// An oid or tid as NEO/py prints it in error messages.
 fn dump(value: u64) -> String {
     format!("{value:016x}")
@@ -193,6 +208,7 @@ impl<S: Store> Storage<S> {
                 if ask.first >= ask.last {
                     return Err(Reject::protocol("invalid offsets"));
                 }
+                check_listing_offset("AskObjectHistory.first", ask.first)?;
                 ask.last = ask
                     .last
                     .min(ask.first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
@@ -210,6 +226,7 @@ impl<S: Store> Storage<S> {
                 if ask.first >= ask.last {
                     return Err(Reject::protocol("invalid offsets"));
                 }
+                check_listing_offset("AskTIDs.first", ask.first)?;
                 ask.last = ask
                     .last
                     .min(ask.first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
