@@ -47,6 +47,20 @@ fn a_configuration_file_section_must_exist() {
 }
 
 #[test]
+fn a_mysql_database_of_a_neo_py_configuration_is_refused() {
+    let error = fails(&[
+        "storage",
+        "-c",
+        "x",
+        "-m",
+        "127.0.0.1:1",
+        "-d",
+        "neo:neo@neo1",
+    ]);
+    assert!(error.contains("looks like a MySQL connection"), "{error}");
+}
+
+#[test]
 fn configuration_keys_neo_py_acts_on_are_never_silently_ignored() {
     let path = std::env::temp_dir().join(format!("neo-cli-keys-{}.conf", std::process::id()));
     let cases = [
@@ -62,6 +76,11 @@ fn configuration_keys_neo_py_acts_on_are_never_silently_ignored() {
         ),
         ("storage", "dedup = true", "\"dedup\" of storage"),
         ("storage", "reset = true", "use --reset on the command line"),
+        (
+            "storage",
+            "dedup = maybe",
+            "dedup: \"maybe\" is not yes or no",
+        ),
         ("admin", "smtp = mail:25", "\"smtp\" of admin"),
     ];
     for (program, line, expected) in cases {

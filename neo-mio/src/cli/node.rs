@@ -129,7 +129,7 @@ impl ServerOptions {
         if let Some(path) = self
             .logfile
             .clone()
-            .or_else(|| section.get("logfile").map(PathBuf::from))
+            .or_else(|| section.get("logfile").map(expand_home))
         {
             crate::log::to_file(&path).map_err(|e| {
                 ConfigError(format!("cannot open the log file {}: {e}", path.display()))
@@ -185,13 +185,41 @@ const UNIMPLEMENTED_KEYS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The keys of [`UNIMPLEMENTED_KEYS`] that are NEO/py yes/no options.
+const BOOLEAN_KEYS: &[&str] = &[
+    "backup",
+    "disable_pack",
+    "disable_drop_partitions",
+    "new_nid",
+    "dedup",
+    "reset",
+    "smtp_tls",
+];
+
+/// A yes/no value as Python's ConfigParser reads it.
+fn parse_boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(ConfigError(format!("{key}: {value:?} is not yes or no"))),
+    }
+}
+
 fn refuse_unimplemented(section: &Section, program: &str) -> Result<(), ConfigError> {
     let keys = UNIMPLEMENTED_KEYS
         .iter()
         .filter(|(p, _)| *p == "*" || *p == program)
         .flat_map(|(_, keys)| keys.iter());
     for key in keys {
-        if section.get(key).is_some() {
+        let Some(value) = section.get(key) else {
+            continue;
+        };
+        // A yes/no option set to no asks for nothing (NEO/py reads it with
+        // ConfigParser's getboolean).
+        if BOOLEAN_KEYS.contains(key) && !parse_boolean(key, value)? {
+            continue;
+        }
+        {
             let why = match *key {
                 "reset" => "it empties the database: use --reset on the command line",
                 "ca" | "cert" | "key" => "TLS is not implemented yet",
@@ -203,6 +231,17 @@ fn refuse_unimplemented(section: &Section, program: &str) -> Result<(), ConfigEr
         }
     }
     Ok(())
+}
+
+/// A path from a configuration file, `~` expanded as NEO/py does for its
+/// path options.
+fn expand_home(text: &str) -> PathBuf {
+    match (text.strip_prefix('~'), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            PathBuf::from(home).join(rest.trim_start_matches('/'))
+        }
+        _ => PathBuf::from(text),
+    }
 }
 
 /// A numeric option from the command line or the configuration file.
@@ -350,12 +389,22 @@ pub fn storage_setup(options: &StorageOptions) -> Result<Option<StorageSetup>, C
         .adapter
         .clone()
         .or_else(|| section.get("adapter").map(str::to_string));
-    if let Some(adapter) = adapter {
-        if !adapter.eq_ignore_ascii_case("lmdb") {
+    match adapter {
+        Some(adapter) if !adapter.eq_ignore_ascii_case("lmdb") => {
             return Err(ConfigError(format!(
                 "adapter {adapter:?} is not available: neo-rs stores data in LMDB (-a LMDB)"
             )));
         }
+        // NEO/py's default adapter is MySQL: a file written for it may name
+        // a MySQL database, which would become a directory of that name.
+        None if database.to_string_lossy().contains('@') => {
+            return Err(ConfigError(format!(
+                "database {:?} looks like a MySQL connection (NEO/py's default adapter): \
+                 neo-rs stores data in LMDB, give a directory (-a LMDB)",
+                database.display()
+            )));
+        }
+        _ => {}
     }
     if options.reset {
         reset_database(&database)?;
@@ -456,6 +505,17 @@ pub fn start_storage<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yes_no_keys_set_to_no_ask_for_nothing() {
+        let section =
+            |line: &str| Section::parse(&format!("[storage]\n{line}\n"), "storage").unwrap();
+        assert!(refuse_unimplemented(&section("dedup = false"), "storage").is_ok());
+        assert!(refuse_unimplemented(&section("disable-pack = off"), "storage").is_ok());
+        assert!(refuse_unimplemented(&section("dedup = yes"), "storage").is_err());
+        assert!(refuse_unimplemented(&section("engine = InnoDB"), "storage").is_err());
+        assert!(refuse_unimplemented(&section("engine = InnoDB"), "master").is_ok());
+    }
 
     #[test]
     fn a_storage_announces_its_host_and_the_device_of_its_database() {
