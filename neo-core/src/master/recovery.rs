@@ -584,7 +584,14 @@ impl Master {
                 let path = e.extra.get(&b"devpath"[..])?.as_array()?;
                 Some((
                     nid,
-                    path.iter().filter_map(|v| v.as_bin().cloned()).collect(),
+                    // Checked at identification: strings only (bin, or
+                    // str from a peer that sends text).
+                    path.iter()
+                        .filter_map(|v| match v {
+                            neo_proto::Value::Bin(b) | neo_proto::Value::Str(b) => Some(b.clone()),
+                            _ => None,
+                        })
+                        .collect(),
                 ))
             })
             .collect()
