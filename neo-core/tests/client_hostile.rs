@@ -4,6 +4,8 @@
 //! another replica or reconnects — never panicking, looping, or handing
 //! the lie to the application.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -196,25 +198,11 @@ impl Harness {
 
     /// Packets sent on `conn` since the last call.
     fn sent(&mut self, conn: ConnId) -> Vec<(u32, Packet)> {
-        let mut sent = Vec::new();
-        self.outputs.retain(|o| match o {
-            Output::Send {
-                conn: c,
-                msg_id,
-                packet,
-            } if *c == conn => {
-                sent.push((*msg_id, packet.clone()));
-                false
-            }
-            _ => true,
-        });
-        sent
+        support::take_sent(&mut self.outputs, conn)
     }
 
     fn closed(&self, conn: ConnId) -> bool {
-        self.outputs
-            .iter()
-            .any(|o| matches!(o, Output::Close { conn: c } if *c == conn))
+        support::closed(&self.outputs, conn)
     }
 
     /// The one request sent to the master matching `is`, answered.

@@ -3,6 +3,8 @@
 //! gets a protocol error and a closed connection while the storage goes on
 //! serving everyone else, losing nothing.
 
+mod support;
+
 use bytes::Bytes;
 use neo_core::storage::memory::MemoryStore;
 use neo_core::storage::store::Store;
@@ -162,25 +164,33 @@ impl Harness {
 
     /// Packets sent on `conn` since the last call.
     fn take_sent(&mut self, conn: ConnId) -> Vec<(u32, Packet)> {
-        let mut sent = Vec::new();
-        self.outputs.retain(|o| match o {
-            Output::Send {
-                conn: c,
-                msg_id,
-                packet,
-            } if *c == conn => {
-                sent.push((*msg_id, packet.clone()));
-                false
-            }
-            _ => true,
-        });
-        sent
+        support::take_sent(&mut self.outputs, conn)
     }
 
     fn closed(&self, conn: ConnId) -> bool {
-        self.outputs
-            .iter()
-            .any(|o| matches!(o, Output::Close { conn: c } if *c == conn))
+        support::closed(&self.outputs, conn)
+    }
+
+    /// A client votes its transaction; the answer comes once it is
+    /// durable.
+    fn vote_durably(&mut self, conn: ConnId, msg_id: u32, ttid: Tid, oids: Vec<Oid>) {
+        self.packet(
+            conn,
+            msg_id,
+            AskStoreTransaction {
+                ttid,
+                user: Bytes::new(),
+                description: Bytes::new(),
+                extension: Bytes::new(),
+                oids,
+                pack: None,
+            },
+        );
+        self.sync();
+        assert_eq!(
+            self.take_sent(conn),
+            vec![(msg_id, AnswerStoreTransaction {}.into())]
+        );
     }
 
     /// A client connects and identifies.
@@ -419,23 +429,7 @@ fn bad_client_requests_close_that_client_only() {
         h.storage.handle(now(), Input::Closed { conn: bad });
         h.drain();
     }
-    h.packet(
-        good,
-        2,
-        AskStoreTransaction {
-            ttid,
-            user: Bytes::new(),
-            description: Bytes::new(),
-            extension: Bytes::new(),
-            oids: vec![Oid(1)],
-            pack: None,
-        },
-    );
-    h.sync();
-    assert_eq!(
-        h.take_sent(good),
-        vec![(2, AnswerStoreTransaction {}.into())]
-    );
+    h.vote_durably(good, 2, ttid, vec![Oid(1)]);
     assert!(h.storage.is_operational());
 }
 
@@ -555,23 +549,7 @@ fn a_client_cannot_touch_another_clients_transaction() {
         assert!(h.closed(other));
         h.outputs.clear();
     }
-    h.packet(
-        owner,
-        2,
-        AskStoreTransaction {
-            ttid,
-            user: Bytes::new(),
-            description: Bytes::new(),
-            extension: Bytes::new(),
-            oids: vec![Oid(1)],
-            pack: None,
-        },
-    );
-    h.sync();
-    assert_eq!(
-        h.take_sent(owner),
-        vec![(2, AnswerStoreTransaction {}.into())]
-    );
+    h.vote_durably(owner, 2, ttid, vec![Oid(1)]);
 }
 
 #[test]
