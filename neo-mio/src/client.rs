@@ -31,7 +31,7 @@ use neo_core::client::{
 };
 use neo_proto::{Oid, Tid};
 
-use crate::runtime::{address_of, now, Runtime};
+use crate::runtime::{address_of, now, wall_now, Runtime};
 
 /// How long a call waits before giving up with [`Error::Timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -132,7 +132,9 @@ impl NeoClient {
         timeout: Duration,
     ) -> Result<NeoClient> {
         if config.seed == 0 {
-            config.seed = now().as_nanos() ^ u64::from(std::process::id());
+            // The wall clock: the monotonic one starts near zero in every
+            // process, which would give clients the same seeds.
+            config.seed = wall_now().as_unix_nanos() ^ u64::from(std::process::id());
         }
         let client = Client::new(config, now());
         let runtime = Runtime::new(client, "client", None).map_err(|e| Error::Io(e.to_string()))?;

@@ -558,8 +558,7 @@ impl<S: Store> Storage<S> {
         }
         let current = self.replicator.current.as_ref().unwrap();
         let partition = current.partition;
-        let partitions = self.pt.as_ref().map(|pt| pt.partitions());
-        let partition_of = |value| partitions.map_or(0, |p| p.of(value));
+        let partition_of = |value| self.tm.partition(value);
         if let Some(why) = current
             .window
             .as_ref()
