@@ -11,15 +11,16 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use neo_proto::{
-    AcceptIdentification, Address, AnswerClusterState, AnswerMonitorInformation, AnswerNodeList,
-    AnswerPartitionList, AnswerPrimary, AskClusterState, CellState, ClusterState, ErrorCode, Map,
-    NodeState, NodeType, Packet, Pong, RequestIdentification, Value,
+    Address, AnswerClusterState, AnswerMonitorInformation, AnswerNodeList, AnswerPartitionList,
+    AnswerPrimary, AskClusterState, CellState, ClusterState, ErrorCode, Map, NodeState, NodeType,
+    Packet, Value,
 };
 
-use crate::bootstrap::{Attempt, Bootstrap};
+use crate::identity::Identity;
 use crate::io::{ConnId, Input, Level, Node, Output};
-use crate::net::{AnswerMatch, Net, Reject};
+use crate::net::{Dispatch, Net, Reject};
 use crate::nodes::NodeTable;
+use crate::primary_link::{FromPrimary, Identified, PrimaryLink};
 use crate::pt::PartitionTable;
 use crate::time::Time;
 
@@ -60,41 +61,29 @@ enum ConnRole {
 /// The admin node state machine.
 #[derive(Debug)]
 pub struct Admin {
-    config: AdminConfig,
     now: Time,
     net: Net<Request, ConnRole, std::convert::Infallible>,
     nodes: NodeTable,
     pt: Option<PartitionTable>,
     cluster_state: Option<ClusterState>,
-    bootstrap: Bootstrap,
-    wake_at: Option<Time>,
-    master_conn: Option<ConnId>,
-    /// Identified with the primary.
-    connected: bool,
-    first_notification: bool,
+    link: PrimaryLink,
     exited: bool,
 }
 
 impl Admin {
     pub fn new(config: AdminConfig, now: Time) -> Admin {
-        let mut nodes = NodeTable::new();
-        for addr in &config.masters {
-            if nodes.by_address(addr).is_none() {
-                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
-            }
-        }
+        let identity = Identity {
+            node_type: NodeType::Admin,
+            cluster: config.cluster.clone(),
+            address: Some(config.bind.clone()),
+        };
         let mut admin = Admin {
-            config,
+            nodes: NodeTable::with_masters(&config.masters),
             now,
             net: Net::new(),
-            nodes,
             pt: None,
             cluster_state: None,
-            bootstrap: Bootstrap::new(),
-            wake_at: None,
-            master_conn: None,
-            connected: false,
-            first_notification: true,
+            link: PrimaryLink::new(identity, None),
             exited: false,
         };
         admin.connect_to_master();
@@ -114,12 +103,12 @@ impl Admin {
     }
 
     pub fn is_connected(&self) -> bool {
-        self.connected
+        self.link.is_identified()
     }
 
     /// The connection to the master we follow (identified or not).
     pub fn master_connection(&self) -> Option<ConnId> {
-        self.master_conn
+        self.link.conn()
     }
 
     pub fn has_exited(&self) -> bool {
@@ -127,26 +116,20 @@ impl Admin {
     }
 
     fn connect_to_master(&mut self) {
-        if self.master_conn.is_some() || self.exited {
-            return;
-        }
-        let attempt =
-            self.bootstrap
-                .connect(&mut self.nodes, self.now, &mut self.net, ConnRole::Master);
-        match attempt {
-            Attempt::Connect(conn) => self.master_conn = Some(conn),
-            Attempt::RetryAt(at) => self.wake_at = Some(at),
-            Attempt::NoMaster => {}
+        if !self.exited {
+            let (nodes, net) = (&mut self.nodes, &mut self.net);
+            self.link.connect(nodes, self.now, net, ConnRole::Master);
         }
     }
 
     /// The connection to the master is gone (`closed_by_peer`) or must go.
-    fn master_lost(&mut self, closed_by_peer: bool) {
-        let Some(conn) = self.master_conn.take() else {
+    fn master_lost(&mut self, closed_by_peer: bool, why: &str) {
+        let (nodes, net) = (&mut self.nodes, &mut self.net);
+        let Some(pending) = self.link.lose(nodes, net, closed_by_peer, why) else {
             return;
         };
         // Forwarded requests will never be answered: tell their sessions.
-        for request in self.net.drain_pending(conn) {
+        for request in pending {
             if let Request::Forwarded { ctl, msg_id } = request {
                 self.net.answer(
                     ctl,
@@ -154,21 +137,6 @@ impl Admin {
                     Packet::error(ErrorCode::ProtocolError, "connection to master lost"),
                 );
                 self.net.close(ctl);
-            }
-        }
-        if closed_by_peer {
-            self.net.forget(conn);
-        } else {
-            self.net.close(conn);
-        }
-        if self.connected {
-            self.net.log(Level::Error, "primary master is down");
-        }
-        self.connected = false;
-        for key in self.nodes.keys() {
-            if let Some(entry) = self.nodes.get_mut(key) {
-                entry.conn = None;
-                entry.identified = false;
             }
         }
         if self.cluster_state == Some(ClusterState::Stopping) {
@@ -190,68 +158,55 @@ impl Admin {
         let Some(role) = self.net.state(conn).copied() else {
             return;
         };
-        if role == ConnRole::Master && packet.is_answer() {
-            match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(request) => self.on_master_answer(request, packet),
-                AnswerMatch::StrayError => {}
-                AnswerMatch::Unexpected => {
-                    self.net.answer(
-                        conn,
-                        msg_id,
-                        Packet::error(ErrorCode::ProtocolError, "unexpected answer"),
-                    );
-                    self.master_lost(false);
-                }
+        let result = match self.net.dispatch(conn, msg_id, packet) {
+            Dispatch::Answer(request, packet) => {
+                self.on_master_answer(request, packet);
+                Ok(())
             }
-            return;
-        }
-        let result = match role {
-            ConnRole::Master => self.on_master_packet(packet),
-            ConnRole::Ctl => self.on_ctl_packet(conn, msg_id, packet),
+            Dispatch::Request(packet) => match role {
+                ConnRole::Master => self.on_master_packet(packet),
+                ConnRole::Ctl => self.on_ctl_packet(conn, msg_id, packet),
+            },
+            Dispatch::Done => Ok(()),
+            Dispatch::Refuse(reject) => Err(reject),
         };
-        if let Err(reject) = result {
-            let close = reject.close;
-            let peer = match role {
-                ConnRole::Master => "the master",
-                ConnRole::Ctl => "a neoctl",
-            };
-            self.net.reject(conn, msg_id, reject, peer);
-            if close && role == ConnRole::Master {
-                // `reject` closed it already.
-                self.master_lost(true);
+        let Err(reject) = result else {
+            return;
+        };
+        match role {
+            ConnRole::Master if reject.close => {
+                // The link took the forwarded requests with it:
+                // `master_lost` answers their sessions.
+                self.net.refuse(conn, msg_id, reject, "the primary master");
+                self.master_lost(false, "we refused what it sent");
+            }
+            ConnRole::Master => {
+                self.net.reject(conn, msg_id, reject, "the primary master");
+            }
+            ConnRole::Ctl => {
+                self.net.reject(conn, msg_id, reject, "a neoctl");
             }
         }
     }
 
     fn on_master_answer(&mut self, request: Request, packet: Packet) {
         match request {
-            Request::Identification => match packet {
-                Packet::AcceptIdentification(AcceptIdentification {
-                    node_type: NodeType::Master,
-                    nid,
-                    your_nid: Some(_),
-                }) => {
-                    let conn = self.master_conn.unwrap();
-                    if let Some(key) = self.nodes.by_conn(conn) {
-                        self.nodes.set_nid(key, nid);
-                        let entry = self.nodes.get_mut(key).unwrap();
-                        entry.state = NodeState::Running;
-                        entry.identified = true;
+            Request::Identification => {
+                let (nodes, net) = (&mut self.nodes, &mut self.net);
+                match self
+                    .link
+                    .on_identification_answer(nodes, net, packet, Level::Warn)
+                {
+                    Identified::Accepted { .. } => {
+                        if let Some(conn) = self.link.conn() {
+                            self.net
+                                .ask(conn, AskClusterState {}, Request::ClusterState);
+                        }
                     }
-                    self.connected = true;
-                    self.first_notification = true;
-                    self.nodes.reset_notification_clock();
-                    self.net.log(Level::Info, "connected to the primary master");
-                    self.net
-                        .ask(conn, AskClusterState {}, Request::ClusterState);
+                    Identified::Refused { .. } => {}
+                    Identified::Invalid => self.master_lost(false, "invalid identification"),
                 }
-                Packet::Error(error) => {
-                    let (level, text) =
-                        crate::bootstrap::refusal(&error, &self.config.cluster, Level::Warn);
-                    self.net.log(level, text);
-                }
-                _ => self.master_lost(false),
-            },
+            }
             Request::ClusterState => {
                 if let Packet::AnswerClusterState(answer) = packet {
                     self.cluster_state = answer.state;
@@ -269,47 +224,17 @@ impl Admin {
     }
 
     fn on_master_packet(&mut self, packet: Packet) -> Result<(), Reject> {
-        match packet {
-            Packet::NotPrimaryMaster(not_primary) => {
-                self.bootstrap.not_primary(
-                    &mut self.nodes,
-                    &not_primary.known_masters,
-                    not_primary.primary,
-                );
-                Ok(())
-            }
-            Packet::NotifyClusterInformation(info) => {
+        match self.link.on_packet(&mut self.nodes, &mut self.pt, packet)? {
+            FromPrimary::Other(Packet::NotifyClusterInformation(info)) => {
                 self.cluster_state = Some(info.state);
                 Ok(())
             }
-            Packet::NotifyNodeInformation(notification) => {
-                let first = std::mem::replace(&mut self.first_notification, false);
-                let pt = &self.pt;
-                let has_cells = |nid| pt.as_ref().is_some_and(|pt| pt.has_cells(nid));
-                self.nodes
-                    .apply_notification(
-                        None,
-                        first,
-                        notification.timestamp.0,
-                        &notification.nodes,
-                        &has_cells,
-                    )
-                    .map_err(|e| Reject::protocol(e.0))?;
-                Ok(())
-            }
-            Packet::SendPartitionTable(table) => {
-                let pt = PartitionTable::from_rows(table.ptid, table.num_replicas, &table.rows)
-                    .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
-                self.pt = Some(pt);
-                Ok(())
-            }
-            Packet::NotifyPartitionChanges(changes) => {
-                let pt = self.pt.as_mut().ok_or_else(Reject::changes_before_table)?;
-                pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
-                    .map_err(|e| Reject::protocol(format!("NotifyPartitionChanges: {e}")))
-            }
-            Packet::NotifyUpstreamAdmin(_) | Packet::FlushLog(_) => Ok(()),
-            other => Err(Reject::unexpected(&other, "admin")),
+            FromPrimary::Other(Packet::NotifyUpstreamAdmin(_) | Packet::FlushLog(_)) => Ok(()),
+            FromPrimary::Other(other) => Err(Reject::unexpected(&other, "admin")),
+            FromPrimary::Done
+            | FromPrimary::Nodes { .. }
+            | FromPrimary::TableReplaced(_)
+            | FromPrimary::TableChanged { .. } => Ok(()),
         }
     }
 
@@ -320,11 +245,7 @@ impl Admin {
             // configured.
             return Err(Reject::protocol("unknown backup cluster"));
         }
-        if let Packet::Ping(_) = packet {
-            self.net.answer(conn, msg_id, Pong {});
-            return Ok(());
-        }
-        let Some(master) = self.master_conn.filter(|_| self.connected) else {
+        let Some(master) = self.link.identified_conn() else {
             return Err(Reject::not_ready(NOT_CONNECTED));
         };
         match packet {
@@ -462,23 +383,14 @@ impl Admin {
     }
 
     fn on_connected(&mut self, conn: ConnId) {
-        if let Some(c) = self.net.get_mut(conn) {
-            c.connecting = false;
-        }
-        if Some(conn) == self.master_conn {
+        if self.net.connected(conn).is_some() && self.link.is_conn(conn) {
+            // No backup cluster monitors through us.
             let mut extra = Map::new();
             extra
                 .0
                 .push((Bytes::from_static(b"backup"), Value::Array(Vec::new())));
-            let request = RequestIdentification {
-                node_type: NodeType::Admin,
-                nid: None,
-                address: Some(self.config.bind.clone()),
-                cluster_name: self.config.cluster.clone(),
-                id_timestamp: None,
-                extra,
-            };
-            self.net.ask(conn, request, Request::Identification);
+            self.link
+                .identify(&mut self.net, Request::Identification, extra);
         }
     }
 }
@@ -495,8 +407,8 @@ impl Node for Admin {
             Input::Accepted { conn } => self.net.accept(conn, ConnRole::Ctl),
             Input::Connected { conn } => self.on_connected(conn),
             Input::ConnectFailed { conn } | Input::Closed { conn } => {
-                if Some(conn) == self.master_conn {
-                    self.master_lost(true);
+                if self.link.is_conn(conn) {
+                    self.master_lost(true, "connection closed");
                 } else {
                     self.net.forget(conn);
                 }
@@ -507,9 +419,9 @@ impl Node for Admin {
                 packet,
             } => self.on_packet(conn, msg_id, packet),
             Input::Timeout => {
-                if self.wake_at.is_some_and(|at| at <= self.now) {
-                    self.wake_at = None;
-                    self.connect_to_master();
+                if !self.exited {
+                    let (nodes, net) = (&mut self.nodes, &mut self.net);
+                    self.link.on_timeout(nodes, self.now, net, ConnRole::Master);
                 }
             }
         }
@@ -520,6 +432,6 @@ impl Node for Admin {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        self.wake_at
+        self.link.poll_timeout()
     }
 }

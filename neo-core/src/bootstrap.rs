@@ -4,18 +4,16 @@
 
 use neo_proto::{Address, NodeType};
 
-use crate::io::{ConnId, Level};
-use crate::net::Net;
+use crate::io::Level;
 use crate::nodes::NodeTable;
 use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 
-/// What to do next while looking for the primary: connect to this master
-/// now (`Address`), or the connection was opened (`ConnId`).
+/// What to do next while looking for the primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt<T = Address> {
-    /// Connect to this master now / connecting.
-    Connect(T),
+pub enum Attempt {
+    /// Connect to this master now.
+    Connect(Address),
     /// The throttle forbids connecting before this instant.
     RetryAt(Time),
     /// No master is known at all.
@@ -70,33 +68,6 @@ impl Bootstrap {
         }
         self.throttle.record(&target, now);
         Attempt::Connect(target)
-    }
-
-    /// [`next`](Self::next), acted upon: opens the connection in `net` with
-    /// `role`, records it on the master's entry and returns its id (logs
-    /// when no master is known).
-    pub fn connect<R, S, E>(
-        &mut self,
-        nodes: &mut NodeTable,
-        now: Time,
-        net: &mut Net<R, S, E>,
-        role: S,
-    ) -> Attempt<ConnId> {
-        match self.next(nodes, now) {
-            Attempt::Connect(addr) => {
-                let key = nodes.by_address(&addr);
-                let conn = net.connect(addr, role);
-                if let Some(entry) = key.and_then(|k| nodes.get_mut(k)) {
-                    entry.conn = Some(conn);
-                }
-                Attempt::Connect(conn)
-            }
-            Attempt::RetryAt(at) => Attempt::RetryAt(at),
-            Attempt::NoMaster => {
-                net.log(Level::Error, "no master configured");
-                Attempt::NoMaster
-            }
-        }
     }
 
     /// A master answered NotPrimaryMaster: learn the masters it knows and,

@@ -112,7 +112,9 @@
 //! # Modules
 //!
 //! - [`io`]: the contract; [`net`]: message ids, pending requests, outputs;
-//!   [`bootstrap`], [`throttle`]: finding the primary, connection pacing.
+//!   [`identity`]: what a node says when it identifies; [`primary_link`]:
+//!   following the primary master (storages, admins, clients), over
+//!   [`bootstrap`] and [`throttle`]: finding it, pacing.
 //! - [`nodes`]: the node table; [`pt`]: the partition table and the
 //!   master's algorithms on it.
 //! - [`master`], [`storage`], [`admin`], [`client`]: the node kinds.
@@ -123,11 +125,13 @@ pub mod admin;
 pub mod bootstrap;
 pub mod client;
 pub mod data;
+pub mod identity;
 pub mod io;
 pub mod liveness;
 pub mod master;
 pub mod net;
 pub mod nodes;
+pub mod primary_link;
 pub mod pt;
 pub mod rng;
 pub mod storage;

@@ -124,6 +124,21 @@ pub enum AnswerMatch<R> {
     Unexpected,
 }
 
+/// A received packet once [`Net::dispatch`] took what every node kind does
+/// the same way.
+#[derive(Debug)]
+pub enum Dispatch<R> {
+    /// The answer to our request sent with context `R`.
+    Answer(R, Packet),
+    /// A request or notification for the node's handlers.
+    Request(Packet),
+    /// Nothing left to do: a Ping answered, a stray Error logged.
+    Done,
+    /// An answer to nothing we asked: the node refuses it its own way
+    /// (closing the connection may be the loss of its primary).
+    Refuse(Reject),
+}
+
 /// A node's connections and the outputs waiting to be drained.
 #[derive(Debug)]
 pub struct Net<R, S, E> {
@@ -185,6 +200,13 @@ impl<R, S, E> Net<R, S, E> {
                 pending: HashMap::new(),
             },
         );
+    }
+
+    /// The runtime established an outgoing connection: returns its role.
+    pub fn connected(&mut self, id: ConnId) -> Option<&S> {
+        let conn = self.conns.get_mut(&id)?;
+        conn.connecting = false;
+        Some(&conn.state)
     }
 
     pub fn get(&self, id: ConnId) -> Option<&Conn<R, S>> {
@@ -359,6 +381,26 @@ impl<R, S, E> Net<R, S, E> {
         }
     }
 
+    /// The prologue of every node's packet handling: matches answers with
+    /// their requests, logs Errors nobody asked for, answers Ping.
+    pub fn dispatch(&mut self, conn: ConnId, msg_id: u32, packet: Packet) -> Dispatch<R> {
+        if packet.is_answer() {
+            return match self.match_answer(conn, msg_id, &packet) {
+                AnswerMatch::Matched(context) => Dispatch::Answer(context, packet),
+                AnswerMatch::StrayError => {
+                    self.log_stray_error(conn, &packet);
+                    Dispatch::Done
+                }
+                AnswerMatch::Unexpected => Dispatch::Refuse(Reject::unexpected_answer(&packet)),
+            };
+        }
+        if let Packet::Ping(_) = packet {
+            self.answer(conn, msg_id, neo_proto::Pong {});
+            return Dispatch::Done;
+        }
+        Dispatch::Request(packet)
+    }
+
     /// Removes and returns the contexts of every pending request (the
     /// connection is going away).
     pub fn drain_pending(&mut self, conn: ConnId) -> Vec<R> {
@@ -383,6 +425,19 @@ impl<R, S, E> Net<R, S, E> {
         reject: Reject,
         peer: &str,
     ) -> Option<Conn<R, S>> {
+        let close = reject.close;
+        self.refuse(conn, msg_id, reject, peer);
+        if close {
+            self.close(conn)
+        } else {
+            None
+        }
+    }
+
+    /// [`reject`](Self::reject) without the closing, for a node whose
+    /// closing of that connection loses more than the connection (its
+    /// primary master): the node closes it itself.
+    pub fn refuse(&mut self, conn: ConnId, msg_id: u32, reject: Reject, peer: &str) {
         if reject.code == ErrorCode::ProtocolError {
             self.log(
                 Level::Error,
@@ -390,11 +445,6 @@ impl<R, S, E> Net<R, S, E> {
             );
         }
         self.answer(conn, msg_id, Packet::error(reject.code, reject.message));
-        if reject.close {
-            self.close(conn)
-        } else {
-            None
-        }
     }
 
     /// Closes a connection (after what is queued is sent) and forgets it.

@@ -120,6 +120,18 @@ impl NodeTable {
         Self::default()
     }
 
+    /// A table that knows the configured masters (each address once), DOWN
+    /// until one answers.
+    pub fn with_masters<'a>(masters: impl IntoIterator<Item = &'a Address>) -> Self {
+        let mut nodes = NodeTable::new();
+        for addr in masters {
+            if nodes.by_address(addr).is_none() {
+                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
+            }
+        }
+        nodes
+    }
+
     /// Protects `key` (the receiver's own entry) from notifications.
     pub fn pin(&mut self, key: NodeKey) {
         self.pinned = Some(key);

@@ -16,8 +16,8 @@ use neo_core::client::{
 use neo_core::{ConnId, Input, Level, Node, Output, Time};
 use neo_proto::*;
 
-const MASTER: Nid = Nid(0x4000_0001);
-const CLIENT: Nid = Nid(0x1000_0001);
+const MASTER: Nid = Nid::new(NodeType::Master, 1);
+const CLIENT: Nid = Nid::new(NodeType::Client, 1);
 const A: Nid = Nid(1);
 const B: Nid = Nid(2);
 /// The last committed TID when the client connects.

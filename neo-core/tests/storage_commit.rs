@@ -13,8 +13,8 @@ use neo_core::{ConnId, Input, Node, Output, Time};
 use neo_proto::*;
 
 const STORAGE: Nid = Nid(1);
-const CLIENT: Nid = Nid(0x1000_0001);
-const OTHER_CLIENT: Nid = Nid(0x1000_0002);
+const CLIENT: Nid = Nid::new(NodeType::Client, 1);
+const OTHER_CLIENT: Nid = Nid::new(NodeType::Client, 2);
 /// A storage of the cluster holding no cell: any client can learn its id
 /// and timestamp from the master and pass as it.
 const OTHER_STORAGE: Nid = Nid(2);
@@ -84,7 +84,7 @@ impl Harness {
             msg_id,
             AcceptIdentification {
                 node_type: NodeType::Master,
-                nid: Some(Nid(0x4000_0001)),
+                nid: Some(Nid::new(NodeType::Master, 1)),
                 your_nid: Some(STORAGE),
             },
         );
@@ -101,7 +101,12 @@ impl Harness {
             NotifyNodeInformation {
                 timestamp: Timestamp(10.0),
                 nodes: vec![
-                    node(NodeType::Master, Nid(0x4000_0001), Some(10000), 0.5),
+                    node(
+                        NodeType::Master,
+                        Nid::new(NodeType::Master, 1),
+                        Some(10000),
+                        0.5,
+                    ),
                     node(NodeType::Storage, STORAGE, Some(20000), 1.0),
                     node(NodeType::Storage, OTHER_STORAGE, Some(20001), 1.5),
                     node(NodeType::Client, CLIENT, None, 2.0),

@@ -174,7 +174,7 @@ pub struct Nid(pub i32);
 
 impl Nid {
     /// The namespace (high byte) of each node type.
-    pub fn namespace(node_type: NodeType) -> i32 {
+    pub const fn namespace(node_type: NodeType) -> i32 {
         match node_type {
             NodeType::Storage => 0x00,
             NodeType::Master => -0x10,
@@ -184,7 +184,7 @@ impl Nid {
     }
 
     /// The `n`-th id of a node type's namespace (`n` ≥ 1).
-    pub fn new(node_type: NodeType, n: u32) -> Nid {
+    pub const fn new(node_type: NodeType, n: u32) -> Nid {
         Nid((Self::namespace(node_type) << 24).wrapping_add(n as i32))
     }
 

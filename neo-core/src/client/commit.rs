@@ -999,7 +999,7 @@ impl Client {
                 self.send_storage(nid, abort.clone());
             }
         }
-        if let (Some(conn), true) = (self.master_conn, self.identified) {
+        if let Some(conn) = self.link.identified_conn() {
             let nids = context.conn_dict.keys().copied().collect();
             self.net.send(conn, AbortTransaction { ttid, nids });
         }

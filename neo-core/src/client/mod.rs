@@ -36,7 +36,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use neo_proto::{
     AcceptIdentification, Address, AskLastTransaction, ClusterState, ErrorCode, Map, Nid,
-    NodeState, NodeType, Oid, Packet, Pong, RequestIdentification, Tid, Timestamp, Value,
+    NodeState, NodeType, Oid, Packet, Tid, Timestamp, Value,
 };
 
 pub use api::{
@@ -45,10 +45,11 @@ pub use api::{
 };
 pub use read::LOADS_IN_FLIGHT_COUNT_MAX;
 
-use crate::bootstrap::{Attempt, Bootstrap};
+use crate::identity::Identity;
 use crate::io::{ConnId, Input, Level, Node, Output};
-use crate::net::{AnswerMatch, Net, Reject};
+use crate::net::{Dispatch, Net, Reject};
 use crate::nodes::NodeTable;
+use crate::primary_link::{FromPrimary, Identified, PrimaryLink};
 use crate::pt::PartitionTable;
 use crate::rng::Rng;
 use crate::time::Time;
@@ -183,14 +184,7 @@ pub struct Client {
     net: Net<Request, ConnRole, ClientEvent>,
     nodes: NodeTable,
     pt: Option<PartitionTable>,
-    bootstrap: Bootstrap,
-    wake_at: Option<Time>,
-    master_conn: Option<ConnId>,
-    /// Identified with the primary.
-    identified: bool,
-    first_notification: bool,
-    nid: Option<Nid>,
-    id_timestamp: Option<Timestamp>,
+    link: PrimaryLink,
     /// The last committed TID we know of (our snapshot).
     last_tid: Option<Tid>,
     /// Invalidations are ignored while (re)connecting, until the answer to
@@ -219,27 +213,20 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: ClientConfig, now: Time) -> Client {
-        let mut nodes = NodeTable::new();
-        for addr in &config.masters {
-            if nodes.by_address(addr).is_none() {
-                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
-            }
-        }
+        let identity = Identity {
+            node_type: NodeType::Client,
+            cluster: config.cluster.clone(),
+            address: None,
+        };
         let mut client = Client {
             rng: Rng::new(config.seed),
             cache: Cache::new(config.cache_size),
+            nodes: NodeTable::with_masters(&config.masters),
             config,
             now,
             net: Net::new(),
-            nodes,
             pt: None,
-            bootstrap: Bootstrap::new(),
-            wake_at: None,
-            master_conn: None,
-            identified: false,
-            first_notification: true,
-            nid: None,
-            id_timestamp: None,
+            link: PrimaryLink::new(identity, None),
             last_tid: None,
             ignore_invalidations: true,
             ready: false,
@@ -263,12 +250,12 @@ impl Client {
     // ------------------------------------------------------------ getters
 
     pub fn nid(&self) -> Option<Nid> {
-        self.nid
+        self.link.nid()
     }
 
     /// Our identification timestamp (presented to storages).
     pub fn id_timestamp(&self) -> Option<Timestamp> {
-        self.id_timestamp
+        self.link.id_timestamp()
     }
 
     pub fn partition_table(&self) -> Option<&PartitionTable> {
@@ -304,7 +291,7 @@ impl Client {
 
     /// The connection to the master we follow (identified or not).
     pub fn master_connection(&self) -> Option<ConnId> {
-        self.master_conn
+        self.link.conn()
     }
 
     /// Cache `(hits, misses)`.
@@ -525,7 +512,7 @@ impl Client {
     }
 
     fn start_master_request(&mut self, op: OpId) {
-        let (Some(conn), true) = (self.master_conn, self.ready) else {
+        let (Some(conn), true) = (self.link.conn(), self.ready) else {
             self.wait_ready(op);
             return;
         };
@@ -556,7 +543,7 @@ impl Client {
             }
             return true;
         }
-        if self.master_conn.is_none() || !self.identified {
+        if !self.link.is_identified() {
             return false;
         }
         let address = self
@@ -625,14 +612,11 @@ impl Client {
     }
 
     fn on_storage_connected(&mut self, conn: ConnId, nid: Nid) {
-        let request = RequestIdentification {
-            node_type: NodeType::Client,
-            nid: self.nid,
-            address: None,
-            cluster_name: self.config.cluster.clone(),
-            id_timestamp: self.id_timestamp,
-            extra: Map::new(),
-        };
+        let (nid_ours, id_timestamp) = (self.link.nid(), self.link.id_timestamp());
+        let request = self
+            .link
+            .identity()
+            .request(nid_ours, id_timestamp, Map::new());
         if self.storages.get(&nid).is_some_and(|l| l.conn == conn) {
             self.net.ask(conn, request, Request::StorageIdentification);
         }
@@ -725,33 +709,26 @@ impl Client {
     }
 
     fn on_storage_packet(&mut self, conn: ConnId, nid: Nid, msg_id: u32, packet: Packet) {
-        if packet.is_answer() {
-            match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(request) => match self.check_storage_answer(&request, &packet)
-                {
-                    Ok(()) => self.on_storage_answer(nid, request, packet),
-                    Err(violation) => {
-                        // Unanswered, like the requests the connection
-                        // takes with it.
-                        self.request_lost(nid, request);
-                        self.reject_storage(nid, conn, msg_id, violation);
-                    }
-                },
-                AnswerMatch::StrayError => {}
-                AnswerMatch::Unexpected => {
-                    let reject = Reject::unexpected_answer(&packet);
-                    self.reject_storage(nid, conn, msg_id, reject.message);
+        match self.net.dispatch(conn, msg_id, packet) {
+            Dispatch::Answer(request, packet) => match self.check_storage_answer(&request, &packet)
+            {
+                Ok(()) => self.on_storage_answer(nid, request, packet),
+                Err(violation) => {
+                    // Unanswered, like the requests the connection takes
+                    // with it.
+                    self.request_lost(nid, request);
+                    self.reject_storage(nid, conn, msg_id, violation);
                 }
+            },
+            Dispatch::Request(Packet::NotifyDeadlock(deadlock)) => {
+                self.on_deadlock(nid, deadlock.ttid, deadlock.oid)
             }
-            return;
-        }
-        match packet {
-            Packet::Ping(_) => self.net.answer(conn, msg_id, Pong {}),
-            Packet::NotifyDeadlock(deadlock) => self.on_deadlock(nid, deadlock.ttid, deadlock.oid),
-            other => {
+            Dispatch::Request(other) => {
                 let reject = Reject::unexpected(&other, "client (from a storage)");
                 self.reject_storage(nid, conn, msg_id, reject.message);
             }
+            Dispatch::Done => {}
+            Dispatch::Refuse(reject) => self.reject_storage(nid, conn, msg_id, reject.message),
         }
     }
 
@@ -814,48 +791,21 @@ impl Client {
     // ------------------------------------------------------------ master
 
     fn connect_to_master(&mut self) {
-        if self.master_conn.is_some() {
-            return;
-        }
-        let attempt =
-            self.bootstrap
-                .connect(&mut self.nodes, self.now, &mut self.net, ConnRole::Master);
-        match attempt {
-            Attempt::Connect(conn) => self.master_conn = Some(conn),
-            Attempt::RetryAt(at) => self.wake_at = Some(at),
-            Attempt::NoMaster => {}
-        }
+        let (nodes, net) = (&mut self.nodes, &mut self.net);
+        self.link.connect(nodes, self.now, net, ConnRole::Master);
     }
 
     /// The master connection is gone: forget the table (it may be stale),
     /// fail what waited for the master, tell the application, reconnect.
-    fn master_lost(&mut self, closed_by_peer: bool) {
-        let Some(conn) = self.master_conn.take() else {
+    fn master_lost(&mut self, closed_by_peer: bool, why: &str) {
+        let (nodes, net) = (&mut self.nodes, &mut self.net);
+        let Some(pending) = self.link.lose(nodes, net, closed_by_peer, why) else {
             return;
         };
-        let pending = self.net.drain_pending(conn);
-        if closed_by_peer {
-            self.net.forget(conn);
-        } else {
-            self.net.close(conn);
-        }
-        if self.identified {
-            self.net
-                .log(Level::Warn, "connection to the primary master lost");
-        }
         let was_ready = std::mem::replace(&mut self.ready, false);
-        self.identified = false;
         self.pt = None;
         self.ignore_invalidations = true;
         self.oid_pool.clear();
-        for key in self.nodes.keys() {
-            if let Some(entry) = self.nodes.get_mut(key) {
-                if entry.node_type == NodeType::Master {
-                    entry.conn = None;
-                    entry.identified = false;
-                }
-            }
-        }
         for context in self.txns.values_mut() {
             context.error = Some("connection to primary master node closed".into());
         }
@@ -870,62 +820,38 @@ impl Client {
         self.connect_to_master();
     }
 
-    fn on_master_connected(&mut self, conn: ConnId) {
-        if Some(conn) != self.master_conn {
-            return;
-        }
+    fn on_master_connected(&mut self) {
         let mut extra = Map::new();
         if self.config.read_only {
             extra
                 .0
                 .push((Bytes::from_static(b"read_only"), Value::Bool(true)));
         }
-        let request = RequestIdentification {
-            node_type: NodeType::Client,
-            nid: self.nid,
-            address: None,
-            cluster_name: self.config.cluster.clone(),
-            id_timestamp: None,
-            extra,
-        };
-        self.net.ask(conn, request, Request::Identification);
+        self.link
+            .identify(&mut self.net, Request::Identification, extra);
     }
 
     fn on_master_answer(&mut self, request: Request, packet: Packet) {
         match (request, packet) {
-            (
-                Request::Identification,
-                Packet::AcceptIdentification(AcceptIdentification {
-                    node_type: NodeType::Master,
-                    nid,
-                    your_nid: Some(your_nid),
-                }),
-            ) => {
-                let conn = self.master_conn.unwrap();
-                if let Some(key) = self.nodes.by_conn(conn) {
-                    self.nodes.set_nid(key, nid);
-                    let entry = self.nodes.get_mut(key).unwrap();
-                    entry.state = NodeState::Running;
-                    entry.identified = true;
+            (Request::Identification, packet) => {
+                // A refusal is NOT_READY while the cluster does not serve:
+                // the master closes the connection and we try again.
+                let (nodes, net) = (&mut self.nodes, &mut self.net);
+                match self
+                    .link
+                    .on_identification_answer(nodes, net, packet, Level::Info)
+                {
+                    Identified::Accepted { .. } => {
+                        self.last_refusal = None;
+                        if let Some(conn) = self.link.conn() {
+                            self.net
+                                .ask(conn, AskLastTransaction {}, Request::LastTransaction);
+                        }
+                    }
+                    Identified::Refused { text, .. } => self.last_refusal = Some(text),
+                    Identified::Invalid => self.master_lost(false, "invalid identification"),
                 }
-                self.nid = Some(your_nid);
-                self.id_timestamp = None;
-                self.identified = true;
-                self.last_refusal = None;
-                self.first_notification = true;
-                self.nodes.reset_notification_clock();
-                self.net
-                    .ask(conn, AskLastTransaction {}, Request::LastTransaction);
             }
-            (Request::Identification, Packet::Error(error)) => {
-                // NOT_READY while the cluster does not serve: the master
-                // closes the connection and we try again.
-                let (level, text) =
-                    crate::bootstrap::refusal(&error, &self.config.cluster, Level::Info);
-                self.net.log(level, text.clone());
-                self.last_refusal = Some(text);
-            }
-            (Request::Identification, _) => self.master_lost(false),
             (Request::LastTransaction, Packet::AnswerLastTransaction(answer)) => {
                 self.on_last_transaction(answer.tid);
             }
@@ -963,7 +889,7 @@ impl Client {
     }
 
     fn check_ready(&mut self) {
-        if self.ready || !self.identified || self.ignore_invalidations {
+        if self.ready || !self.link.is_identified() || self.ignore_invalidations {
             return;
         }
         let nodes = &self.nodes;
@@ -982,45 +908,11 @@ impl Client {
         }
     }
 
-    fn on_master_packet(
-        &mut self,
-        conn: ConnId,
-        msg_id: u32,
-        packet: Packet,
-    ) -> Result<(), Reject> {
-        match packet {
-            Packet::Ping(_) => {
-                self.net.answer(conn, msg_id, Pong {});
-            }
-            Packet::NotPrimaryMaster(not_primary) => {
-                self.bootstrap.not_primary(
-                    &mut self.nodes,
-                    &not_primary.known_masters,
-                    not_primary.primary,
-                );
-            }
-            Packet::NotifyNodeInformation(notification) => {
-                let first = std::mem::replace(&mut self.first_notification, false);
-                let pt = &self.pt;
-                let has_cells = |nid| pt.as_ref().is_some_and(|pt| pt.has_cells(nid));
-                self.nodes
-                    .apply_notification(
-                        self.nid,
-                        first,
-                        notification.timestamp.0,
-                        &notification.nodes,
-                        &has_cells,
-                    )
-                    .map_err(|e| Reject::protocol(e.0))?;
-                if let Some(own) = notification
-                    .nodes
-                    .iter()
-                    .find(|n| n.nid.is_some() && n.nid == self.nid)
-                {
-                    self.id_timestamp = own.id_timestamp;
-                }
+    fn on_master_packet(&mut self, packet: Packet) -> Result<(), Reject> {
+        match self.link.on_packet(&mut self.nodes, &mut self.pt, packet)? {
+            FromPrimary::Nodes { nodes, .. } => {
                 // A storage that is not running any more is disconnected.
-                for node in &notification.nodes {
+                for node in &nodes {
                     let (NodeType::Storage, Some(nid)) = (node.node_type, node.nid) else {
                         continue;
                     };
@@ -1033,17 +925,16 @@ impl Client {
                 }
                 self.check_ready();
             }
-            Packet::SendPartitionTable(table) => {
-                let pt = PartitionTable::from_rows(table.ptid, table.num_replicas, &table.rows)
-                    .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
-                self.pt = Some(pt);
-                self.check_ready();
-            }
-            Packet::NotifyPartitionChanges(changes) => {
-                let pt = self.pt.as_mut().ok_or_else(Reject::changes_before_table)?;
-                pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
-                    .map_err(|e| Reject::protocol(format!("NotifyPartitionChanges: {e}")))?;
-            }
+            FromPrimary::TableReplaced(_) => self.check_ready(),
+            FromPrimary::Done | FromPrimary::TableChanged { .. } => {}
+            FromPrimary::Other(packet) => self.on_master_notification(packet)?,
+        }
+        Ok(())
+    }
+
+    /// What the primary tells a client only.
+    fn on_master_notification(&mut self, packet: Packet) -> Result<(), Reject> {
+        match packet {
             Packet::NotifyClusterInformation(info) => {
                 if info.state != ClusterState::Running {
                     self.net
@@ -1091,35 +982,39 @@ impl Client {
     fn on_packet(&mut self, conn: ConnId, msg_id: u32, packet: Packet) {
         match self.net.state(conn).copied() {
             Some(ConnRole::Storage(nid)) => self.on_storage_packet(conn, nid, msg_id, packet),
-            Some(ConnRole::Master) if Some(conn) == self.master_conn => {
-                if packet.is_answer() {
-                    match self.net.match_answer(conn, msg_id, &packet) {
-                        AnswerMatch::Matched(request) => {
-                            match self.check_master_answer(&request, &packet) {
-                                Ok(()) => self.on_master_answer(request, packet),
-                                Err(violation) => {
-                                    self.reject_master(conn, msg_id, Reject::protocol(violation));
-                                    // Unanswered, like the requests the
-                                    // connection took with it.
-                                    if let Request::Master(op) = request {
-                                        self.fail(op, ClientError::MasterLost);
-                                    }
-                                }
-                            }
-                        }
-                        AnswerMatch::StrayError => {}
-                        AnswerMatch::Unexpected => {
-                            self.reject_master(conn, msg_id, Reject::unexpected_answer(&packet));
-                        }
-                    }
-                    return;
-                }
-                if let Err(reject) = self.on_master_packet(conn, msg_id, packet) {
-                    self.reject_master(conn, msg_id, reject);
-                }
+            Some(ConnRole::Master) if self.link.is_conn(conn) => {
+                self.on_primary_packet(conn, msg_id, packet)
             }
             _ => {}
         }
+    }
+
+    fn on_primary_packet(&mut self, conn: ConnId, msg_id: u32, packet: Packet) {
+        let reject = match self.net.dispatch(conn, msg_id, packet) {
+            Dispatch::Answer(request, packet) => {
+                match self.check_master_answer(&request, &packet) {
+                    Ok(()) => {
+                        self.on_master_answer(request, packet);
+                        return;
+                    }
+                    Err(violation) => {
+                        // Unanswered, like the requests the connection took
+                        // with it.
+                        if let Request::Master(op) = request {
+                            self.fail(op, ClientError::MasterLost);
+                        }
+                        Reject::protocol(violation)
+                    }
+                }
+            }
+            Dispatch::Request(packet) => match self.on_master_packet(packet) {
+                Ok(()) => return,
+                Err(reject) => reject,
+            },
+            Dispatch::Done => return,
+            Dispatch::Refuse(reject) => reject,
+        };
+        self.reject_master(conn, msg_id, reject);
     }
 
     /// What an answer of the primary master must satisfy.
@@ -1140,25 +1035,17 @@ impl Client {
     /// connection is its loss (`Net::reject` would close it before
     /// `master_lost` learns which requests it took with it).
     fn reject_master(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
-        if !reject.close {
+        if reject.close {
+            self.net.refuse(conn, msg_id, reject, "the primary master");
+            self.master_lost(false, "we refused what it sent");
+        } else {
             self.net.reject(conn, msg_id, reject, "the primary master");
-            return;
         }
-        self.net.log(
-            Level::Error,
-            format!(
-                "protocol error from the primary master on {conn}: {}",
-                reject.message
-            ),
-        );
-        self.net
-            .answer(conn, msg_id, Packet::error(reject.code, reject.message));
-        self.master_lost(false);
     }
 
     fn on_closed(&mut self, conn: ConnId) {
-        if Some(conn) == self.master_conn {
-            self.master_lost(true);
+        if self.link.is_conn(conn) {
+            self.master_lost(true, "connection closed");
             return;
         }
         match self.net.state(conn).copied() {
@@ -1222,16 +1109,11 @@ impl Node for Client {
     fn handle(&mut self, now: Time, input: Input) {
         self.now = self.now.max(now);
         match input {
-            Input::Connected { conn } => {
-                if let Some(c) = self.net.get_mut(conn) {
-                    c.connecting = false;
-                }
-                match self.net.state(conn).copied() {
-                    Some(ConnRole::Master) => self.on_master_connected(conn),
-                    Some(ConnRole::Storage(nid)) => self.on_storage_connected(conn, nid),
-                    None => {}
-                }
-            }
+            Input::Connected { conn } => match self.net.connected(conn).copied() {
+                Some(ConnRole::Master) if self.link.is_conn(conn) => self.on_master_connected(),
+                Some(ConnRole::Storage(nid)) => self.on_storage_connected(conn, nid),
+                _ => {}
+            },
             Input::ConnectFailed { conn } | Input::Closed { conn } => self.on_closed(conn),
             Input::Accepted { conn } => {
                 // Clients do not listen.
@@ -1244,10 +1126,8 @@ impl Node for Client {
                 packet,
             } => self.on_packet(conn, msg_id, packet),
             Input::Timeout => {
-                if self.wake_at.is_some_and(|at| at <= self.now) {
-                    self.wake_at = None;
-                    self.connect_to_master();
-                }
+                let (nodes, net) = (&mut self.nodes, &mut self.net);
+                self.link.on_timeout(nodes, self.now, net, ConnRole::Master);
             }
         }
     }
@@ -1257,6 +1137,6 @@ impl Node for Client {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        self.wake_at
+        self.link.poll_timeout()
     }
 }

@@ -18,6 +18,7 @@ use neo_proto::{
 };
 
 use super::{ConnRole, Master, Phase, Request, Role};
+use crate::identity::Identity;
 use crate::io::{ConnId, Level};
 use crate::net::Reject;
 use crate::nodes::NodeKey;
@@ -89,23 +90,20 @@ impl Master {
             }
             _ => None,
         };
-        RequestIdentification {
+        let identity = Identity {
             node_type: NodeType::Master,
-            nid: self.nid(),
+            cluster: self.config.cluster.clone(),
             address: Some(self.config.bind.clone()),
-            cluster_name: self.config.cluster.clone(),
-            id_timestamp,
-            extra: Map::new(),
-        }
+        };
+        identity.request(self.nid(), id_timestamp, Map::new())
     }
 
     /// A connection we opened is up: identify.
     pub(super) fn on_connected(&mut self, conn: ConnId) {
-        let Some(c) = self.net.get_mut(conn) else {
+        let Some(role) = self.net.connected(conn) else {
             return;
         };
-        c.connecting = false;
-        match c.state {
+        match role {
             ConnRole::Election(_) | ConnRole::ToPrimary(_) => {
                 let request = self.identification_request();
                 self.net.ask(conn, request, Request::Identification);

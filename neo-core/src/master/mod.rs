@@ -36,13 +36,13 @@ use bytes::Bytes;
 use neo_proto::{
     Address, AnswerClusterState, AnswerLastIDs, AnswerLastTransaction, AnswerRecovery,
     ClusterState, Nid, NodeInfo, NodeState, NodeType, NotifyClusterInformation,
-    NotifyNodeInformation, NotifyPartitionChanges, Packet, Partitions, Ping, Pong,
-    SendPartitionTable, StopOperation, Tid, Timestamp, Truncate,
+    NotifyNodeInformation, NotifyPartitionChanges, Packet, Partitions, Ping, SendPartitionTable,
+    StopOperation, Tid, Timestamp, Truncate,
 };
 
 use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::liveness::{Liveness, Verdict};
-use crate::net::{AnswerMatch, Net, Reject};
+use crate::net::{Dispatch, Net, Reject};
 use crate::nodes::{NodeKey, NodeTable};
 use crate::pt::{Changes, PartitionTable};
 use crate::throttle::ConnectThrottle;
@@ -226,12 +226,8 @@ struct StoppedOperation {
 
 impl Master {
     pub fn new(config: MasterConfig, now: Time, wall: WallTime) -> Master {
-        let mut nodes = NodeTable::new();
-        for addr in &config.masters {
-            if *addr != config.bind && nodes.by_address(addr).is_none() {
-                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
-            }
-        }
+        let others = config.masters.iter().filter(|addr| **addr != config.bind);
+        let mut nodes = NodeTable::with_masters(others);
         let own = nodes.add(
             NodeType::Master,
             Some(config.bind.clone()),
@@ -702,32 +698,24 @@ impl Master {
         let Some(role) = self.net.state(conn).copied() else {
             return; // closed by us meanwhile
         };
-        if packet.is_answer() {
-            match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(request) => {
-                    if let Err(reject) = self.on_answer(conn, role, request, packet) {
-                        if self.net.contains(conn) {
-                            self.reject(conn, msg_id, reject);
-                        }
+        let packet = match self.net.dispatch(conn, msg_id, packet) {
+            Dispatch::Answer(request, packet) => {
+                if let Err(reject) = self.on_answer(conn, role, request, packet) {
+                    if self.net.contains(conn) {
+                        self.reject(conn, msg_id, reject);
                     }
                 }
-                AnswerMatch::StrayError => self.net.log_stray_error(conn, &packet),
-                AnswerMatch::Unexpected => {
-                    let reject = Reject::unexpected_answer(&packet);
-                    self.reject(conn, msg_id, reject);
-                }
-            }
-            return;
-        }
-        // Packets every role answers the same way.
-        match &packet {
-            Packet::Ping(_) => {
-                self.net.answer(conn, msg_id, Pong {});
                 return;
             }
-            Packet::FlushLog(_) | Packet::CloseClient(_) => return,
-            _ => {}
-        }
+            Dispatch::Request(Packet::FlushLog(_) | Packet::CloseClient(_)) | Dispatch::Done => {
+                return
+            }
+            Dispatch::Request(packet) => packet,
+            Dispatch::Refuse(reject) => {
+                self.reject(conn, msg_id, reject);
+                return;
+            }
+        };
         let result = match role {
             ConnRole::Unidentified => self.identify(conn, msg_id, packet),
             ConnRole::Peer(key) => self.on_peer_packet(conn, key, msg_id, packet),

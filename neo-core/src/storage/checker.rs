@@ -71,7 +71,7 @@ impl<S: Store> Storage<S> {
         self.checker.current = None;
         while let Some(order) = self.checker.queue.pop_front() {
             let partition = order.partition;
-            let (Some(pt), Some(own)) = (&self.pt, self.nid) else {
+            let (Some(pt), Some(own)) = (&self.pt, self.link.nid()) else {
                 return;
             };
             let fail = |storage: &mut Self, why: &str| {
@@ -277,7 +277,7 @@ impl<S: Store> Storage<S> {
     /// Once every replica answered: reports those that differ, then goes
     /// to the next round, or the next partition.
     fn check_compare(&mut self) {
-        let own_nid = self.nid.unwrap_or(Nid(0));
+        let own_nid = self.link.nid().unwrap_or(Nid(0));
         let Some(check) = &mut self.checker.current else {
             return;
         };

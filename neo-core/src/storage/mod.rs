@@ -28,14 +28,14 @@ use bytes::Bytes;
 use neo_proto::{
     AcceptIdentification, Address, AnswerFinalTID, AnswerInformationLocked, AnswerLastIDs,
     AnswerLockedTransactions, AnswerPackOrders, AnswerPartitionTable, AnswerRecovery, ClusterState,
-    Map, Nid, NodeState, NodeType, NotifyReady, Packet, Pong, RequestIdentification, Tid,
-    Timestamp, Value,
+    Map, Nid, NodeState, NodeType, NotifyReady, Packet, RequestIdentification, Tid, Value,
 };
 
-use crate::bootstrap::{Attempt, Bootstrap};
+use crate::identity::Identity;
 use crate::io::{ConnId, Input, Level, Node, Output};
-use crate::net::{AnswerMatch, Net, Reject};
-use crate::nodes::{NodeKey, NodeTable};
+use crate::net::{Dispatch, Net, Reject};
+use crate::nodes::{NodeKey, NodeTable, NotificationEffects};
+use crate::primary_link::{FromPrimary, Identified, PrimaryLink};
 use crate::pt::PartitionTable;
 use crate::rng::Rng;
 use crate::time::Time;
@@ -154,15 +154,7 @@ pub struct Storage<S: Store> {
     nodes: NodeTable,
     pt: Option<PartitionTable>,
     phase: Phase,
-    bootstrap: Bootstrap,
-    wake_at: Option<Time>,
-    /// The connection to the primary (or to the master being tried).
-    master_conn: Option<ConnId>,
-    nid: Option<Nid>,
-    /// Our identification timestamp, as the master announced it.
-    id_timestamp: Option<Timestamp>,
-    /// The next node notification is the first since we identified.
-    first_notification: bool,
+    link: PrimaryLink,
     cluster_state: Option<ClusterState>,
     /// Store writes made / made durable.
     write_seq: u64,
@@ -206,26 +198,21 @@ impl<S: Store> Storage<S> {
         let orphans = store.prune_orphans();
         store.sync();
         let nid = stored.nid.or(config.nid);
-        let mut nodes = NodeTable::new();
-        for addr in &config.masters {
-            if nodes.by_address(addr).is_none() {
-                nodes.add(NodeType::Master, Some(addr.clone()), None, NodeState::Down);
-            }
-        }
+        let identity = Identity {
+            node_type: NodeType::Storage,
+            cluster: config.cluster.clone(),
+            address: Some(config.bind.clone()),
+        };
         let mut storage = Storage {
+            nodes: NodeTable::with_masters(&config.masters),
+            rng: Rng::new(config.seed),
             config,
             store,
             now,
             net: Net::new(),
-            nodes,
             pt: None,
             phase: Phase::Bootstrapping,
-            bootstrap: Bootstrap::new(),
-            wake_at: None,
-            master_conn: None,
-            nid,
-            id_timestamp: None,
-            first_notification: true,
+            link: PrimaryLink::new(identity, nid),
             cluster_state: None,
             write_seq: 0,
             synced_seq: 0,
@@ -239,9 +226,7 @@ impl<S: Store> Storage<S> {
             packer: Packer::default(),
             replicator: Replicator::default(),
             checker: Checker::default(),
-            rng: Rng::new(0),
         };
-        storage.rng = Rng::new(storage.config.seed);
         if orphans > 0 {
             storage.log(
                 Level::Info,
@@ -264,7 +249,7 @@ impl<S: Store> Storage<S> {
     // ------------------------------------------------------------ getters
 
     pub fn nid(&self) -> Option<Nid> {
-        self.nid
+        self.link.nid()
     }
 
     pub fn address(&self) -> &Address {
@@ -307,7 +292,7 @@ impl<S: Store> Storage<S> {
 
     /// The address of the master we are connected to (identified or not).
     pub fn master_connection(&self) -> Option<ConnId> {
-        self.master_conn
+        self.link.conn()
     }
 
     /// Whether we are identified with a primary master.
@@ -354,13 +339,13 @@ impl<S: Store> Storage<S> {
 
     /// Sends to the master once what we wrote so far is durable.
     fn send_master(&mut self, packet: impl Into<Packet>) {
-        if let Some(conn) = self.master_conn {
+        if let Some(conn) = self.link.conn() {
             self.net.send_after(self.write_seq, conn, packet);
         }
     }
 
     fn answer_master(&mut self, msg_id: u32, packet: impl Into<Packet>) {
-        if let Some(conn) = self.master_conn {
+        if let Some(conn) = self.link.conn() {
             self.net.answer_after(self.write_seq, conn, msg_id, packet);
         }
     }
@@ -373,24 +358,17 @@ impl<S: Store> Storage<S> {
 
     /// Looks for the primary master.
     fn connect_to_master(&mut self) {
-        if self.master_conn.is_some() || self.phase != Phase::Bootstrapping {
-            return;
-        }
-        let attempt =
-            self.bootstrap
-                .connect(&mut self.nodes, self.now, &mut self.net, ConnRole::Master);
-        match attempt {
-            Attempt::Connect(conn) => self.master_conn = Some(conn),
-            Attempt::RetryAt(at) => self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at))),
-            Attempt::NoMaster => {}
+        if self.phase == Phase::Bootstrapping {
+            let (nodes, net) = (&mut self.nodes, &mut self.net);
+            self.link.connect(nodes, self.now, net, ConnRole::Master);
         }
     }
 
     /// The primary is gone (or refused us): drop everything and look again.
+    /// What we asked the master goes with it: operation ends below.
     fn primary_lost(&mut self, why: &str) {
-        if self.phase != Phase::Bootstrapping {
-            self.log(Level::Error, format!("primary master lost: {why}"));
-        }
+        let (nodes, net) = (&mut self.nodes, &mut self.net);
+        self.link.lose(nodes, net, false, why);
         for conn in self.net.ids() {
             self.net.close(conn);
         }
@@ -401,7 +379,6 @@ impl<S: Store> Storage<S> {
                 entry.identified = false;
             }
         }
-        self.master_conn = None;
         self.phase = Phase::Bootstrapping;
         self.cluster_state = None;
         self.end_operation();
@@ -414,7 +391,7 @@ impl<S: Store> Storage<S> {
         self.log(Level::Warn, "operation stopped by the master".to_string());
         self.phase = Phase::Initializing;
         for conn in self.net.ids() {
-            if Some(conn) != self.master_conn {
+            if !self.link.is_conn(conn) {
                 self.close_conn(conn);
             }
         }
@@ -452,7 +429,7 @@ impl<S: Store> Storage<S> {
     /// Recomputes which partitions we serve reads of and which we take
     /// lockless writes for, from the partition table.
     fn refresh_cells(&mut self) {
-        let (Some(pt), Some(nid)) = (&self.pt, self.nid) else {
+        let (Some(pt), Some(nid)) = (&self.pt, self.link.nid()) else {
             self.readable.clear();
             return;
         };
@@ -506,7 +483,6 @@ impl<S: Store> Storage<S> {
             self.net.close(conn);
         }
         self.phase = Phase::Exited;
-        self.wake_at = None;
         self.net.emit(Output::Exit {
             code: 0,
             reason: if erase {
@@ -520,39 +496,24 @@ impl<S: Store> Storage<S> {
     // ------------------------------------------------------------ input
 
     fn on_connected(&mut self, conn: ConnId) {
-        let Some(c) = self.net.get_mut(conn) else {
-            return;
-        };
-        c.connecting = false;
-        if let ConnRole::ToStorage(key) = c.state {
-            self.on_peer_connected(conn, key);
-            return;
-        }
-        if c.state == ConnRole::Master {
-            let mut extra = Map::new();
-            extra.0.push((
-                Bytes::from_static(b"devpath"),
-                Value::Array(
-                    self.config
-                        .devpath
-                        .iter()
-                        .cloned()
-                        .map(Value::Bin)
-                        .collect(),
-                ),
-            ));
-            extra
-                .0
-                .push((Bytes::from_static(b"new_nid"), Value::Array(Vec::new())));
-            let request = RequestIdentification {
-                node_type: NodeType::Storage,
-                nid: self.nid,
-                address: Some(self.config.bind.clone()),
-                cluster_name: self.config.cluster.clone(),
-                id_timestamp: None,
-                extra,
-            };
-            self.net.ask(conn, request, Request::Identification);
+        match self.net.connected(conn).copied() {
+            Some(ConnRole::ToStorage(key)) => self.on_peer_connected(conn, key),
+            Some(ConnRole::Master) if self.link.is_conn(conn) => {
+                // Our topology, for the master to keep replicas apart;
+                // `new_nid` asks for an id of the new kind.
+                let devpath = self.config.devpath.iter().cloned().map(Value::Bin);
+                let mut extra = Map::new();
+                extra.0.push((
+                    Bytes::from_static(b"devpath"),
+                    Value::Array(devpath.collect()),
+                ));
+                extra
+                    .0
+                    .push((Bytes::from_static(b"new_nid"), Value::Array(Vec::new())));
+                self.link
+                    .identify(&mut self.net, Request::Identification, extra);
+            }
+            _ => {}
         }
     }
 
@@ -560,51 +521,46 @@ impl<S: Store> Storage<S> {
         let Some(role) = self.net.state(conn).copied() else {
             return;
         };
-        if packet.is_answer() {
-            match self.net.match_answer(conn, msg_id, &packet) {
-                AnswerMatch::Matched(Request::Identification) => {
-                    self.on_identification_answer(conn, packet)
-                }
-                AnswerMatch::Matched(Request::PackOrders { from }) => match packet {
-                    Packet::AnswerPackOrders(answer) => self.on_pack_orders(answer.orders, from),
-                    _ => self.packer_asking_failed(),
-                },
-                AnswerMatch::Matched(Request::UnfinishedTransactions { partitions }) => {
-                    if let Packet::AnswerUnfinishedTransactions(answer) = packet {
-                        self.on_unfinished_transactions(answer.max_tid, answer.ttids, &partitions);
-                    }
-                }
-                AnswerMatch::Matched(Request::PeerIdentification(key)) => {
-                    self.on_peer_identified(conn, key, packet)
-                }
-                AnswerMatch::Matched(Request::Replication) => {
-                    self.on_replication_packet(conn, msg_id, packet)
-                }
-                AnswerMatch::Matched(Request::Check) => self.on_check_answer(conn, msg_id, packet),
-                AnswerMatch::StrayError => self.net.log_stray_error(conn, &packet),
-                AnswerMatch::Unexpected => {
-                    let reject = Reject::unexpected_answer(&packet);
-                    self.reject(conn, msg_id, reject);
-                }
+        let result = match self.net.dispatch(conn, msg_id, packet) {
+            Dispatch::Answer(request, packet) => {
+                self.on_answer(conn, msg_id, request, packet);
+                Ok(())
             }
-            return;
-        }
-        if let Packet::Ping(_) = packet {
-            self.net.answer(conn, msg_id, Pong {});
-            return;
-        }
-        let result = match role {
-            ConnRole::Master => self.on_master_packet(msg_id, packet),
-            ConnRole::Unidentified => self.identify(conn, msg_id, packet),
-            ConnRole::Client(_, nid) => match packet {
-                Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
-                other => self.on_client_packet(conn, nid, msg_id, other),
+            Dispatch::Request(packet) => match role {
+                ConnRole::Master => self.on_master_packet(msg_id, packet),
+                ConnRole::Unidentified => self.identify(conn, msg_id, packet),
+                ConnRole::Client(_, nid) => match packet {
+                    Packet::CloseClient(_) | Packet::FlushLog(_) => Ok(()),
+                    other => self.on_client_packet(conn, nid, msg_id, other),
+                },
+                ConnRole::Storage(_) => self.on_peer_packet(conn, msg_id, packet),
+                ConnRole::ToStorage(_) => {
+                    Err(Reject::unexpected(&packet, "storage identification"))
+                }
             },
-            ConnRole::Storage(_) => self.on_peer_packet(conn, msg_id, packet),
-            ConnRole::ToStorage(_) => Err(Reject::unexpected(&packet, "storage identification")),
+            Dispatch::Done => Ok(()),
+            Dispatch::Refuse(reject) => Err(reject),
         };
         if let Err(reject) = result {
             self.reject(conn, msg_id, reject);
+        }
+    }
+
+    fn on_answer(&mut self, conn: ConnId, msg_id: u32, request: Request, packet: Packet) {
+        match request {
+            Request::Identification => self.on_identification_answer(packet),
+            Request::PackOrders { from } => match packet {
+                Packet::AnswerPackOrders(answer) => self.on_pack_orders(answer.orders, from),
+                _ => self.packer_asking_failed(),
+            },
+            Request::UnfinishedTransactions { partitions } => {
+                if let Packet::AnswerUnfinishedTransactions(answer) = packet {
+                    self.on_unfinished_transactions(answer.max_tid, answer.ttids, &partitions);
+                }
+            }
+            Request::PeerIdentification(key) => self.on_peer_identified(conn, key, packet),
+            Request::Replication => self.on_replication_packet(conn, msg_id, packet),
+            Request::Check => self.on_check_answer(conn, msg_id, packet),
         }
     }
 
@@ -625,52 +581,19 @@ impl<S: Store> Storage<S> {
         }
     }
 
-    fn on_identification_answer(&mut self, conn: ConnId, packet: Packet) {
-        match packet {
-            Packet::AcceptIdentification(AcceptIdentification {
-                your_nid: Some(your_nid),
-                ..
-            }) if your_nid.node_type() != Some(NodeType::Storage) => {
+    fn on_identification_answer(&mut self, packet: Packet) {
+        let (nodes, net) = (&mut self.nodes, &mut self.net);
+        match self
+            .link
+            .on_identification_answer(nodes, net, packet, Level::Warn)
+        {
+            Identified::Accepted { nid } => {
                 // Written to the database and used as ours from then on.
-                self.log(
-                    Level::Error,
-                    format!("AcceptIdentification.your_nid: {your_nid} is not a storage id"),
-                );
-                self.primary_lost("gave us an id that is not a storage's");
-            }
-            Packet::AcceptIdentification(AcceptIdentification {
-                node_type: NodeType::Master,
-                nid,
-                your_nid: Some(your_nid),
-            }) => {
-                if let Some(key) = self.nodes.by_conn(conn) {
-                    self.nodes.set_nid(key, nid);
-                    let entry = self.nodes.get_mut(key).unwrap();
-                    entry.state = NodeState::Running;
-                    entry.identified = true;
-                }
-                if self.nid != Some(your_nid) {
-                    self.log(Level::Info, format!("the master gave us id {your_nid}"));
-                }
-                self.nid = Some(your_nid);
-                self.write(|store| store.set_nid(your_nid));
-                self.id_timestamp = None;
-                self.first_notification = true;
-                self.nodes.reset_notification_clock();
+                self.write(|store| store.set_nid(nid));
                 self.load_partition_table();
                 self.phase = Phase::Initializing;
-                self.log(
-                    Level::Info,
-                    format!("identified with the primary master as {your_nid}"),
-                );
             }
-            Packet::AcceptIdentification(_) => {
-                self.primary_lost("identified by something that is not a master");
-            }
-            Packet::Error(error) => {
-                let (level, text) =
-                    crate::bootstrap::refusal(&error, &self.config.cluster, Level::Warn);
-                self.log(level, text);
+            Identified::Refused { error, .. } => {
                 // Two candidate masters of a new cluster may give the same
                 // id to two storages (NEO/py's testSplitBrainAtCreation);
                 // the winner then refuses one of them forever. A storage
@@ -678,15 +601,16 @@ impl<S: Store> Storage<S> {
                 // nothing yet, so it gives it up and asks for a new one.
                 let conflict = error.code == neo_proto::ErrorCode::ProtocolError
                     && &error.message[..] == b"already connected";
-                if conflict && self.nid.is_some() && self.store.partition_table().is_none() {
+                let has_nid = self.link.nid().is_some();
+                if conflict && has_nid && self.store.partition_table().is_none() {
                     self.log(
                         Level::Warn,
                         "our id is taken and we hold no data: asking for a new one".to_string(),
                     );
-                    self.nid = None;
+                    self.link.forget_nid();
                 }
             }
-            _ => {}
+            Identified::Invalid => self.primary_lost("invalid identification"),
         }
     }
 
@@ -707,89 +631,73 @@ impl<S: Store> Storage<S> {
 
     /// Packets from the master, in every phase.
     fn on_master_packet(&mut self, msg_id: u32, packet: Packet) -> Result<(), Reject> {
-        if self.phase == Phase::Bootstrapping {
-            return match packet {
-                Packet::NotPrimaryMaster(not_primary) => {
-                    self.bootstrap.not_primary(
-                        &mut self.nodes,
-                        &not_primary.known_masters,
-                        not_primary.primary,
-                    );
-                    Ok(())
-                }
-                other => Err(Reject::unexpected(&other, "bootstrap")),
-            };
-        }
-        match packet {
-            Packet::NotifyNodeInformation(notification) => {
-                self.on_node_information(notification.timestamp.0, &notification.nodes)
+        match self.link.on_packet(&mut self.nodes, &mut self.pt, packet)? {
+            FromPrimary::Done => Ok(()),
+            FromPrimary::Nodes { nodes, effects } => self.on_node_information(&nodes, effects),
+            FromPrimary::TableReplaced(table) => {
+                self.on_table_replaced(table);
+                Ok(())
             }
+            FromPrimary::TableChanged { changes, caught_up } => {
+                self.on_table_changed(changes, &caught_up);
+                Ok(())
+            }
+            FromPrimary::Other(packet) => self.on_master_order(msg_id, packet),
+        }
+    }
+
+    /// The primary sent a new (checked, installed) table: store it.
+    fn on_table_replaced(&mut self, table: neo_proto::SendPartitionTable) {
+        let own = self.own_nid();
+        let stored = StoredTable {
+            ptid: table.ptid.unwrap_or_default(),
+            num_replicas: table.num_replicas,
+            rows: table.rows,
+        };
+        let last_pack_id = self.packer.last_pack_id;
+        self.write(|store| store.reset_partition_table(own, &stored, last_pack_id));
+        self.refresh_cells();
+    }
+
+    /// The primary changed the (already updated) table: store the
+    /// changes; cells that caught up may complete a pack.
+    fn on_table_changed(&mut self, changes: neo_proto::NotifyPartitionChanges, caught_up: &[u32]) {
+        let own = self.own_nid();
+        let last_pack_id = self.packer.last_pack_id;
+        self.write(|store| {
+            store.change_partition_table(
+                own,
+                changes.ptid,
+                changes.num_replicas,
+                &changes.changes,
+                last_pack_id,
+            )
+        });
+        self.refresh_cells();
+        if self.phase == Phase::Operating {
+            self.replicator_cells_changed(&changes.changes);
+            if !caught_up.is_empty() {
+                // The smallest completed pack over our cells may have
+                // moved, and a pack may now apply to them.
+                self.notify_pack_completed();
+                self.maybe_pack(None);
+            }
+        }
+    }
+
+    /// Our id, once the primary accepted us (it gave us one then).
+    fn own_nid(&self) -> Nid {
+        self.link
+            .nid()
+            .expect("the link reports table changes only once identified, with our id")
+    }
+
+    /// What the primary orders a storage: recovery, verification, commit
+    /// steps, operation control.
+    fn on_master_order(&mut self, msg_id: u32, packet: Packet) -> Result<(), Reject> {
+        match packet {
             Packet::NotifyClusterInformation(info) => {
                 self.cluster_state = Some(info.state);
-                Ok(())
-            }
-            Packet::SendPartitionTable(table) => {
-                let Some(ptid) = table.ptid else {
-                    return Err(Reject::protocol("partition table without id"));
-                };
-                let pt = PartitionTable::from_rows(Some(ptid), table.num_replicas, &table.rows)
-                    .map_err(|e| Reject::protocol(format!("SendPartitionTable.rows: {e}")))?;
-                // Data is keyed by partition: a table of another size
-                // would leave what we hold in the wrong partitions.
-                if let Some(ours) = self.pt.as_ref().map(PartitionTable::num_partitions) {
-                    if ours != pt.num_partitions() {
-                        return Err(Reject::protocol(format!(
-                            "SendPartitionTable.rows: {} partitions, ours has {ours}",
-                            pt.num_partitions()
-                        )));
-                    }
-                }
-                if !pt.filled() {
-                    return Err(Reject::protocol("Partial partition table received"));
-                }
-                let own = self.nid.unwrap();
-                let stored = StoredTable {
-                    ptid,
-                    num_replicas: table.num_replicas,
-                    rows: table.rows,
-                };
-                let last_pack_id = self.packer.last_pack_id;
-                self.write(|store| store.reset_partition_table(own, &stored, last_pack_id));
-                self.pt = Some(pt);
-                self.refresh_cells();
-                Ok(())
-            }
-            Packet::NotifyPartitionChanges(changes) => {
-                let own = self.nid.unwrap();
-                let was_outdated: Vec<u32> = self
-                    .pt
-                    .as_ref()
-                    .map_or_else(Vec::new, |pt| pt.outdated_offsets(own));
-                let pt = self.pt.as_mut().ok_or_else(Reject::changes_before_table)?;
-                pt.apply_changes(changes.ptid, changes.num_replicas, &changes.changes)
-                    .map_err(|e| Reject::protocol(format!("NotifyPartitionChanges: {e}")))?;
-                let still_outdated = pt.outdated_offsets(own);
-                let last_pack_id = self.packer.last_pack_id;
-                self.write(|store| {
-                    store.change_partition_table(
-                        own,
-                        changes.ptid,
-                        changes.num_replicas,
-                        &changes.changes,
-                        last_pack_id,
-                    )
-                });
-                self.refresh_cells();
-                if self.phase == Phase::Operating {
-                    self.replicator_cells_changed(&changes.changes);
-                }
-                let caught_up = was_outdated.iter().any(|p| !still_outdated.contains(p));
-                if self.phase == Phase::Operating && caught_up {
-                    // The smallest completed pack over our cells may have
-                    // moved, and a pack may now apply to them.
-                    self.notify_pack_completed();
-                    self.maybe_pack(None);
-                }
                 Ok(())
             }
             Packet::Truncate(truncate) => {
@@ -917,21 +825,11 @@ impl<S: Store> Storage<S> {
 
     fn on_node_information(
         &mut self,
-        timestamp: f64,
         nodes: &[neo_proto::NodeInfo],
+        effects: NotificationEffects,
     ) -> Result<(), Reject> {
-        let first = std::mem::replace(&mut self.first_notification, false);
-        let pt = &self.pt;
-        let has_cells = |nid| pt.as_ref().is_some_and(|pt| pt.has_cells(nid));
-        let effects = self
-            .nodes
-            .apply_notification(self.nid, first, timestamp, nodes, &has_cells)
-            .map_err(|e| Reject::protocol(e.0))?;
-        if let Some(own) = nodes.iter().find(|n| n.nid.is_some() && n.nid == self.nid) {
-            self.id_timestamp = own.id_timestamp;
-        }
         for conn in effects.closed_conns {
-            if Some(conn) != self.master_conn {
+            if !self.link.is_conn(conn) {
                 self.close_conn(conn);
             }
         }
@@ -989,7 +887,7 @@ impl<S: Store> Storage<S> {
             // supported yet).
             return Err(Reject::protocol("reject anonymous node"));
         };
-        if Some(nid) == self.nid {
+        if Some(nid) == self.link.nid() {
             return Err(Reject::protocol("uuid conflict or loopback connection"));
         }
         let known = self
@@ -1027,8 +925,8 @@ impl<S: Store> Storage<S> {
         };
         if let Some(existing) = self.nodes.get(key).unwrap().conn {
             // Both sides connected at once: keep one, deterministically.
-            let replace =
-                request.node_type == NodeType::Storage && self.nid.is_some_and(|own| own < nid);
+            let replace = request.node_type == NodeType::Storage
+                && self.link.nid().is_some_and(|own| own < nid);
             if !replace {
                 return Err(Reject::protocol("already connected"));
             }
@@ -1043,7 +941,7 @@ impl<S: Store> Storage<S> {
             msg_id,
             AcceptIdentification {
                 node_type: NodeType::Storage,
-                nid: self.nid,
+                nid: self.link.nid(),
                 your_nid: Some(nid),
             },
         );
@@ -1065,8 +963,7 @@ impl<S: Store> Storage<S> {
     fn conn_lost(&mut self, conn: ConnId, role: ConnRole) {
         match role {
             ConnRole::Master => {
-                if Some(conn) == self.master_conn {
-                    self.master_conn = None;
+                if self.link.is_conn(conn) {
                     self.primary_lost("connection closed");
                 }
             }
@@ -1095,9 +992,9 @@ impl<S: Store> Storage<S> {
     }
 
     fn on_timeout(&mut self) {
-        if self.wake_at.is_some_and(|at| at <= self.now) {
-            self.wake_at = None;
-            self.connect_to_master();
+        if self.phase == Phase::Bootstrapping {
+            let (nodes, net) = (&mut self.nodes, &mut self.net);
+            self.link.on_timeout(nodes, self.now, net, ConnRole::Master);
         }
         if self.packer.is_running() {
             self.pack_step();
@@ -1139,7 +1036,8 @@ impl<S: Store> Node for Storage<S> {
     fn poll_timeout(&self) -> Option<Time> {
         // A pack in progress continues as soon as other work allows.
         let pack = self.packer.is_running().then_some(self.now);
-        [self.wake_at, self.sync_deadline, pack]
+        let retry = self.link.poll_timeout();
+        [retry, self.sync_deadline, pack]
             .into_iter()
             .flatten()
             .min()

@@ -83,7 +83,7 @@ impl<S: Store> Storage<S> {
         let Some(pt) = &self.pt else {
             return Vec::new();
         };
-        let own = self.nid;
+        let own = self.link.nid();
         self.store
             .packed()
             .into_iter()
@@ -114,7 +114,7 @@ impl<S: Store> Storage<S> {
             (_, Some((order, from))) if from == min => order,
             _ => {
                 if !self.packer.asking {
-                    if let Some(conn) = self.master_conn {
+                    if let Some(conn) = self.link.conn() {
                         self.packer.asking = true;
                         self.net.ask(
                             conn,
@@ -190,7 +190,7 @@ impl<S: Store> Storage<S> {
         let still_up_to_date = self
             .pt
             .as_ref()
-            .zip(self.nid)
+            .zip(self.link.nid())
             .and_then(|(pt, nid)| pt.cell(partition, nid))
             .is_some_and(|c| c.state == CellState::UpToDate);
         let run = self.packer.run.as_mut().unwrap();

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use neo_proto::{
     AddObject, AddTransaction, AnswerCheckSerialRange, AnswerCheckTIDRange, AnswerFetchObjects,
     AnswerFetchTransactions, AskCheckSerialRange, AskCheckTIDRange, AskFetchObjects,
-    AskFetchTransactions, Checksum, ErrorCode, Map, Nid, NodeType, Oid, Packet,
-    RequestIdentification, Tid, TransactionPack,
+    AskFetchTransactions, Checksum, ErrorCode, Map, Nid, NodeType, Oid, Packet, Tid,
+    TransactionPack,
 };
 
 use super::store::{ObjectLookup, Store};
@@ -98,14 +98,8 @@ pub fn check_serial_range<S: Store>(
 impl<S: Store> Storage<S> {
     /// Our connection to another storage came up: identify.
     pub(super) fn on_peer_connected(&mut self, conn: ConnId, key: NodeKey) {
-        let request = RequestIdentification {
-            node_type: NodeType::Storage,
-            nid: self.nid,
-            address: Some(self.config.bind.clone()),
-            cluster_name: self.config.cluster.clone(),
-            id_timestamp: self.id_timestamp,
-            extra: Map::new(),
-        };
+        let (nid, id_timestamp) = (self.link.nid(), self.link.id_timestamp());
+        let request = self.link.identity().request(nid, id_timestamp, Map::new());
         self.net
             .ask(conn, request, Request::PeerIdentification(key));
     }
@@ -191,7 +185,7 @@ impl<S: Store> Storage<S> {
         let cell = self
             .pt
             .as_ref()
-            .zip(self.nid)
+            .zip(self.link.nid())
             .and_then(|(pt, nid)| pt.cell(partition, nid));
         let served = match cell {
             None => false,

@@ -185,7 +185,7 @@ impl<S: Store> Storage<S> {
     /// Operation starts: replicate every own OUT_OF_DATE cell.
     pub(super) fn replicator_start(&mut self) {
         self.replicator = Replicator::default();
-        let (Some(pt), Some(own)) = (&self.pt, self.nid) else {
+        let (Some(pt), Some(own)) = (&self.pt, self.link.nid()) else {
             return;
         };
         let mut outdated = Vec::new();
@@ -222,7 +222,7 @@ impl<S: Store> Storage<S> {
             return;
         }
         self.tm.replicating(partitions);
-        if let Some(conn) = self.master_conn {
+        if let Some(conn) = self.link.conn() {
             self.net.ask(
                 conn,
                 AskUnfinishedTransactions {
@@ -237,7 +237,7 @@ impl<S: Store> Storage<S> {
 
     /// Own cells changed in the table (while operating).
     pub(super) fn replicator_cells_changed(&mut self, changes: &[neo_proto::CellChange]) {
-        let Some(own) = self.nid else {
+        let Some(own) = self.link.nid() else {
             return;
         };
         let mut added = Vec::new();
@@ -375,13 +375,13 @@ impl<S: Store> Storage<S> {
         if self.replicator.current.is_some() || self.replicator.replicate.is_empty() {
             return;
         }
-        if self.phase != super::Phase::Operating || self.master_conn.is_none() {
+        if self.phase != super::Phase::Operating || self.link.conn().is_none() {
             return;
         }
         let Some(pt) = &self.pt else {
             return;
         };
-        let own = self.nid;
+        let own = self.link.nid();
         let nodes = &self.nodes;
         // Partitions with a source available, furthest behind first.
         let mut candidates: Vec<(Option<Tid>, bool, u32, Vec<Nid>)> = self

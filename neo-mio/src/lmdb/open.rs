@@ -116,6 +116,13 @@ pub(super) fn open(
     Ok((env, dbs, lock))
 }
 
+/// How often, and how far apart, taking a busy lock is tried before the
+/// store is declared open elsewhere. A process that forks (to run a
+/// program) shares our lock until its child execs, so a store closed and
+/// reopened meanwhile finds it busy for an instant.
+const LOCK_ATTEMPTS_COUNT_MAX: u32 = 20;
+const LOCK_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Takes the store's lock, or says who holds it.
 fn lock(dir: &Path) -> Result<File, OpenError> {
     let path = dir.join(LOCK_FILE);
@@ -125,11 +132,17 @@ fn lock(dir: &Path) -> Result<File, OpenError> {
         .write(true)
         .open(&path)
         .map_err(|error| io_error(&path, error))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(OpenError::AlreadyOpen(dir.to_owned())),
-        Err(TryLockError::Error(error)) => Err(io_error(&path, error)),
+    for attempt in 1..=LOCK_ATTEMPTS_COUNT_MAX {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if attempt < LOCK_ATTEMPTS_COUNT_MAX => {
+                std::thread::sleep(LOCK_RETRY_DELAY)
+            }
+            Err(TryLockError::WouldBlock) => break,
+            Err(TryLockError::Error(error)) => return Err(io_error(&path, error)),
+        }
     }
+    Err(OpenError::AlreadyOpen(dir.to_owned()))
 }
 
 /// Opens the tables of a store of the current format, creating them (and
