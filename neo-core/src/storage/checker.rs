@@ -182,12 +182,18 @@ impl<S: Store> Storage<S> {
         );
         check.own = Some(match next_oid {
             None => {
-                let a = check_tid_range(&self.store, partition, CHECK_COUNT, next_tid, max_tid);
+                let a = check_tid_range(&*self.store, partition, CHECK_COUNT, next_tid, max_tid);
                 RoundAnswer::Tids(a.count, a.tid_hash, a.max_tid)
             }
             Some(oid) => {
-                let a =
-                    check_serial_range(&self.store, partition, CHECK_COUNT, next_tid, max_tid, oid);
+                let a = check_serial_range(
+                    &*self.store,
+                    partition,
+                    CHECK_COUNT,
+                    next_tid,
+                    max_tid,
+                    oid,
+                );
                 RoundAnswer::Serials(a.count, a.tid_hash, a.max_tid, a.oid_hash, a.max_oid)
             }
         });

@@ -183,21 +183,23 @@ impl<S: Store> Storage<S> {
                     packed: false,
                     oids: ask.oids,
                 };
-                self.write_seq += 1;
                 self.tm
-                    .vote(&mut self.store, ask.ttid, Some((meta, ask.pack)))
+                    .vote(self.store.write(), ask.ttid, Some((meta, ask.pack)))
                     .map_err(Reject::protocol)?;
                 // The vote is a promise: answered once durable.
-                self.net
-                    .answer_after(self.write_seq, conn, msg_id, AnswerStoreTransaction {});
+                self.net.answer_after(
+                    self.store.written(),
+                    conn,
+                    msg_id,
+                    AnswerStoreTransaction {},
+                );
             }
             Packet::AskVoteTransaction(ask) => {
-                self.write_seq += 1;
                 self.tm
-                    .vote(&mut self.store, ask.ttid, None)
+                    .vote(self.store.write(), ask.ttid, None)
                     .map_err(Reject::protocol)?;
                 self.net
-                    .answer_after(self.write_seq, conn, msg_id, AnswerVoteTransaction {});
+                    .answer_after(self.store.written(), conn, msg_id, AnswerVoteTransaction {});
             }
             Packet::AbortTransaction(abort) => {
                 self.abort_transaction(abort.ttid);
@@ -309,8 +311,7 @@ impl<S: Store> Storage<S> {
     /// AbortTransaction (from the client or the master), and
     /// NotifyTransactionFinished: a transaction that is not locked goes.
     pub(super) fn abort_transaction(&mut self, ttid: Tid) {
-        self.write_seq += 1;
-        if self.tm.abort(&mut self.store, ttid) {
+        if self.tm.abort(self.store.write(), ttid) {
             self.log(Level::Debug, format!("aborted transaction {ttid}"));
         }
         self.run_postponed();
@@ -320,8 +321,7 @@ impl<S: Store> Storage<S> {
     /// voted (the master may still commit voted ones), when the master
     /// forgets the client all that are not locked.
     pub(super) fn abort_client(&mut self, client: Nid, even_if_voted: bool) {
-        self.write_seq += 1;
-        let aborted = self.tm.abort_for(&mut self.store, client, even_if_voted);
+        let aborted = self.tm.abort_for(self.store.write(), client, even_if_voted);
         if !aborted.is_empty() {
             self.log(
                 Level::Info,
@@ -421,9 +421,8 @@ impl<S: Store> Storage<S> {
         match request {
             Postponed::Store(conn, msg_id, ask) => {
                 let data = object_data(ask);
-                self.write_seq += 1;
                 let result = self.tm.store_object(
-                    &mut self.store,
+                    self.store.write(),
                     &readable,
                     ask.ttid,
                     ask.serial,
@@ -476,7 +475,7 @@ impl<S: Store> Storage<S> {
             }
             Postponed::Check(conn, msg_id, ask) => {
                 let result = self.tm.check_current_serial(
-                    &self.store,
+                    &*self.store,
                     &readable,
                     ask.ttid,
                     ask.oid,
@@ -494,10 +493,9 @@ impl<S: Store> Storage<S> {
                     .answer(*conn, *msg_id, AnswerCheckCurrentSerial { conflict });
             }
             Postponed::Relock(conn, msg_id, ask) => {
-                self.write_seq += 1;
                 match self
                     .tm
-                    .relock(&mut self.store, &readable, ask.ttid, ask.oid)
+                    .relock(self.store.write(), &readable, ask.ttid, ask.oid)
                 {
                     Ok(conflict) => {
                         self.net

@@ -15,6 +15,7 @@
 
 mod checker;
 mod client;
+mod journal;
 pub mod memory;
 mod pack;
 mod peer;
@@ -41,6 +42,7 @@ use crate::rng::Rng;
 use crate::time::Time;
 
 use checker::Checker;
+use journal::Journal;
 use pack::Packer;
 use replicator::Replicator;
 use store::{Store, StoredTable};
@@ -148,7 +150,7 @@ pub enum StorageEvent {}
 #[derive(Debug)]
 pub struct Storage<S: Store> {
     config: StorageConfig,
-    store: S,
+    store: Journal<S>,
     now: Time,
     net: Net<Request, ConnRole, StorageEvent>,
     nodes: NodeTable,
@@ -156,9 +158,6 @@ pub struct Storage<S: Store> {
     phase: Phase,
     link: PrimaryLink,
     cluster_state: Option<ClusterState>,
-    /// Store writes made / made durable.
-    write_seq: u64,
-    synced_seq: u64,
     sync_requested: bool,
     /// When unsynced writes that nothing waits for must be synced anyway.
     sync_deadline: Option<Time>,
@@ -207,15 +206,13 @@ impl<S: Store> Storage<S> {
             nodes: NodeTable::with_masters(&config.masters),
             rng: Rng::new(config.seed),
             config,
-            store,
+            store: Journal::new(store),
             now,
             net: Net::new(),
             pt: None,
             phase: Phase::Bootstrapping,
             link: PrimaryLink::new(identity, nid),
             cluster_state: None,
-            write_seq: 0,
-            synced_seq: 0,
             sync_requested: false,
             sync_deadline: None,
             postponed: Vec::new(),
@@ -263,7 +260,7 @@ impl<S: Store> Storage<S> {
     /// The store, e.g. for the simulator to crash it. Writing through it
     /// bypasses the node's bookkeeping.
     pub fn store_mut(&mut self) -> &mut S {
-        &mut self.store
+        self.store.unjournaled()
     }
 
     pub fn partition_table(&self) -> Option<&PartitionTable> {
@@ -307,23 +304,16 @@ impl<S: Store> Storage<S> {
     /// likes (one sync may serve many requests).
     pub fn sync_store(&mut self, now: Time) {
         self.now = self.now.max(now);
-        self.store.sync();
-        self.synced_seq = self.write_seq;
+        let synced = self.store.sync();
         self.sync_requested = false;
-        self.net.release_until(self.synced_seq);
-    }
-
-    /// Runs a store write and records that durability now lags.
-    fn write<T>(&mut self, f: impl FnOnce(&mut S) -> T) -> T {
-        self.write_seq += 1;
-        f(&mut self.store)
+        self.net.release_until(synced);
     }
 
     /// Asks for a sync at once when outputs wait for one, else within
     /// [`DEFERRED_SYNC`] of the first unsynced write (NEO/py commits
     /// unlocked transactions within a second).
     fn request_sync_if_needed(&mut self) {
-        if self.write_seq <= self.synced_seq || self.sync_requested {
+        if !self.store.is_behind() || self.sync_requested {
             self.sync_deadline = None;
             return;
         }
@@ -340,13 +330,14 @@ impl<S: Store> Storage<S> {
     /// Sends to the master once what we wrote so far is durable.
     fn send_master(&mut self, packet: impl Into<Packet>) {
         if let Some(conn) = self.link.conn() {
-            self.net.send_after(self.write_seq, conn, packet);
+            self.net.send_after(self.store.written(), conn, packet);
         }
     }
 
     fn answer_master(&mut self, msg_id: u32, packet: impl Into<Packet>) {
         if let Some(conn) = self.link.conn() {
-            self.net.answer_after(self.write_seq, conn, msg_id, packet);
+            self.net
+                .answer_after(self.store.written(), conn, msg_id, packet);
         }
     }
 
@@ -405,7 +396,7 @@ impl<S: Store> Storage<S> {
     /// operation with a new transaction manager, and the master announces
     /// pack orders again when we are ready.
     fn end_operation(&mut self) {
-        self.tm.clear(&mut self.store);
+        self.tm.clear(self.store.write());
         self.waiting.clear();
         self.packer = Packer::default();
         self.replicator = Replicator::default();
@@ -422,7 +413,7 @@ impl<S: Store> Storage<S> {
         self.replicator_start();
         // Verification decided the fate of every unfinished transaction:
         // what remains is abandoned.
-        self.write(|store| store.drop_unfinished());
+        self.store.write().drop_unfinished();
         self.maybe_pack(None);
     }
 
@@ -476,7 +467,7 @@ impl<S: Store> Storage<S> {
                 Level::Warn,
                 "removed from the cluster: erasing the database".to_string(),
             );
-            self.write(|store| store.erase());
+            self.store.write().erase();
         }
         self.store.sync();
         for conn in self.net.ids() {
@@ -589,7 +580,7 @@ impl<S: Store> Storage<S> {
         {
             Identified::Accepted { nid } => {
                 // Written to the database and used as ours from then on.
-                self.write(|store| store.set_nid(nid));
+                self.store.write().set_nid(nid);
                 self.load_partition_table();
                 self.phase = Phase::Initializing;
             }
@@ -655,7 +646,9 @@ impl<S: Store> Storage<S> {
             rows: table.rows,
         };
         let last_pack_id = self.packer.last_pack_id;
-        self.write(|store| store.reset_partition_table(own, &stored, last_pack_id));
+        self.store
+            .write()
+            .reset_partition_table(own, &stored, last_pack_id);
         self.refresh_cells();
     }
 
@@ -664,15 +657,13 @@ impl<S: Store> Storage<S> {
     fn on_table_changed(&mut self, changes: neo_proto::NotifyPartitionChanges, caught_up: &[u32]) {
         let own = self.own_nid();
         let last_pack_id = self.packer.last_pack_id;
-        self.write(|store| {
-            store.change_partition_table(
-                own,
-                changes.ptid,
-                changes.num_replicas,
-                &changes.changes,
-                last_pack_id,
-            )
-        });
+        self.store.write().change_partition_table(
+            own,
+            changes.ptid,
+            changes.num_replicas,
+            &changes.changes,
+            last_pack_id,
+        );
         self.refresh_cells();
         if self.phase == Phase::Operating {
             self.replicator_cells_changed(&changes.changes);
@@ -701,10 +692,9 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::Truncate(truncate) => {
-                self.write(|store| {
-                    store.set_backup_tid(None);
-                    store.set_truncate_tid(Some(truncate.tid));
-                });
+                let store = self.store.write();
+                store.set_backup_tid(None);
+                store.set_truncate_tid(Some(truncate.tid));
                 Ok(())
             }
             Packet::AskRecovery(_) => {
@@ -730,7 +720,7 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::AskLastIDs(_) => {
-                self.write(|store| store.truncate());
+                self.store.write().truncate();
                 let (last_tid, last_oid) = self.store.last_ids();
                 let first_tid = self.store.first_tid();
                 // The master learns where packing stands on our cells.
@@ -759,10 +749,9 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::ValidateTransaction(validate) => {
-                self.write(|store| {
-                    store.lock_transaction(validate.ttid, validate.tid, true);
-                    store.unlock_transaction(validate.ttid, validate.tid);
-                });
+                let store = self.store.write();
+                store.lock_transaction(validate.ttid, validate.tid, true);
+                store.unlock_transaction(validate.ttid, validate.tid);
                 Ok(())
             }
             Packet::AskPackOrders(ask) => {
@@ -782,18 +771,16 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::AskLockInformation(lock) if self.phase == Phase::Operating => {
-                self.write_seq += 1;
                 self.tm
-                    .lock(&mut self.store, lock.ttid, lock.tid, lock.pack)
+                    .lock(self.store.write(), lock.ttid, lock.tid, lock.pack)
                     .map_err(Reject::protocol)?;
                 // Locked on disk before the master hears it.
                 self.answer_master(msg_id, AnswerInformationLocked { ttid: lock.ttid });
                 Ok(())
             }
             Packet::NotifyUnlockInformation(unlock) if self.phase == Phase::Operating => {
-                self.write_seq += 1;
                 self.tm
-                    .unlock(&mut self.store, unlock.ttid)
+                    .unlock(self.store.write(), unlock.ttid)
                     .map_err(Reject::protocol)?;
                 // Made durable within DEFERRED_SYNC: until then the locked
                 // temporary records let verification replay it.

@@ -200,8 +200,7 @@ impl<S: Store> Storage<S> {
             run.partitions.remove(&partition);
             run.cursor = Oid::ZERO;
         } else {
-            self.write_seq += 1;
-            let next = self.store.pack(
+            let next = self.store.write().pack(
                 partition,
                 run.order.pack_tid,
                 run.order.oids.as_deref(),
@@ -211,7 +210,7 @@ impl<S: Store> Storage<S> {
             match next {
                 Some(cursor) => run.cursor = cursor,
                 None => {
-                    self.store.set_packed(partition, run.order.pack_id);
+                    self.store.write().set_packed(partition, run.order.pack_id);
                     run.partitions.remove(&partition);
                     run.cursor = Oid::ZERO;
                     run.done += 1;
@@ -247,8 +246,7 @@ impl<S: Store> Storage<S> {
 
     /// NotifyPackSigned from the master.
     pub(super) fn on_pack_signed(&mut self, approved: &[Tid], rejected: &[Tid]) {
-        self.write_seq += 1;
-        self.store.sign_pack_orders(approved, rejected);
+        self.store.write().sign_pack_orders(approved, rejected);
         if let Some(&max) = approved.iter().max() {
             if max > self.packer.last_pack_id {
                 self.packer.last_pack_id = max;

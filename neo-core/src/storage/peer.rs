@@ -382,7 +382,7 @@ impl<S: Store> Storage<S> {
             return None;
         }
         let answer = check_tid_range(
-            &self.store,
+            &*self.store,
             ask.partition,
             ask.length,
             ask.min_tid,
@@ -407,7 +407,7 @@ impl<S: Store> Storage<S> {
             ));
         }
         let answer = check_serial_range(
-            &self.store,
+            &*self.store,
             ask.partition,
             ask.length,
             ask.min_tid,

@@ -277,8 +277,7 @@ impl<S: Store> Storage<S> {
         }
         self.start_replicating(&added);
         if !discarded.is_empty() {
-            self.tm.discarded(&mut self.store, &discarded);
-            self.write_seq += 1;
+            self.tm.discarded(self.store.write(), &discarded);
         }
         if !readable.is_empty() {
             self.tm.readable(&readable);
@@ -363,7 +362,7 @@ impl<S: Store> Storage<S> {
             }
         }
         for (partition, tid) in caught_up {
-            self.tm.replicated(&mut self.store, partition, tid);
+            self.tm.replicated(self.store.write(), partition, tid);
         }
         self.send_replication_announcements();
         self.next_partition();
@@ -489,9 +488,9 @@ impl<S: Store> Storage<S> {
         let (min_tid, min_oid) = match min {
             Some((tid, oid)) => {
                 progress.next_obj = Some(tid);
-                self.write_seq += 1;
                 if tid > Tid::ZERO {
                     self.store
+                        .write()
                         .set_replicated_up_to(partition, Tid(tid.0.saturating_sub(1)));
                 }
                 (tid, oid)
@@ -572,7 +571,6 @@ impl<S: Store> Storage<S> {
             self.close_conn(conn);
             return self.abort_replication(&why);
         }
-        self.write_seq += 1;
         match packet {
             Packet::AddTransaction(add) => {
                 let meta = TransactionMeta {
@@ -590,7 +588,9 @@ impl<S: Store> Storage<S> {
                     oids: p.oids,
                     pack_tid: p.pack_tid,
                 });
-                self.store.add_transaction(add.tid, &meta, pack.as_ref());
+                self.store
+                    .write()
+                    .add_transaction(add.tid, &meta, pack.as_ref());
             }
             Packet::AddObject(add) => {
                 let data = (!(add.data.is_empty() && add.checksum.is_zero())).then(|| ObjectData {
@@ -604,14 +604,15 @@ impl<S: Store> Storage<S> {
                     }
                 }
                 self.store
+                    .write()
                     .add_object(add.oid, add.serial, data.as_ref(), add.data_serial);
             }
             Packet::AnswerFetchTransactions(answer) => {
                 for tid in answer.to_delete {
-                    self.store.delete_transaction(tid);
+                    self.store.write().delete_transaction(tid);
                 }
                 if let Some(pack_id) = answer.completed_pack {
-                    self.store.lower_packed(partition, pack_id);
+                    self.store.write().lower_packed(partition, pack_id);
                 }
                 match answer.next_tid {
                     Some(next) => self.fetch_transactions(Some(next)),
@@ -621,7 +622,7 @@ impl<S: Store> Storage<S> {
             Packet::AnswerFetchObjects(answer) => {
                 for (serial, oids) in answer.to_delete.0 {
                     for oid in oids {
-                        self.store.delete_object(oid, serial);
+                        self.store.write().delete_object(oid, serial);
                     }
                 }
                 match (answer.next_tid, answer.next_oid) {
@@ -652,8 +653,7 @@ impl<S: Store> Storage<S> {
         let progress = self.replicator.partitions.get_mut(&partition).unwrap();
         progress.next_obj = Some(Tid(target.0.saturating_add(1)));
         let waiting = progress.max_ttid.is_some();
-        self.write_seq += 1;
-        self.store.set_replicated_up_to(partition, target);
+        self.store.write().set_replicated_up_to(partition, target);
         self.log(
             Level::Info,
             format!(
@@ -667,7 +667,7 @@ impl<S: Store> Storage<S> {
                 format!("partition {partition}: transactions still being committed"),
             );
         } else {
-            self.tm.replicated(&mut self.store, partition, target);
+            self.tm.replicated(self.store.write(), partition, target);
             self.send_replication_announcements();
         }
         self.next_partition();
