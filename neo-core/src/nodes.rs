@@ -80,9 +80,50 @@ impl NodeEntry {
 /// have a handful): a liar's list cannot fill the node table.
 pub const LEARNED_MASTERS_COUNT_MAX: usize = 32;
 
-/// Why a NotifyNodeInformation cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationError(pub String);
+/// Why a NotifyNodeInformation cannot be applied (a lying or confused
+/// master: the receiver drops the connection).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationError {
+    /// The timestamp is NaN or infinite.
+    TimestampNotATime(f64),
+    /// Not after the previous notification's: replayed or reordered.
+    TimestampNotAfter { timestamp: f64, last: f64 },
+    /// Another node is given the receiver's own id or address.
+    OwnIdentityClaimed {
+        node_type: NodeType,
+        nid: Option<Nid>,
+        address: Option<Address>,
+    },
+    /// A known node announced with another type.
+    TypeChanged { node: String, node_type: NodeType },
+}
+
+impl std::fmt::Display for NotificationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotificationError::TimestampNotATime(timestamp) => {
+                write!(f, "node notification timestamp {timestamp} is not a time")
+            }
+            NotificationError::TimestampNotAfter { timestamp, last } => write!(
+                f,
+                "node notification timestamp {timestamp} is not after {last}"
+            ),
+            NotificationError::OwnIdentityClaimed {
+                node_type,
+                nid,
+                address,
+            } => write!(
+                f,
+                "a {node_type} is announced with our id or address ({nid:?}, {address:?})"
+            ),
+            NotificationError::TypeChanged { node, node_type } => {
+                write!(f, "{node} announced as a {node_type}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotificationError {}
 
 /// What applying a NotifyNodeInformation changed, for the caller to react.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -388,15 +429,13 @@ impl NodeTable {
         has_cells: &dyn Fn(Nid) -> bool,
     ) -> Result<NotificationEffects, NotificationError> {
         if !timestamp.is_finite() {
-            return Err(NotificationError(format!(
-                "node notification timestamp {timestamp} is not a time"
-            )));
+            return Err(NotificationError::TimestampNotATime(timestamp));
         }
         if timestamp <= self.last_notification {
-            return Err(NotificationError(format!(
-                "node notification timestamp {timestamp} is not after {}",
-                self.last_notification
-            )));
+            return Err(NotificationError::TimestampNotAfter {
+                timestamp,
+                last: self.last_notification,
+            });
         }
         self.last_notification = timestamp;
         let mut effects = NotificationEffects::default();
@@ -418,10 +457,11 @@ impl NodeTable {
                 .filter(|&k| by_nid == Some(k) || by_address == Some(k))
             {
                 if by_nid.unwrap_or(own) != own || by_address.unwrap_or(own) != own {
-                    return Err(NotificationError(format!(
-                        "a {} is announced with our id or address ({:?}, {:?})",
-                        info.node_type, info.nid, info.address
-                    )));
+                    return Err(NotificationError::OwnIdentityClaimed {
+                        node_type: info.node_type,
+                        nid: info.nid,
+                        address: info.address.clone(),
+                    });
                 }
                 if info.state != NodeState::Unknown {
                     if let Some(entry) = self.get_mut(own) {
@@ -442,11 +482,10 @@ impl NodeTable {
                 Some(key) => {
                     let entry = self.get(key).unwrap();
                     if entry.node_type != info.node_type {
-                        return Err(NotificationError(format!(
-                            "{} announced as a {}",
-                            entry.describe(),
-                            info.node_type
-                        )));
+                        return Err(NotificationError::TypeChanged {
+                            node: entry.describe(),
+                            node_type: info.node_type,
+                        });
                     }
                     if let (Some(a), Some(n)) = (by_address, by_nid) {
                         if a != n {

@@ -317,7 +317,7 @@ impl PrimaryLink {
                         &notification.nodes,
                         &has_cells,
                     )
-                    .map_err(|e| Reject::protocol(e.0))?;
+                    .map_err(|e| Reject::protocol(e.to_string()))?;
                 let own = notification
                     .nodes
                     .iter()

@@ -543,7 +543,10 @@ fn new_oids_beyond_what_was_asked_are_a_protocol_error_and_none_fails() {
         |p| matches!(p, Packet::AskNewOIDs(_)),
         AnswerNewOIDs { oids: vec![] },
     );
-    assert!(matches!(h.result(op), Some(Err(ClientError::Storage(_)))));
+    assert!(matches!(
+        h.result(op),
+        Some(Err(ClientError::OidsExhausted))
+    ));
     assert!(h.sent(h.master).is_empty());
     h.assert_no_protocol_error();
 }
@@ -598,7 +601,10 @@ fn an_object_not_the_revision_asked_goes_to_another_replica_and_is_never_cached(
     h.answer_master(|p| matches!(p, Packet::Ping(_)), Pong {});
     let (nid, msg_id, _) = h.storage_request();
     h.answer_storage(nid, msg_id, object(Oid(1), Tid(60), None, b"lie"));
-    assert!(matches!(h.result(load), Some(Err(ClientError::Storage(_)))));
+    assert!(matches!(
+        h.result(load),
+        Some(Err(ClientError::NoStorage { .. }))
+    ));
     let again = h.client.load(h.now, Oid(1), LoadMode::At(Tid(50)));
     h.drain();
     assert_eq!(h.storage_requests().len(), 1, "not cached: asked again");
@@ -806,7 +812,10 @@ fn an_iteration_whose_partitions_vanish_fails_instead_of_retrying_forever() {
             tids: vec![Tid(20)],
         },
     );
-    assert!(matches!(h.result(op), Some(Err(ClientError::Storage(_)))));
+    assert!(matches!(
+        h.result(op),
+        Some(Err(ClientError::PartitionGone(_)))
+    ));
     assert!(h.storage_requests().is_empty());
 }
 

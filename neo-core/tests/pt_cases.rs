@@ -65,7 +65,7 @@ impl World {
         match words[0] {
             "make" => match pt.make(&nids(&words[1..]), &devpath_of, &state_of) {
                 Ok(()) => Outcome::Changes(String::new()),
-                Err(e) => Outcome::Error(e.0),
+                Err(e) => Outcome::Error(e.to_string()),
             },
             "add_nodes" => {
                 pt.add_nodes(&nids(&words[1..]));
@@ -76,7 +76,7 @@ impl World {
                     bump(pt, &changes);
                     Outcome::Changes(changes_text(&changes))
                 }
-                Err(e) => Outcome::Error(e.0),
+                Err(e) => Outcome::Error(e.to_string()),
             },
             "outdate" => {
                 let lost = words.get(1).map(|w| Nid(w.parse().unwrap()));
@@ -96,7 +96,7 @@ impl World {
                         Outcome::Changes(changes_text(&changes))
                     }
                     Ok(None) => Outcome::Changes(String::new()),
-                    Err(e) => Outcome::Error(e.0),
+                    Err(e) => Outcome::Error(e.to_string()),
                 }
             }
             "drop_nodes" => match pt.drop_nodes(&nids(&words[1..]), false) {
@@ -104,7 +104,7 @@ impl World {
                     bump(pt, &changes);
                     Outcome::Changes(changes_text(&changes))
                 }
-                Err(e) => Outcome::Error(e.0),
+                Err(e) => Outcome::Error(e.to_string()),
             },
             "set_replicas" => {
                 pt.set_num_replicas(words[1].parse().unwrap());

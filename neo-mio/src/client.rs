@@ -263,8 +263,8 @@ impl NeoClient {
                     // checks what storages list): the loop ends when the
                     // range is exhausted.
                     if let Some(after) = after.filter(|after| *after <= from) {
-                        return Err(Error::Client(ClientError::Storage(format!(
-                            "the iterator did not advance: from {from}, next at {after}"
+                        return Err(Error::Client(ClientError::UnexpectedAnswer(format!(
+                            "iteration from {from} continuing at {after}: not advancing"
                         ))));
                     }
                     all.extend(transactions);
@@ -511,8 +511,8 @@ impl Invalidations {
 }
 
 fn unexpected<T>(answer: Answer) -> Result<T> {
-    Err(Error::Client(ClientError::Storage(format!(
-        "unexpected answer {answer:?}"
+    Err(Error::Client(ClientError::UnexpectedAnswer(format!(
+        "{answer:?}"
     ))))
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use neo_proto::{Oid, Tid};
+use neo_proto::{ErrorCode, Oid, Tid};
 
 /// Identifies an operation started by the application; its result comes
 /// back as [`ClientEvent::Done`] with the same id.
@@ -118,7 +118,9 @@ pub enum Answer {
     Packed(Option<Tid>),
 }
 
-/// Why an operation failed (NEO/py's exceptions).
+/// Why an operation failed. The first group are the answers ZODB maps to
+/// its own exceptions; then what the cluster did; last, misuse of the API
+/// (a bug in the caller, not a condition to recover from).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// No record matches (OID_NOT_FOUND, TID_NOT_FOUND): `loadBefore`
@@ -130,19 +132,55 @@ pub enum ClientError {
     CreationUndone,
     /// An undo points to a revision a pack removed.
     UndoPack,
-    /// Every replica returned data not matching its checksum.
-    WrongChecksum { oid: Oid, serial: Tid },
-    /// The connection to the primary master was lost: retry the whole
-    /// transaction (ZODB's ReadConflictError).
-    MasterLost,
     /// A checked object (readCurrent) changed: ReadConflictError.
     ReadConflict { oid: Oid, serial: Tid, read: Tid },
     /// The client is read-only.
     ReadOnly,
     /// Undo is impossible (the transaction's records were packed).
     Undo(String),
-    /// Anything else (NEO/py's NEOStorageError).
-    Storage(String),
+
+    /// The connection to the primary master was lost: retry the whole
+    /// transaction (ZODB's ReadConflictError).
+    MasterLost,
+    /// Every replica returned data not matching its checksum.
+    WrongChecksum { oid: Oid, serial: Tid },
+    /// Object data that does not unpack.
+    CorruptData { oid: Oid, why: String },
+    /// No running storage serves the partition.
+    NoStorage { partition: u32 },
+    /// The partition left the table (the master changed their number).
+    PartitionGone(u32),
+    /// The master has no oid left to give.
+    OidsExhausted,
+    /// The transaction was aborted while the operation waited.
+    Aborted,
+    /// The vote failed: the transaction must be aborted.
+    Vote(VoteError),
+    /// A node refused the request (its Error packet).
+    Refused { code: ErrorCode, message: String },
+    /// A node answered with something no request of this kind expects.
+    UnexpectedAnswer(String),
+
+    /// No transaction has this id (ended, or never begun).
+    UnknownTransaction(TxnId),
+    /// The master has not answered the transaction's begin yet.
+    NotBegun,
+    /// The transaction is voting: it takes no more writes.
+    Voting,
+    /// `resolve_conflict` for an object with no conflict to resolve.
+    NoConflictToResolve(Oid),
+}
+
+/// Why a vote failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteError {
+    /// Some store or check got no answer from any storage.
+    WritesLost,
+    /// No storage holds the write lock of this partition.
+    PartitionNotLocked(u32),
+    /// The storages whose vote failed cannot be dropped without making
+    /// the cluster non-operational.
+    StoragesNeeded,
 }
 
 impl fmt::Display for ClientError {
@@ -152,19 +190,52 @@ impl fmt::Display for ClientError {
             ClientError::DoesNotExist => write!(f, "the object does not exist"),
             ClientError::CreationUndone => write!(f, "the object's creation was undone"),
             ClientError::UndoPack => write!(f, "cannot undo: a revision was packed"),
-            ClientError::WrongChecksum { oid, serial } => {
-                write!(f, "wrong checksum for {oid} at {serial} on every replica")
-            }
-            ClientError::MasterLost => write!(f, "connection to the primary master lost"),
             ClientError::ReadConflict { oid, serial, read } => {
                 write!(f, "read conflict on {oid}: read {read}, now {serial}")
             }
             ClientError::ReadOnly => write!(f, "read-only client"),
             ClientError::Undo(why) => write!(f, "undo error: {why}"),
-            ClientError::Storage(why) => write!(f, "{why}"),
+            ClientError::MasterLost => write!(f, "connection to the primary master lost"),
+            ClientError::WrongChecksum { oid, serial } => {
+                write!(f, "wrong checksum for {oid} at {serial} on every replica")
+            }
+            ClientError::CorruptData { oid, why } => write!(f, "corrupt data of {oid}: {why}"),
+            ClientError::NoStorage { partition } => {
+                write!(f, "no storage available for partition {partition}")
+            }
+            ClientError::PartitionGone(partition) => {
+                write!(f, "partition {partition} is not in the partition table")
+            }
+            ClientError::OidsExhausted => write!(f, "new_oid failed: no oid left"),
+            ClientError::Aborted => write!(f, "aborted"),
+            ClientError::Vote(error) => write!(f, "{error}"),
+            ClientError::Refused { code, message } => write!(f, "{code}: {message}"),
+            ClientError::UnexpectedAnswer(what) => write!(f, "unexpected answer {what}"),
+            ClientError::UnknownTransaction(txn) => write!(f, "unknown transaction {}", txn.0),
+            ClientError::NotBegun => write!(f, "the transaction has not begun"),
+            ClientError::Voting => write!(f, "the transaction is voting"),
+            ClientError::NoConflictToResolve(oid) => write!(f, "no conflict on {oid} to resolve"),
         }
     }
 }
+
+impl fmt::Display for VoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VoteError::WritesLost => write!(f, "could not store/check all oids"),
+            VoteError::PartitionNotLocked(partition) => {
+                write!(f, "partition {partition} not fully write-locked")
+            }
+            VoteError::StoragesNeeded => write!(
+                f,
+                "storage nodes for which vote failed can not be disconnected without \
+                 making the cluster non-operational"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for VoteError {}
 
 impl std::error::Error for ClientError {}
 

@@ -13,7 +13,9 @@ use neo_proto::{
     ErrorCode, FailedVote, Nid, ObjectData, Oid, PackRequest, Packet, Tid, UndoSerial, WaitForPack,
 };
 
-use super::api::{Answer, ClientError, ClientEvent, Conflict, OpId, TxnId, UndoConflict};
+use super::api::{
+    Answer, ClientError, ClientEvent, Conflict, OpId, TxnId, UndoConflict, VoteError,
+};
 use super::read::Fetches;
 use super::txn::{InFlight, TxnContext, Write};
 use super::{error_of, Client, Op, OpKind, OpResult, Reply, Request};
@@ -101,7 +103,7 @@ impl Client {
     fn context(&self, txn: TxnId) -> Result<&TxnContext, ClientError> {
         self.txns
             .get(&txn)
-            .ok_or_else(|| ClientError::Storage(format!("unknown transaction {}", txn.0)))
+            .ok_or(ClientError::UnknownTransaction(txn))
     }
 
     /// Bytes a transaction has in flight (the application waits while this
@@ -164,12 +166,12 @@ impl Client {
         match result {
             Ok(Reply::Packet(Packet::AnswerBeginTransaction(answer))) => {
                 let Some(context) = self.txns.get_mut(&txn) else {
-                    return self.fail(op, ClientError::Storage("aborted".into()));
+                    return self.fail(op, ClientError::Aborted);
                 };
                 context.ttid = Some(answer.ttid);
                 if context.aborted {
                     self.tpc_abort(self.now, txn);
-                    return self.fail(op, ClientError::Storage("aborted".into()));
+                    return self.fail(op, ClientError::Aborted);
                 }
                 self.done(op, Answer::Begun(answer.ttid));
             }
@@ -237,9 +239,7 @@ impl Client {
         self.writable(txn)?;
         let context = self.txns.get_mut(&txn).unwrap();
         let Some(committed) = context.resolving.remove(&oid) else {
-            return Err(ClientError::Storage(format!(
-                "no conflict on {oid} to resolve"
-            )));
+            return Err(ClientError::NoConflictToResolve(oid));
         };
         context.resolved_dict.insert(oid, committed);
         let result = self.write_object(txn, oid, committed, data, None);
@@ -251,11 +251,9 @@ impl Client {
     fn writable(&self, txn: TxnId) -> Result<Tid, ClientError> {
         let context = self.context(txn)?;
         if context.stored {
-            return Err(ClientError::Storage("the transaction is voting".into()));
+            return Err(ClientError::Voting);
         }
-        context
-            .ttid
-            .ok_or_else(|| ClientError::Storage("the transaction has not begun".into()))
+        context.ttid.ok_or(ClientError::NotBegun)
     }
 
     /// Sends a store of `oid` to every cell of its partition.
@@ -339,9 +337,7 @@ impl Client {
             }
         }
         if nids.is_empty() {
-            return Err(ClientError::Storage(format!(
-                "no storage available for write to partition {partition}"
-            )));
+            return Err(ClientError::NoStorage { partition });
         }
         Ok(nids)
     }
@@ -582,9 +578,10 @@ impl Client {
                         (Some(data), _) => match crate::data::unpack(&data) {
                             Ok(raw) => Write::Data(Some(raw)),
                             Err(error) => {
-                                context.failure.get_or_insert(ClientError::Storage(format!(
-                                    "wrong data from {nid} while getting back {oid}: {error}"
-                                )));
+                                context.failure.get_or_insert(ClientError::CorruptData {
+                                    oid,
+                                    why: format!("from {nid}, while getting it back: {error}"),
+                                });
                                 return self.txn_changed(txn);
                             }
                         },
@@ -645,14 +642,9 @@ impl Client {
                 context.op = Some(op);
                 self.txn_changed(txn);
             }
-            Some(_) => self.fail(
-                op,
-                ClientError::Storage("the transaction has not begun or is voting".into()),
-            ),
-            None => self.fail(
-                op,
-                ClientError::Storage(format!("unknown transaction {}", txn.0)),
-            ),
+            Some(context) if context.ttid.is_none() => self.fail(op, ClientError::NotBegun),
+            Some(_) => self.fail(op, ClientError::Voting),
+            None => self.fail(op, ClientError::UnknownTransaction(txn)),
         }
     }
 
@@ -669,7 +661,7 @@ impl Client {
         };
         let (txn, stage) = (state.txn, state.stage);
         let Some(context) = self.txns.get(&txn) else {
-            return self.fail(op, ClientError::Storage("aborted".into()));
+            return self.fail(op, ClientError::Aborted);
         };
         if let Some(failure) = context.failure.clone() {
             return self.end_vote(op, txn, Err(failure));
@@ -680,13 +672,7 @@ impl Client {
                     return;
                 }
                 if !context.data_dict.is_empty() {
-                    return self.end_vote(
-                        op,
-                        txn,
-                        Err(ClientError::Storage(
-                            "could not store/check all oids".into(),
-                        )),
-                    );
+                    return self.end_vote(op, txn, Err(ClientError::Vote(VoteError::WritesLost)));
                 }
                 let context = self.txns.get_mut(&txn).unwrap();
                 context.stored = true;
@@ -750,9 +736,7 @@ impl Client {
                         })
                     });
                     if !locked_somewhere {
-                        let error = ClientError::Storage(format!(
-                            "partition {partition} not fully write-locked"
-                        ));
+                        let error = ClientError::Vote(VoteError::PartitionNotLocked(*partition));
                         return self.end_vote(op, txn, Err(error));
                     }
                 }
@@ -784,11 +768,7 @@ impl Client {
             Ok(Reply::Packet(Packet::Error(error)))
                 if error.code == ErrorCode::IncompleteTransaction =>
             {
-                Err(ClientError::Storage(
-                    "storage nodes for which vote failed can not be disconnected without \
-                     making the cluster non-operational"
-                        .into(),
-                ))
+                Err(ClientError::Vote(VoteError::StoragesNeeded))
             }
             // Lost the master: the transaction's error says so below.
             Err(ClientError::MasterLost) => Ok(()),
@@ -804,11 +784,11 @@ impl Client {
             return;
         };
         context.op = None;
-        let outcome = outcome.and_then(|()| match &context.error {
-            // Lost the master since begin: finishing would likely fail.
-            Some(error) => Err(ClientError::Storage(error.clone())),
-            None => Ok(()),
-        });
+        // Lost the master since begin: finishing would likely fail.
+        let outcome = match context.master_lost {
+            true => outcome.and(Err(ClientError::MasterLost)),
+            false => outcome,
+        };
         match outcome {
             Ok(()) => {
                 context.voted = true;
@@ -926,14 +906,7 @@ impl Client {
                 Ok(Reply::Packet(Packet::Error(error)))
                     if error.code == ErrorCode::IncompleteTransaction =>
                 {
-                    self.fail(
-                        op,
-                        ClientError::Storage(
-                            "storage nodes for which vote failed can not be disconnected \
-                             without making the cluster non-operational"
-                                .into(),
-                        ),
-                    )
+                    self.fail(op, ClientError::Vote(VoteError::StoragesNeeded))
                 }
                 Err(ClientError::MasterLost) => {
                     // Did it commit? Ask until someone knows.
@@ -983,7 +956,7 @@ impl Client {
             return;
         };
         if let Some(op) = context.op {
-            self.fail(op, ClientError::Storage("aborted".into()));
+            self.fail(op, ClientError::Aborted);
         }
         let abort = AbortTransaction {
             ttid,
@@ -1044,7 +1017,7 @@ impl Client {
         };
         let (txn, undone) = (state.txn, state.undone);
         let Ok(ttid) = self.writable(txn) else {
-            return self.fail(op, ClientError::Storage("aborted".into()));
+            return self.fail(op, ClientError::Aborted);
         };
         let state = self.undo_state(op).unwrap();
         match &mut state.stage {
@@ -1326,7 +1299,9 @@ impl Client {
                 let error = match outcome {
                     Err(error) => error,
                     Ok(Reply::Packet(packet)) => error_of(&packet),
-                    Ok(Reply::Answer(_)) => ClientError::Storage("pack failed".into()),
+                    Ok(Reply::Answer(answer)) => {
+                        ClientError::UnexpectedAnswer(format!("{answer:?}"))
+                    }
                 };
                 if let Some(txn) = txn {
                     self.tpc_abort(self.now, txn);

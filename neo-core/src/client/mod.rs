@@ -41,7 +41,7 @@ use neo_proto::{
 
 pub use api::{
     Answer, ClientError, ClientEvent, Conflict, HistoryEntry, IteratorRecord, IteratorTransaction,
-    LoadMode, Loaded, OpId, TransactionInfo, TxnId, UndoConflict,
+    LoadMode, Loaded, OpId, TransactionInfo, TxnId, UndoConflict, VoteError,
 };
 pub use read::LOADS_IN_FLIGHT_COUNT_MAX;
 
@@ -467,7 +467,7 @@ impl Client {
             // possible oid): asking again would get none either.
             Ok(Reply::Packet(Packet::AnswerNewOIDs(answer))) if answer.oids.is_empty() => {
                 for op in std::mem::take(&mut self.oid_waiters) {
-                    self.fail(op, ClientError::Storage("new_oid failed".into()));
+                    self.fail(op, ClientError::OidsExhausted);
                 }
             }
             Ok(Reply::Packet(Packet::AnswerNewOIDs(answer))) => {
@@ -488,7 +488,9 @@ impl Client {
                 let error = match other {
                     Err(error) => error,
                     Ok(Reply::Packet(packet)) => error_of(&packet),
-                    Ok(Reply::Answer(_)) => ClientError::Storage("new_oid failed".into()),
+                    Ok(Reply::Answer(answer)) => {
+                        ClientError::UnexpectedAnswer(format!("{answer:?}"))
+                    }
                 };
                 for op in std::mem::take(&mut self.oid_waiters) {
                     self.fail(op, error.clone());
@@ -807,7 +809,7 @@ impl Client {
         self.ignore_invalidations = true;
         self.oid_pool.clear();
         for context in self.txns.values_mut() {
-            context.error = Some("connection to primary master node closed".into());
+            context.master_lost = true;
         }
         if was_ready {
             self.net.emit(Output::Event(ClientEvent::Disconnected));
@@ -1067,12 +1069,12 @@ fn error_of(packet: &Packet) -> ClientError {
             neo_proto::ErrorCode::OidDoesNotExist => ClientError::DoesNotExist,
             neo_proto::ErrorCode::UndoPackError => ClientError::UndoPack,
             neo_proto::ErrorCode::ReadOnlyAccess => ClientError::ReadOnly,
-            code => ClientError::Storage(format!(
-                "{code}: {}",
-                String::from_utf8_lossy(&error.message)
-            )),
+            code => ClientError::Refused {
+                code,
+                message: String::from_utf8_lossy(&error.message).into_owned(),
+            },
         },
-        other => ClientError::Storage(format!("unexpected answer {}", other.name())),
+        other => ClientError::UnexpectedAnswer(other.name().to_string()),
     }
 }
 
@@ -1099,7 +1101,7 @@ fn transaction_info(result: OpResult) -> Result<TransactionInfo, ClientError> {
             oids: answer.oids,
         }),
         Reply::Packet(packet) => Err(error_of(&packet)),
-        Reply::Answer(_) => Err(ClientError::Storage("unexpected answer".into())),
+        Reply::Answer(answer) => Err(ClientError::UnexpectedAnswer(format!("{answer:?}"))),
     }
 }
 

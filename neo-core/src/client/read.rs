@@ -193,8 +193,7 @@ impl Client {
         if !self.pt.as_ref().is_some_and(|pt| pt.contains(partition)) {
             // The master changed the number of partitions: no cell will
             // ever serve this one.
-            let error = format!("partition {partition} is not in the partition table");
-            return self.fail(op, ClientError::Storage(error));
+            return self.fail(op, ClientError::PartitionGone(partition));
         }
         let mut cells = self.read_candidates(partition);
         let state = self.read_state(op).unwrap();
@@ -222,12 +221,13 @@ impl Client {
         // A whole pass without success.
         let state = self.read_state(op).unwrap();
         let (failed, pass_len, wrong) = (state.failed, state.pass_len, state.wrong_checksum);
+        let partition = state.partition;
         if self.pt.is_none() {
             self.fail(op, ClientError::MasterLost);
         } else if pass_len < failed {
             let error = match wrong {
                 Some((oid, serial)) => ClientError::WrongChecksum { oid, serial },
-                None => ClientError::Storage("no storage available".into()),
+                None => ClientError::NoStorage { partition },
             };
             self.fail(op, error);
         } else {
@@ -414,7 +414,16 @@ impl Client {
         };
         let raw = match crate::data::unpack(&data) {
             Ok(raw) => raw,
-            Err(error) => return self.fail(op, ClientError::Storage(error.to_string())),
+            Err(error) => {
+                let why = error.to_string();
+                return self.fail(
+                    op,
+                    ClientError::CorruptData {
+                        oid: answer.oid,
+                        why,
+                    },
+                );
+            }
         };
         let state = self.load_state(op).unwrap();
         let mut next_serial = answer.next_serial;

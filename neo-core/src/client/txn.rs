@@ -75,7 +75,7 @@ pub struct TxnContext {
     pub stored: bool,
     pub voted: bool,
     /// Lost the master since begin: the vote fails.
-    pub error: Option<String>,
+    pub master_lost: bool,
     /// A failure that dooms the transaction.
     pub failure: Option<ClientError>,
     pub pack: Option<PackRequest>,
@@ -106,7 +106,7 @@ impl TxnContext {
             syncing: false,
             stored: false,
             voted: false,
-            error: None,
+            master_lost: false,
             failure: None,
             pack: None,
             op: None,

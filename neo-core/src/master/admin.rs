@@ -106,7 +106,7 @@ impl Master {
                 };
                 let changes = pt
                     .tweak(&drop_list, &devpath_of, &state_of)
-                    .map_err(|e| Reject::denied(e.0))?;
+                    .map_err(|e| Reject::denied(e.to_string()))?;
                 let rows = pt.rows();
                 if !request.dry_run {
                     self.pt = pt;
@@ -301,7 +301,7 @@ impl Master {
             let mut changes = self
                 .pt
                 .drop_nodes(&[nid], keep)
-                .map_err(|e| Reject::denied(e.0))?;
+                .map_err(|e| Reject::denied(e.to_string()))?;
             self.nodes.get_mut(key).unwrap().state = state;
             if let Some(c) = self.conn_of(key) {
                 let info = self.nodes.get(key).unwrap().info();

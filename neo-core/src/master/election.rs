@@ -428,7 +428,7 @@ impl Master {
                         &notification.nodes,
                         &|_| false,
                     )
-                    .map_err(|e| Reject::protocol(e.0))?;
+                    .map_err(|e| Reject::protocol(e.to_string()))?;
                 for closed in effects.closed_conns {
                     if closed != conn {
                         self.net.close(closed);

@@ -102,7 +102,7 @@ impl Master {
             }
             Packet::NotifyReplicationDone(done) if self.in_service() => {
                 match self.pt.set_up_to_date(nid, done.partition) {
-                    Err(error) => Err(Reject::protocol(error.0)),
+                    Err(error) => Err(Reject::protocol(error.to_string())),
                     Ok(None) => {
                         self.log(
                             Level::Info,

@@ -59,13 +59,64 @@ impl Cell {
     }
 }
 
-/// Why a partition table operation is refused.
+/// Why a partition table operation is refused. The texts of the refusals
+/// an operator sees (through neoctl) are NEO/py's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PtError(pub String);
+pub enum PtError {
+    /// A table has 1 to PARTITIONS_COUNT_MAX rows.
+    RowCount(usize),
+    /// Changes that do not follow our table's id.
+    WrongPtid { ptid: Ptid, expected: Option<u64> },
+    /// No such partition.
+    PartitionOutOfRange { partition: u64, partitions: u32 },
+    /// The node has no cell in the partition.
+    NotAssigned,
+    /// A node that is not running cannot get cells.
+    NodeNotRunning(Nid),
+    /// The partition would lose its last readable cell.
+    NoReadableCellLeft(u32),
+    /// Dropping the nodes would drop the only readable copies.
+    OnlyReadableCopies(usize),
+    /// Every node would be dropped.
+    NoNodeLeft,
+    /// The search found no assignment of the partitions.
+    NoAssignment,
+    /// The tweak would leave partitions without a readable cell.
+    NotOperational { changes: usize },
+}
 
 impl fmt::Display for PtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            PtError::RowCount(rows) => write!(f, "a partition table of {rows} rows"),
+            PtError::WrongPtid { ptid, expected } => {
+                write!(f, "wrong partition table id {ptid}, expected {expected:?}")
+            }
+            PtError::PartitionOutOfRange {
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "partition {partition} out of range (the table has {partitions})"
+            ),
+            PtError::NotAssigned => f.write_str("Non-assigned partition"),
+            PtError::NodeNotRunning(nid) => {
+                write!(f, "cannot make a table with {nid}: not running")
+            }
+            PtError::NoReadableCellLeft(partition) => {
+                write!(f, "partition {partition} would have no readable cell left")
+            }
+            PtError::OnlyReadableCopies(partition) => write!(
+                f,
+                "Refuse to drop nodes that contain the only readable copies of partition {partition}"
+            ),
+            PtError::NoNodeLeft => f.write_str("Can't remove all nodes."),
+            PtError::NoAssignment => f.write_str("no assignment of partitions fits"),
+            PtError::NotOperational { changes } => write!(
+                f,
+                "tweak left the table non-operational ({changes} changes applied)"
+            ),
+        }
     }
 }
 
@@ -120,7 +171,7 @@ impl PartitionTable {
         let partitions = u32::try_from(rows.len())
             .ok()
             .and_then(Partitions::new)
-            .ok_or_else(|| PtError(format!("a partition table of {} rows", rows.len())))?;
+            .ok_or(PtError::RowCount(rows.len()))?;
         let mut table = PartitionTable::new(partitions, num_replicas);
         table.ptid = ptid;
         for (offset, row) in rows.iter().enumerate() {
@@ -156,6 +207,13 @@ impl PartitionTable {
 
     pub fn num_partitions(&self) -> u32 {
         self.partitions.count()
+    }
+
+    fn out_of_range(&self, partition: u64) -> PtError {
+        PtError::PartitionOutOfRange {
+            partition,
+            partitions: self.num_partitions(),
+        }
     }
 
     pub fn partitions(&self) -> Partitions {
@@ -313,17 +371,11 @@ impl PartitionTable {
     ) -> Result<(), PtError> {
         let expected = self.ptid.map_or(Some(1), |p| p.0.checked_add(1));
         if Some(ptid.0) != expected {
-            return Err(PtError(format!(
-                "wrong partition table id {ptid}, expected {expected:?}"
-            )));
+            return Err(PtError::WrongPtid { ptid, expected });
         }
         for change in changes {
             if change.offset as usize >= self.rows.len() {
-                return Err(PtError(format!(
-                    "partition {} out of range (the table has {})",
-                    change.offset,
-                    self.rows.len()
-                )));
+                return Err(self.out_of_range(change.offset.into()));
             }
         }
         self.ptid = Some(ptid);
@@ -362,7 +414,7 @@ impl PartitionTable {
         let row = self
             .rows
             .get(offset as usize)
-            .ok_or_else(|| PtError(format!("no partition {offset}")))?;
+            .ok_or_else(|| self.out_of_range(offset.into()))?;
         let marked: Vec<Nid> = row
             .iter()
             .filter(|c| nids.contains(&c.nid) && c.state != CellState::Corrupted)
@@ -372,9 +424,7 @@ impl PartitionTable {
             .iter()
             .any(|c| c.is_readable() && !nids.contains(&c.nid))
         {
-            return Err(PtError(format!(
-                "partition {offset} would have no readable cell left"
-            )));
+            return Err(PtError::NoReadableCellLeft(offset));
         }
         let mut changes = Changes::new();
         for nid in marked {
@@ -409,9 +459,7 @@ impl PartitionTable {
             .iter()
             .find(|&&n| state_of(n) != Some(NodeState::Running))
         {
-            return Err(PtError(format!(
-                "cannot make a table with {nid}: not running"
-            )));
+            return Err(PtError::NodeNotRunning(*nid));
         }
         self.add_nodes(nids);
         self.tweak(&[], devpath_of, state_of)?;
@@ -484,9 +532,9 @@ impl PartitionTable {
         let row = self
             .rows
             .get(offset)
-            .ok_or_else(|| PtError(format!("partition {offset} out of range")))?;
+            .ok_or_else(|| self.out_of_range(offset as u64))?;
         match row.iter().find(|c| c.nid == nid) {
-            None => return Err(PtError("Non-assigned partition".into())),
+            None => return Err(PtError::NotAssigned),
             Some(cell) if cell.state != CellState::OutOfDate || !cell.updatable => return Ok(None),
             Some(_) => {}
         }
@@ -551,9 +599,7 @@ impl PartitionTable {
                     back_to_up_to_date.push((offset, feeding));
                 }
             } else if dropped_readable && !up_to_date {
-                return Err(PtError(format!(
-                    "Refuse to drop nodes that contain the only readable copies of partition {offset}"
-                )));
+                return Err(PtError::OnlyReadableCopies(offset));
             }
             new_rows.push(new_row);
         }

@@ -125,7 +125,7 @@ impl PartitionTable {
             .filter(|nid| !drop_list.contains(nid))
             .collect();
         if nodes.is_empty() {
-            return Err(PtError("Can't remove all nodes.".into()));
+            return Err(PtError::NoNodeLeft);
         }
         let mut cells: Vec<BTreeMap<u32, CellState>> = vec![BTreeMap::new(); nodes.len()];
         for (offset, row) in self.rows.iter().enumerate() {
@@ -197,7 +197,7 @@ impl PartitionTable {
             steps_left = TWEAK_SEARCH_STEPS_MAX;
         }
         if solution.is_empty() {
-            return Err(PtError("no assignment of partitions fits".into()));
+            return Err(PtError::NoAssignment);
         }
 
         // Apply the solution.
@@ -267,10 +267,9 @@ impl PartitionTable {
             }
         }
         if !self.operational(state_of, &[]) {
-            return Err(PtError(format!(
-                "tweak left the table non-operational ({} changes applied)",
-                changes.len()
-            )));
+            return Err(PtError::NotOperational {
+                changes: changes.len(),
+            });
         }
         Ok(changes)
     }
