@@ -17,9 +17,9 @@ use neo_proto::{
 };
 
 use crate::identity::Identity;
-use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::net::{Dispatch, Net, Reject};
-use crate::nodes::NodeTable;
+use crate::node::{ConnId, Input, Level, Node, Output};
+use crate::node_table::NodeTable;
 use crate::primary_link::{FromPrimary, Identified, PrimaryLink};
 use crate::pt::PartitionTable;
 use crate::time::Time;

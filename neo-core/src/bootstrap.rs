@@ -4,8 +4,8 @@
 
 use neo_proto::{Address, NodeType};
 
-use crate::io::Level;
-use crate::nodes::NodeTable;
+use crate::node::Level;
+use crate::node_table::NodeTable;
 use crate::throttle::ConnectThrottle;
 use crate::time::Time;
 

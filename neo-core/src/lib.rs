@@ -111,11 +111,11 @@
 //!
 //! # Modules
 //!
-//! - [`io`]: the contract; [`net`]: message ids, pending requests, outputs;
+//! - [`node`]: the contract; [`net`]: message ids, pending requests, outputs;
 //!   [`identity`]: what a node says when it identifies; [`primary_link`]:
 //!   following the primary master (storages, admins, clients), over
 //!   [`bootstrap`] and [`throttle`]: finding it, pacing.
-//! - [`nodes`]: the node table; [`pt`]: the partition table and the
+//! - [`node_table`]: the node table; [`pt`]: the partition table and the
 //!   master's algorithms on it.
 //! - [`master`], [`storage`], [`admin`], [`client`]: the node kinds.
 //! - [`data`]: object data as stored and transmitted.
@@ -126,11 +126,11 @@ pub mod bootstrap;
 pub mod client;
 pub mod data;
 pub mod identity;
-pub mod io;
 pub mod liveness;
 pub mod master;
 pub mod net;
-pub mod nodes;
+pub mod node;
+pub mod node_table;
 pub mod primary_link;
 pub mod pt;
 pub mod rng;
@@ -138,5 +138,5 @@ pub mod storage;
 pub mod throttle;
 pub mod time;
 
-pub use io::{ConnId, Input, Level, Node, Output};
+pub use node::{ConnId, Input, Level, Node, Output};
 pub use time::{Time, WallTime};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hashbrown::HashMap;
 
-use crate::io::ConnId;
+use crate::node::ConnId;
 use crate::time::Time;
 
 /// What to do about a watched connection, from [`Liveness::poll`].

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 use neo_proto::{Address, ErrorCode, Packet, PacketKind};
 
-use crate::io::{ConnId, Level, Output};
+use crate::node::{ConnId, Level, Output};
 
 /// A request we sent and the context to handle its answer in.
 #[derive(Debug)]

@@ -18,9 +18,9 @@ use neo_proto::{
 
 use crate::bootstrap::{refusal, Attempt, Bootstrap};
 use crate::identity::Identity;
-use crate::io::{ConnId, Level};
 use crate::net::{Net, Reject};
-use crate::nodes::{NodeTable, NotificationEffects};
+use crate::node::{ConnId, Level};
+use crate::node_table::{NodeTable, NotificationEffects};
 use crate::pt::PartitionTable;
 use crate::time::Time;
 

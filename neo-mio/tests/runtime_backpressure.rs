@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use neo_core::io::{ConnId, Input, Node, Output};
+use neo_core::node::{ConnId, Input, Node, Output};
 use neo_core::time::Time;
 use neo_mio::runtime::{Hosted, Runtime};
 use neo_mio::runtime::{MAX_QUEUED, READ_TURN_BYTES_MAX};

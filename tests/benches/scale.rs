@@ -7,7 +7,7 @@
 //! JSON object per size:
 //!
 //! `cargo bench -p neo-tests --bench scale` (add node counts to override
-//! the default 10 100 1000). `tests/bench/scale-instructions` runs it
+//! the default 10 100 1000). `tests/bench-scripts/scale-instructions` runs it
 //! under callgrind for the master's instructions per event instead.
 //!
 //! A node join, a commit's invalidations and a partition-table change
@@ -21,7 +21,7 @@ use neo_tests::sim::campaign::replicated_and_quiet;
 use neo_tests::sim::drive::Cluster;
 use neo_tests::sim::SimConfig;
 
-/// Marks the end of a phase for `tests/bench/scale-instructions`, which
+/// Marks the end of a phase for `tests/bench-scripts/scale-instructions`, which
 /// runs this benchmark under callgrind, counting only the master's
 /// instructions, and dumps the counters after each call of this function.
 #[inline(never)]

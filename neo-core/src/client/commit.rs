@@ -19,7 +19,7 @@ use super::api::{
 use super::read::Fetches;
 use super::txn::{InFlight, TxnContext, Write};
 use super::{error_of, Client, Op, OpKind, OpResult, Reply, Request};
-use crate::io::{Level, Output};
+use crate::node::{Level, Output};
 use crate::time::Time;
 
 /// The description of the transaction carrying a pack order.

@@ -269,7 +269,7 @@ impl Client {
                 };
                 if crate::data::verify(&data).is_err() {
                     self.net.log(
-                        crate::io::Level::Error,
+                        crate::node::Level::Error,
                         format!(
                             "wrong checksum from {nid} for {}@{}",
                             answer.oid, answer.serial

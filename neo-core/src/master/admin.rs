@@ -8,9 +8,9 @@ use neo_proto::{
 };
 
 use super::{Master, StoppedOperation};
-use crate::io::{ConnId, Level};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::{ConnId, Level};
+use crate::node_table::NodeKey;
 
 pub(super) fn ack(message: impl Into<String>) -> Packet {
     Packet::error(ErrorCode::Ack, message)
@@ -135,12 +135,12 @@ impl Master {
                     return Err(denied_in_state("truncate"));
                 }
                 let primary = self.primary().unwrap();
-                if primary.tm.last_transaction <= request.tid {
+                if primary.commits.last_transaction <= request.tid {
                     return Err(Reject::denied(
                         "Truncating after last transaction does nothing",
                     ));
                 }
-                if primary.tm.first_tid > request.tid {
+                if primary.commits.first_tid > request.tid {
                     return Err(Reject::denied(
                         "Truncating before first transaction is probably not what you intended to do",
                     ));

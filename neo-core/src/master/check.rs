@@ -18,8 +18,8 @@ use neo_proto::{CheckPartition, CheckReplicas, CheckSource, Nid};
 
 use super::admin::ack;
 use super::Master;
-use crate::io::{ConnId, Level};
 use crate::net::Reject;
+use crate::node::{ConnId, Level};
 
 impl Master {
     pub(super) fn check_replicas_command(
@@ -29,7 +29,7 @@ impl Master {
         request: CheckReplicas,
     ) -> Result<(), Reject> {
         let primary = self.primary().unwrap();
-        let max_tid = request.max_tid.unwrap_or(primary.tm.last_transaction);
+        let max_tid = request.max_tid.unwrap_or(primary.commits.last_transaction);
         let pack_generation = primary.pm.quiet_generation();
         if request.min_tid > max_tid {
             self.log(

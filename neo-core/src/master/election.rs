@@ -17,11 +17,11 @@ use neo_proto::{
     RequestIdentification, Timestamp,
 };
 
-use super::{ConnRole, Master, Phase, Request, Role};
+use super::{ConnRole, Master, PrimaryPhase, Request, Role};
 use crate::identity::Identity;
-use crate::io::{ConnId, Level};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::{ConnId, Level};
+use crate::node_table::NodeKey;
 
 /// A candidate's election key: smaller wins.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,7 +272,7 @@ impl Master {
 
     pub(super) fn set_try_secondary(&mut self) {
         if let Some(primary) = self.primary_mut() {
-            if let Phase::Recovery(recovery) = &mut primary.phase {
+            if let PrimaryPhase::Recovery(recovery) = &mut primary.phase {
                 recovery.try_secondary = true;
             }
         }

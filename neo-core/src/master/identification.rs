@@ -6,10 +6,10 @@ use neo_proto::{
     NodeState, NodeType, NotPrimaryMaster, Packet, RequestIdentification, Timestamp, Value,
 };
 
-use super::{election::ElectionKey, ConnRole, Master, Phase, Request, Role};
-use crate::io::{ConnId, Level};
+use super::{election::ElectionKey, ConnRole, Master, PrimaryPhase, Request, Role};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::{ConnId, Level};
+use crate::node_table::NodeKey;
 
 impl Master {
     /// The first packet of an accepted connection.
@@ -169,7 +169,7 @@ impl Master {
                 }
                 let known = nid.is_some() && node.is_some();
                 state = match self.primary().unwrap().phase {
-                    Phase::Recovery(_) => NodeState::Pending,
+                    PrimaryPhase::Recovery(_) => NodeState::Pending,
                     _ if known => NodeState::Running,
                     _ => NodeState::Pending,
                 };
@@ -218,7 +218,7 @@ impl Master {
             return Err(Reject::not_ready("election in progress"));
         }
         if node_type == NodeType::Storage && requested != Some(nid) {
-            if let Phase::Recovery(recovery) = &mut self.primary_mut().unwrap().phase {
+            if let PrimaryPhase::Recovery(recovery) = &mut self.primary_mut().unwrap().phase {
                 recovery.fresh_nids.insert(nid);
             }
         }
@@ -294,7 +294,8 @@ impl Master {
         match node_type {
             NodeType::Master => {}
             NodeType::Storage => {
-                let phase_is_recovery = matches!(self.primary().unwrap().phase, Phase::Recovery(_));
+                let phase_is_recovery =
+                    matches!(self.primary().unwrap().phase, PrimaryPhase::Recovery(_));
                 if phase_is_recovery {
                     let epoch = self.primary().unwrap().epoch;
                     self.net

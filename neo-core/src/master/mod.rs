@@ -19,11 +19,11 @@
 
 mod admin;
 mod check;
-mod client;
 mod election;
 mod identification;
 mod pack;
 mod recovery;
+mod serve_clients;
 mod service;
 mod transactions;
 mod verification;
@@ -40,10 +40,10 @@ use neo_proto::{
     StopOperation, Tid, Timestamp, Truncate,
 };
 
-use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::liveness::{Liveness, Verdict};
 use crate::net::{Dispatch, Net, Reject};
-use crate::nodes::{NodeKey, NodeTable};
+use crate::node::{ConnId, Input, Level, Node, Output};
+use crate::node_table::{NodeKey, NodeTable};
 use crate::pt::{Changes, PartitionTable};
 use crate::throttle::ConnectThrottle;
 use crate::time::{Time, TimestampClock, WallTime};
@@ -128,7 +128,7 @@ enum ConnRole {
 
 /// The primary role's phases.
 #[derive(Debug)]
-enum Phase {
+enum PrimaryPhase {
     Recovery(recovery::Recovery),
     Verification(verification::Verification),
     Service,
@@ -158,10 +158,10 @@ struct Primary {
     unheard_masters: BTreeSet<NodeKey>,
     /// Incremented at every phase change.
     epoch: u64,
-    phase: Phase,
+    phase: PrimaryPhase,
     truncate_tid: Option<Tid>,
     /// Pending transactions, last committed TID, last OID, first TID.
-    tm: transactions::TransactionManager,
+    commits: transactions::CommitCoordinator,
     pm: pack::PackManager,
     /// Client requests waiting for a condition (begin while storages
     /// start, FailedVote while another transaction lost storages).
@@ -319,7 +319,7 @@ impl Master {
     /// Last committed TID (primary).
     pub fn last_transaction(&self) -> Option<Tid> {
         match &self.role {
-            Role::Primary(primary) => Some(primary.tm.last_transaction),
+            Role::Primary(primary) => Some(primary.commits.last_transaction),
             _ => None,
         }
     }
@@ -327,7 +327,7 @@ impl Master {
     /// TTIDs of transactions being finished (primary), oldest first.
     pub fn finishing_transactions(&self) -> Vec<Tid> {
         match &self.role {
-            Role::Primary(primary) => primary.tm.finishing().map(|t| t.ttid).collect(),
+            Role::Primary(primary) => primary.commits.finishing().map(|t| t.ttid).collect(),
             _ => Vec::new(),
         }
     }
@@ -602,9 +602,9 @@ impl Master {
             election_round: None,
             unheard_masters,
             epoch: 0,
-            phase: Phase::Service,
+            phase: PrimaryPhase::Service,
             truncate_tid: None,
-            tm: transactions::TransactionManager::new(),
+            commits: transactions::CommitCoordinator::new(),
             pm: pack::PackManager::default(),
             postponed: Vec::new(),
             readiness: 0,
@@ -842,9 +842,9 @@ impl Master {
             Packet::AskLastIDs(_) if node_type != NodeType::Storage => {
                 let primary = self.primary().unwrap();
                 let answer = AnswerLastIDs {
-                    last_tid: Some(primary.tm.last_transaction),
-                    last_oid: Some(primary.tm.last_oid),
-                    first_tid: primary.tm.first_tid,
+                    last_tid: Some(primary.commits.last_transaction),
+                    last_oid: Some(primary.commits.last_oid),
+                    first_tid: primary.commits.first_tid,
                 };
                 self.net.answer(conn, msg_id, answer);
                 return Ok(());
@@ -906,7 +906,7 @@ impl Master {
             self.wake_at = None;
             match &self.role {
                 Role::Primary(primary) => {
-                    if matches!(primary.phase, Phase::Recovery(_)) {
+                    if matches!(primary.phase, PrimaryPhase::Recovery(_)) {
                         self.recovery_step();
                     }
                 }
@@ -1069,10 +1069,10 @@ impl Master {
     /// after every event).
     fn after_event(&mut self) {
         match self.primary().map(|p| &p.phase) {
-            Some(Phase::Recovery(_)) => self.recovery_step(),
-            Some(Phase::Verification(_)) => self.verification_step(),
-            Some(Phase::Service) => self.run_postponed(),
-            Some(Phase::Stopping) => {
+            Some(PrimaryPhase::Recovery(_)) => self.recovery_step(),
+            Some(PrimaryPhase::Verification(_)) => self.verification_step(),
+            Some(PrimaryPhase::Service) => self.run_postponed(),
+            Some(PrimaryPhase::Stopping) => {
                 self.run_postponed();
                 self.stopping_step();
             }

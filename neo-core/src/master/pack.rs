@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use neo_proto::{Nid, Oid, PackOrder, Tid};
 
-use crate::io::ConnId;
+use crate::node::ConnId;
 
 #[derive(Debug)]
 struct Pack {

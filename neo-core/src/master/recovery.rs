@@ -23,10 +23,10 @@ use neo_proto::{
 };
 
 use super::election::Pace;
-use super::{Master, Phase, Request};
-use crate::io::Level;
+use super::{Master, PrimaryPhase, Request};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::Level;
+use crate::node_table::NodeKey;
 use crate::pt::PartitionTable;
 
 /// Which storage is asked for the newest table.
@@ -69,7 +69,7 @@ impl Master {
         let primary = self.primary_mut().unwrap();
         primary.epoch += 1;
         primary.election_round = None;
-        primary.phase = Phase::Recovery(Recovery {
+        primary.phase = PrimaryPhase::Recovery(Recovery {
             target_ptid: 0,
             source: TableSource::Asking(Vec::new()),
             truncate_tids: BTreeMap::new(),
@@ -93,7 +93,7 @@ impl Master {
 
     fn recovery_mut(&mut self) -> Option<&mut Recovery> {
         match &mut self.primary_mut()?.phase {
-            Phase::Recovery(recovery) => Some(recovery),
+            PrimaryPhase::Recovery(recovery) => Some(recovery),
             _ => None,
         }
     }
@@ -390,7 +390,7 @@ impl Master {
         let state_of = |nid| self.nodes.state_of(nid);
         let loaded = matches!(
             &self.primary().map(|p| &p.phase),
-            Some(Phase::Recovery(Recovery {
+            Some(PrimaryPhase::Recovery(Recovery {
                 source: TableSource::Loaded,
                 ..
             }))
@@ -448,7 +448,7 @@ impl Master {
             if let Some(tid) = truncate_tid {
                 // Every node must have recorded the truncation first.
                 let recovery = match &self.primary().unwrap().phase {
-                    Phase::Recovery(r) => r,
+                    PrimaryPhase::Recovery(r) => r,
                     _ => unreachable!(),
                 };
                 let missing: Vec<Nid> = recovery
@@ -488,7 +488,7 @@ impl Master {
     /// No storage reported a table and none is being asked.
     fn no_table_reported(&self) -> bool {
         match &self.primary().unwrap().phase {
-            Phase::Recovery(recovery) => {
+            PrimaryPhase::Recovery(recovery) => {
                 recovery.target_ptid == 0
                     && matches!(&recovery.source, TableSource::Asking(a) if a.is_empty())
             }

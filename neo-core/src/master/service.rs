@@ -14,16 +14,16 @@ use neo_proto::{
     WaitedForPack,
 };
 
-use super::{Master, Phase, StoppedOperation};
-use crate::io::{ConnId, Level};
+use super::{Master, PrimaryPhase, StoppedOperation};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::{ConnId, Level};
+use crate::node_table::NodeKey;
 
 impl Master {
     pub(super) fn enter_service(&mut self) {
         let primary = self.primary_mut().unwrap();
         primary.epoch += 1;
-        primary.phase = Phase::Service;
+        primary.phase = PrimaryPhase::Service;
         self.set_cluster_state(ClusterState::Running);
         let running: Vec<NodeKey> = self
             .nodes
@@ -40,7 +40,7 @@ impl Master {
 
     pub(super) fn in_service(&self) -> bool {
         self.primary()
-            .is_some_and(|p| matches!(p.phase, Phase::Service | Phase::Stopping))
+            .is_some_and(|p| matches!(p.phase, PrimaryPhase::Service | PrimaryPhase::Stopping))
     }
 
     /// Tells a RUNNING storage to start operating.
@@ -90,8 +90,8 @@ impl Master {
             }
             Packet::AskUnfinishedTransactions(ask) if self.in_service() => {
                 let primary = self.primary_mut().unwrap();
-                let max_tid = primary.tm.last_transaction;
-                let ttids = primary.tm.register_for_notification(nid);
+                let max_tid = primary.commits.last_transaction;
+                let ttids = primary.commits.register_for_notification(nid);
                 self.net.answer(
                     conn,
                     msg_id,
@@ -141,7 +141,7 @@ impl Master {
             let entry = self.nodes.get(key).unwrap();
             (entry.state, entry.nid())
         };
-        if matches!(self.primary().unwrap().phase, Phase::Recovery(_)) {
+        if matches!(self.primary().unwrap().phase, PrimaryPhase::Recovery(_)) {
             self.recovery_storage_lost(key);
             return;
         }
@@ -184,7 +184,7 @@ impl Master {
         let primary = self.primary_mut().unwrap();
         primary.starting.remove(&nid);
         primary.ready.remove(&nid);
-        let committed = primary.tm.storage_lost(nid);
+        let committed = primary.commits.storage_lost(nid);
         self.commit(committed);
         self.old_pack_orders_storage_lost(nid);
         self.update_completed_pack();
@@ -347,14 +347,14 @@ impl Master {
         self.set_cluster_state(ClusterState::Stopping);
         let primary = self.primary_mut().unwrap();
         primary.epoch += 1;
-        primary.phase = Phase::Stopping;
+        primary.phase = PrimaryPhase::Stopping;
         self.stopping_step();
     }
 
     pub(super) fn stopping_step(&mut self) {
         // Transactions being committed finish first (new ones wait); those
         // still in their first phase are up to their clients to abort.
-        if self.primary().unwrap().tm.has_pending() {
+        if self.primary().unwrap().commits.has_pending() {
             return;
         }
         self.log(

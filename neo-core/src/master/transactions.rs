@@ -1,4 +1,4 @@
-//! The master's transaction manager (cluster.md 5.2, 5.10–5.14): TTIDs and
+//! The master's commit coordinator (cluster.md 5.2, 5.10–5.14): TTIDs and
 //! final TIDs, the commit queue, and who still has to lock what.
 //!
 //! A transaction gets a TTID at begin and its final TID at finish; both
@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use neo_proto::{Nid, Oid, Partitions, Tid};
 
-use crate::io::ConnId;
-use crate::nodes::NodeKey;
+use crate::node::ConnId;
+use crate::node_table::NodeKey;
 
 /// A pending transaction.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ pub enum VoteOutcome {
 }
 
 #[derive(Debug, Default)]
-pub struct TransactionManager {
+pub struct CommitCoordinator {
     txns: BTreeMap<Tid, Txn>,
     /// TTIDs whose final TID is chosen, in TID order.
     queue: VecDeque<Tid>,
@@ -73,11 +73,11 @@ pub struct TransactionManager {
     pub first_tid: Tid,
 }
 
-impl TransactionManager {
-    pub fn new() -> TransactionManager {
-        TransactionManager {
+impl CommitCoordinator {
+    pub fn new() -> CommitCoordinator {
+        CommitCoordinator {
             first_tid: Tid::MAX,
-            ..TransactionManager::default()
+            ..CommitCoordinator::default()
         }
     }
 
@@ -367,8 +367,8 @@ mod tests {
         Partitions::new(count).unwrap()
     }
 
-    fn tm_with_last(last: Tid) -> TransactionManager {
-        let mut tm = TransactionManager::new();
+    fn tm_with_last(last: Tid) -> CommitCoordinator {
+        let mut tm = CommitCoordinator::new();
         tm.last_transaction = last;
         tm
     }
@@ -391,7 +391,7 @@ mod tests {
     }
 
     fn key() -> NodeKey {
-        let mut nodes = crate::nodes::NodeTable::new();
+        let mut nodes = crate::node_table::NodeTable::new();
         nodes.add(
             neo_proto::NodeType::Client,
             None,

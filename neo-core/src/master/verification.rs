@@ -19,9 +19,9 @@ use neo_proto::{
     Oid, PackOrder, Packet, Tid, ValidateTransaction,
 };
 
-use super::{Master, Phase, Request};
-use crate::io::Level;
-use crate::nodes::NodeKey;
+use super::{Master, PrimaryPhase, Request};
+use crate::node::Level;
+use crate::node_table::NodeKey;
 
 #[derive(Debug)]
 enum Step {
@@ -55,10 +55,10 @@ impl Master {
         let primary = self.primary_mut().unwrap();
         primary.epoch += 1;
         // Transactions are decided from what storages hold.
-        primary.tm = super::transactions::TransactionManager::new();
+        primary.commits = super::transactions::CommitCoordinator::new();
         primary.pm.forget_orders();
         primary.postponed.clear();
-        primary.phase = Phase::Verification(Verification {
+        primary.phase = PrimaryPhase::Verification(Verification {
             step: Step::LockedTransactions,
             waiting: BTreeSet::new(),
             locked: BTreeMap::new(),
@@ -90,7 +90,7 @@ impl Master {
 
     fn verification_mut(&mut self) -> Option<&mut Verification> {
         match &mut self.primary_mut()?.phase {
-            Phase::Verification(verification) => Some(verification),
+            PrimaryPhase::Verification(verification) => Some(verification),
             _ => None,
         }
     }
@@ -268,9 +268,9 @@ impl Master {
                     let last_oid = verification.last_oid.unwrap_or(Oid::ZERO);
                     let first_tid = verification.first_tid.unwrap_or(Tid::MAX);
                     let primary = self.primary_mut().unwrap();
-                    primary.tm.last_transaction = last_tid;
-                    primary.tm.last_oid = last_oid;
-                    primary.tm.first_tid = first_tid;
+                    primary.commits.last_transaction = last_tid;
+                    primary.commits.last_oid = last_oid;
+                    primary.commits.first_tid = first_tid;
                     primary.truncate_tid = None;
                     let readable: Vec<Nid> = self.pt.nodes(true).into_iter().collect();
                     let completed = readable

@@ -17,7 +17,7 @@ use neo_proto::{
 use super::peer::{check_serial_range, check_tid_range};
 use super::store::Store;
 use super::{Request, Storage};
-use crate::io::{ConnId, Level};
+use crate::node::{ConnId, Level};
 
 /// Records per round of a check.
 pub const CHECK_COUNT: u32 = 40_000;
@@ -169,7 +169,7 @@ impl<S: Store> Storage<S> {
             return;
         };
         if check.waiting_locks {
-            if self.tm.is_locked_tid(check.max_tid) {
+            if self.locks.is_locked_tid(check.max_tid) {
                 return; // retried when locks are released
             }
             check.waiting_locks = false;

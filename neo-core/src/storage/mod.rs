@@ -14,12 +14,12 @@
 //! every write made before it, so concurrent commits share an fsync.
 
 mod checker;
-mod client;
 mod journal;
 pub mod memory;
 mod pack;
 mod peer;
 mod replicator;
+mod serve_clients;
 pub mod store;
 mod transactions;
 mod undo;
@@ -33,9 +33,9 @@ use neo_proto::{
 };
 
 use crate::identity::Identity;
-use crate::io::{ConnId, Input, Level, Node, Output};
 use crate::net::{Dispatch, Net, Reject};
-use crate::nodes::{NodeKey, NodeTable, NotificationEffects};
+use crate::node::{ConnId, Input, Level, Node, Output};
+use crate::node_table::{NodeKey, NodeTable, NotificationEffects};
 use crate::primary_link::{FromPrimary, Identified, PrimaryLink};
 use crate::pt::PartitionTable;
 use crate::rng::Rng;
@@ -46,7 +46,7 @@ use journal::Journal;
 use pack::Packer;
 use replicator::Replicator;
 use store::{Store, StoredTable};
-use transactions::TransactionManager;
+use transactions::TransactionLocks;
 use waiting::WaitQueues;
 
 pub use neo_proto::INVALID_PARTITION;
@@ -135,7 +135,7 @@ enum ConnRole {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Phase {
+enum Lifecycle {
     Bootstrapping,
     Initializing,
     Operating,
@@ -155,7 +155,7 @@ pub struct Storage<S: Store> {
     net: Net<Request, ConnRole, StorageEvent>,
     nodes: NodeTable,
     pt: Option<PartitionTable>,
-    phase: Phase,
+    phase: Lifecycle,
     link: PrimaryLink,
     cluster_state: Option<ClusterState>,
     sync_requested: bool,
@@ -165,7 +165,7 @@ pub struct Storage<S: Store> {
     /// retried after each node notification.
     postponed: Vec<(ConnId, u32, RequestIdentification)>,
     /// Transactions being committed, and their locks.
-    tm: TransactionManager,
+    locks: TransactionLocks,
     /// Requests waiting for a lock.
     waiting: WaitQueues,
     running_postponed: bool,
@@ -210,13 +210,13 @@ impl<S: Store> Storage<S> {
             now,
             net: Net::new(),
             pt: None,
-            phase: Phase::Bootstrapping,
+            phase: Lifecycle::Bootstrapping,
             link: PrimaryLink::new(identity, nid),
             cluster_state: None,
             sync_requested: false,
             sync_deadline: None,
             postponed: Vec::new(),
-            tm: TransactionManager::new(None),
+            locks: TransactionLocks::new(None),
             waiting: WaitQueues::default(),
             running_postponed: false,
             readable: Vec::new(),
@@ -273,11 +273,11 @@ impl<S: Store> Storage<S> {
 
     /// Whether the storage was told to start operating.
     pub fn is_operational(&self) -> bool {
-        self.phase == Phase::Operating
+        self.phase == Lifecycle::Operating
     }
 
     pub fn has_exited(&self) -> bool {
-        self.phase == Phase::Exited
+        self.phase == Lifecycle::Exited
     }
 
     /// Whether an approved pack order is not applied yet to our up-to-date
@@ -294,7 +294,7 @@ impl<S: Store> Storage<S> {
 
     /// Whether we are identified with a primary master.
     pub fn has_primary(&self) -> bool {
-        matches!(self.phase, Phase::Initializing | Phase::Operating)
+        matches!(self.phase, Lifecycle::Initializing | Lifecycle::Operating)
     }
 
     // ------------------------------------------------------------ durability
@@ -349,7 +349,7 @@ impl<S: Store> Storage<S> {
 
     /// Looks for the primary master.
     fn connect_to_master(&mut self) {
-        if self.phase == Phase::Bootstrapping {
+        if self.phase == Lifecycle::Bootstrapping {
             let (nodes, net) = (&mut self.nodes, &mut self.net);
             self.link.connect(nodes, self.now, net, ConnRole::Master);
         }
@@ -370,7 +370,7 @@ impl<S: Store> Storage<S> {
                 entry.identified = false;
             }
         }
-        self.phase = Phase::Bootstrapping;
+        self.phase = Lifecycle::Bootstrapping;
         self.cluster_state = None;
         self.end_operation();
         self.connect_to_master();
@@ -380,7 +380,7 @@ impl<S: Store> Storage<S> {
     /// connection.
     fn stop_operation(&mut self) {
         self.log(Level::Warn, "operation stopped by the master".to_string());
-        self.phase = Phase::Initializing;
+        self.phase = Lifecycle::Initializing;
         for conn in self.net.ids() {
             if !self.link.is_conn(conn) {
                 self.close_conn(conn);
@@ -396,7 +396,7 @@ impl<S: Store> Storage<S> {
     /// operation with a new transaction manager, and the master announces
     /// pack orders again when we are ready.
     fn end_operation(&mut self) {
-        self.tm.clear(self.store.write());
+        self.locks.clear(self.store.write());
         self.waiting.clear();
         self.packer = Packer::default();
         self.replicator = Replicator::default();
@@ -405,10 +405,10 @@ impl<S: Store> Storage<S> {
 
     /// StartOperation: serve clients and peers.
     fn start_operation(&mut self) {
-        self.phase = Phase::Operating;
+        self.phase = Lifecycle::Operating;
         self.log(Level::Info, "operational".to_string());
         self.send_master(NotifyReady {});
-        self.tm = TransactionManager::new(self.pt.as_ref().map(PartitionTable::partitions));
+        self.locks = TransactionLocks::new(self.pt.as_ref().map(PartitionTable::partitions));
         self.refresh_cells();
         self.replicator_start();
         // Verification decided the fate of every unfinished transaction:
@@ -473,7 +473,7 @@ impl<S: Store> Storage<S> {
         for conn in self.net.ids() {
             self.net.close(conn);
         }
-        self.phase = Phase::Exited;
+        self.phase = Lifecycle::Exited;
         self.net.emit(Output::Exit {
             code: 0,
             reason: if erase {
@@ -582,7 +582,7 @@ impl<S: Store> Storage<S> {
                 // Written to the database and used as ours from then on.
                 self.store.write().set_nid(nid);
                 self.load_partition_table();
-                self.phase = Phase::Initializing;
+                self.phase = Lifecycle::Initializing;
             }
             Identified::Refused { error, .. } => {
                 // Two candidate masters of a new cluster may give the same
@@ -665,7 +665,7 @@ impl<S: Store> Storage<S> {
             last_pack_id,
         );
         self.refresh_cells();
-        if self.phase == Phase::Operating {
+        if self.phase == Lifecycle::Operating {
             self.replicator_cells_changed(&changes.changes);
             if !caught_up.is_empty() {
                 // The smallest completed pack over our cells may have
@@ -741,7 +741,7 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::AskFinalTID(ask) => {
-                let tid = match self.tm.final_tid(ask.ttid) {
+                let tid = match self.locks.final_tid(ask.ttid) {
                     Some(tid) => tid,
                     None => self.store.final_tid(ask.ttid),
                 };
@@ -761,7 +761,7 @@ impl<S: Store> Storage<S> {
                 Ok(())
             }
             Packet::StartOperation(_) => {
-                if self.phase == Phase::Initializing {
+                if self.phase == Lifecycle::Initializing {
                     self.start_operation();
                 }
                 Ok(())
@@ -770,16 +770,16 @@ impl<S: Store> Storage<S> {
                 self.stop_operation();
                 Ok(())
             }
-            Packet::AskLockInformation(lock) if self.phase == Phase::Operating => {
-                self.tm
+            Packet::AskLockInformation(lock) if self.phase == Lifecycle::Operating => {
+                self.locks
                     .lock(self.store.write(), lock.ttid, lock.tid, lock.pack)
                     .map_err(Reject::protocol)?;
                 // Locked on disk before the master hears it.
                 self.answer_master(msg_id, AnswerInformationLocked { ttid: lock.ttid });
                 Ok(())
             }
-            Packet::NotifyUnlockInformation(unlock) if self.phase == Phase::Operating => {
-                self.tm
+            Packet::NotifyUnlockInformation(unlock) if self.phase == Lifecycle::Operating => {
+                self.locks
                     .unlock(self.store.write(), unlock.ttid)
                     .map_err(Reject::protocol)?;
                 // Made durable within DEFERRED_SYNC: until then the locked
@@ -787,17 +787,17 @@ impl<S: Store> Storage<S> {
                 self.run_postponed();
                 Ok(())
             }
-            Packet::AbortTransaction(abort) if self.phase == Phase::Operating => {
+            Packet::AbortTransaction(abort) if self.phase == Lifecycle::Operating => {
                 self.abort_transaction(abort.ttid);
                 self.replication_transaction_finished(abort.ttid, None);
                 Ok(())
             }
-            Packet::NotifyTransactionFinished(finished) if self.phase == Phase::Operating => {
+            Packet::NotifyTransactionFinished(finished) if self.phase == Lifecycle::Operating => {
                 self.abort_transaction(finished.ttid);
                 self.replication_transaction_finished(finished.ttid, Some(finished.max_tid));
                 Ok(())
             }
-            Packet::CheckPartition(check) if self.phase == Phase::Operating => {
+            Packet::CheckPartition(check) if self.phase == Lifecycle::Operating => {
                 self.on_check_partition(check);
                 Ok(())
             }
@@ -825,7 +825,7 @@ impl<S: Store> Storage<S> {
                 pt.drop_node(nid);
             }
         }
-        if self.phase == Phase::Operating {
+        if self.phase == Lifecycle::Operating {
             self.check_replication_source();
         }
         match effects.own_state {
@@ -839,7 +839,7 @@ impl<S: Store> Storage<S> {
             }
             _ => {}
         }
-        if self.phase == Phase::Operating {
+        if self.phase == Lifecycle::Operating {
             // A client the master no longer runs will not finish anything:
             // whatever it did not get locked goes, voted or not.
             for node in nodes {
@@ -866,7 +866,7 @@ impl<S: Store> Storage<S> {
         if request.cluster_name != self.config.cluster {
             return Err(Reject::protocol("invalid cluster name"));
         }
-        if self.phase != Phase::Operating {
+        if self.phase != Lifecycle::Operating {
             return Err(Reject::not_ready("not operational"));
         }
         let Some(nid) = request.nid else {
@@ -970,7 +970,7 @@ impl<S: Store> Storage<S> {
                 if let ConnRole::Client(_, nid) = role {
                     // The client may still be committing through the
                     // master: only what it has not voted is abandoned.
-                    if self.phase == Phase::Operating {
+                    if self.phase == Lifecycle::Operating {
                         self.abort_client(nid, false);
                     }
                 }
@@ -979,7 +979,7 @@ impl<S: Store> Storage<S> {
     }
 
     fn on_timeout(&mut self) {
-        if self.phase == Phase::Bootstrapping {
+        if self.phase == Lifecycle::Bootstrapping {
             let (nodes, net) = (&mut self.nodes, &mut self.net);
             self.link.on_timeout(nodes, self.now, net, ConnRole::Master);
         }
@@ -994,7 +994,7 @@ impl<S: Store> Node for Storage<S> {
 
     fn handle(&mut self, now: Time, input: Input) {
         self.now = self.now.max(now);
-        if self.phase == Phase::Exited {
+        if self.phase == Lifecycle::Exited {
             return;
         }
         match input {

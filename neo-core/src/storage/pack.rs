@@ -15,7 +15,7 @@ use neo_proto::{AskPackOrders, CellState, NotifyPackCompleted, Oid, PackOrder, T
 
 use super::store::Store;
 use super::{Request, Storage};
-use crate::io::Level;
+use crate::node::Level;
 
 /// Oids packed per step.
 pub const PACK_CHUNK: usize = 1000;

@@ -15,9 +15,9 @@ use neo_proto::{
 
 use super::store::{ObjectLookup, Store};
 use super::{ConnRole, Request, Storage};
-use crate::io::{ConnId, Level};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::{ConnId, Level};
+use crate::node_table::NodeKey;
 
 /// Most records a peer's AskFetchTransactions or AskFetchObjects gets in
 /// one answer (ours and NEO/py's ask for 1,000); a larger `length` is
@@ -148,7 +148,7 @@ impl<S: Store> Storage<S> {
             Packet::AskFetchTransactions(mut ask) => {
                 self.check_partition("AskFetchTransactions.partition", ask.partition)?;
                 ask.length = ask.length.min(FETCH_RECORDS_COUNT_MAX);
-                self.run_peer_request(super::client::Postponed::Fetch(conn, msg_id, ask));
+                self.run_peer_request(super::serve_clients::Postponed::Fetch(conn, msg_id, ask));
                 Ok(())
             }
             Packet::AskFetchObjects(mut ask) => {
@@ -159,7 +159,9 @@ impl<S: Store> Storage<S> {
             Packet::AskCheckTIDRange(mut ask) => {
                 self.check_partition("AskCheckTIDRange.partition", ask.partition)?;
                 ask.length = ask.length.min(CHECK_RECORDS_COUNT_MAX);
-                self.run_peer_request(super::client::Postponed::CheckTids(conn, msg_id, ask));
+                self.run_peer_request(super::serve_clients::Postponed::CheckTids(
+                    conn, msg_id, ask,
+                ));
                 Ok(())
             }
             Packet::AskCheckSerialRange(mut ask) => {
@@ -216,7 +218,7 @@ impl<S: Store> Storage<S> {
         if self.refuse_unless_served(conn, msg_id, ask.partition, false) {
             return Some(());
         }
-        if self.tm.is_locked_tid(ask.max_tid) {
+        if self.locks.is_locked_tid(ask.max_tid) {
             return None;
         }
         let completed_pack = ask
@@ -287,7 +289,7 @@ impl<S: Store> Storage<S> {
         if self.refuse_unless_served(conn, msg_id, ask.partition, false) {
             return Ok(());
         }
-        if self.tm.is_locked_tid(ask.max_tid) {
+        if self.locks.is_locked_tid(ask.max_tid) {
             return Err(Reject::protocol(
                 "transactions must be fetched before objects",
             ));
@@ -378,7 +380,7 @@ impl<S: Store> Storage<S> {
         if self.refuse_unless_served(conn, msg_id, ask.partition, true) {
             return Some(());
         }
-        if self.tm.is_locked_tid(ask.max_tid) {
+        if self.locks.is_locked_tid(ask.max_tid) {
             return None;
         }
         let answer = check_tid_range(
@@ -401,7 +403,7 @@ impl<S: Store> Storage<S> {
         if self.refuse_unless_served(conn, msg_id, ask.partition, true) {
             return Ok(());
         }
-        if self.tm.is_locked_tid(ask.max_tid) {
+        if self.locks.is_locked_tid(ask.max_tid) {
             return Err(Reject::protocol(
                 "transactions must be checked before objects",
             ));

@@ -24,7 +24,7 @@ use neo_proto::{
 
 use super::store::{Store, TransactionMeta};
 use super::{ConnRole, Request, Storage};
-use crate::io::{ConnId, Level};
+use crate::node::{ConnId, Level};
 
 /// Records per replication chunk.
 pub const FETCH_COUNT: u32 = 1000;
@@ -221,7 +221,7 @@ impl<S: Store> Storage<S> {
         if partitions.is_empty() {
             return;
         }
-        self.tm.replicating(partitions);
+        self.locks.replicating(partitions);
         if let Some(conn) = self.link.conn() {
             self.net.ask(
                 conn,
@@ -277,10 +277,10 @@ impl<S: Store> Storage<S> {
         }
         self.start_replicating(&added);
         if !discarded.is_empty() {
-            self.tm.discarded(self.store.write(), &discarded);
+            self.locks.discarded(self.store.write(), &discarded);
         }
         if !readable.is_empty() {
-            self.tm.readable(&readable);
+            self.locks.readable(&readable);
         }
         if abort {
             self.abort_replication("partition discarded");
@@ -362,7 +362,7 @@ impl<S: Store> Storage<S> {
             }
         }
         for (partition, tid) in caught_up {
-            self.tm.replicated(self.store.write(), partition, tid);
+            self.locks.replicated(self.store.write(), partition, tid);
         }
         self.send_replication_announcements();
         self.next_partition();
@@ -374,7 +374,7 @@ impl<S: Store> Storage<S> {
         if self.replicator.current.is_some() || self.replicator.replicate.is_empty() {
             return;
         }
-        if self.phase != super::Phase::Operating || self.link.conn().is_none() {
+        if self.phase != super::Lifecycle::Operating || self.link.conn().is_none() {
             return;
         }
         let Some(pt) = &self.pt else {
@@ -557,7 +557,7 @@ impl<S: Store> Storage<S> {
         }
         let current = self.replicator.current.as_ref().unwrap();
         let partition = current.partition;
-        let partition_of = |value| self.tm.partition(value);
+        let partition_of = |value| self.locks.partition(value);
         if let Some(why) = current
             .window
             .as_ref()
@@ -667,7 +667,7 @@ impl<S: Store> Storage<S> {
                 format!("partition {partition}: transactions still being committed"),
             );
         } else {
-            self.tm.replicated(self.store.write(), partition, target);
+            self.locks.replicated(self.store.write(), partition, target);
             self.send_replication_announcements();
         }
         self.next_partition();
@@ -708,7 +708,7 @@ impl<S: Store> Storage<S> {
     /// Sends the NotifyReplicationDone the transaction manager decided,
     /// once what they announce is durable.
     pub(super) fn send_replication_announcements(&mut self) {
-        for (partition, tid) in std::mem::take(&mut self.tm.announce) {
+        for (partition, tid) in std::mem::take(&mut self.locks.announce) {
             self.log(
                 Level::Info,
                 format!("partition {partition} is up to date (replicated up to {tid})"),

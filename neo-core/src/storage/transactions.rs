@@ -1,4 +1,4 @@
-//! The storage's transaction manager: write locks per oid taken by stores
+//! The storage's transaction locks: write locks per oid taken by stores
 //! and serial checks, conflict detection against the last committed
 //! serial, NEO/py's deadlock avoidance, vote, lock, unlock, abort
 //! (cluster.md 5.5–5.13).
@@ -96,7 +96,7 @@ pub struct Deadlock {
 
 /// Pending transactions and their locks.
 #[derive(Debug, Default)]
-pub struct TransactionManager {
+pub struct TransactionLocks {
     /// Those of the table; none before the storage has one.
     partitions: Option<Partitions>,
     txns: BTreeMap<Tid, Transaction>,
@@ -114,11 +114,11 @@ pub struct TransactionManager {
     pub released: bool,
 }
 
-impl TransactionManager {
-    pub fn new(partitions: Option<Partitions>) -> TransactionManager {
-        TransactionManager {
+impl TransactionLocks {
+    pub fn new(partitions: Option<Partitions>) -> TransactionLocks {
+        TransactionLocks {
             partitions,
-            ..TransactionManager::default()
+            ..TransactionLocks::default()
         }
     }
 
@@ -164,7 +164,8 @@ impl TransactionManager {
 
     /// These partitions are no longer ours: everything pending on them goes.
     pub fn discarded<S: Store>(&mut self, store: &mut S, partitions: &[u32]) {
-        let ours = |tm: &TransactionManager, oid: &Oid| partitions.contains(&tm.partition(oid.0));
+        let ours =
+            |locks: &TransactionLocks, oid: &Oid| partitions.contains(&locks.partition(oid.0));
         for partition in partitions {
             self.replicating.remove(partition);
             self.replicated.remove(partition);

@@ -6,8 +6,8 @@
 use hashbrown::HashMap;
 use neo_proto::Tid;
 
-use super::client::Postponed;
-use crate::io::ConnId;
+use super::serve_clients::Postponed;
+use crate::node::ConnId;
 
 /// Most requests of one connection waiting for locks, and most object
 /// bytes they hold. Past either, the request is refused with a protocol

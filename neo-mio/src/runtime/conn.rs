@@ -22,7 +22,7 @@ pub const READ_TURN_BYTES_MAX: usize = 1 << 20;
 
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum SocketState {
     /// Outgoing, the TCP connection is not established yet.
     Connecting,
     /// Established; the peer's handshake has not arrived.
@@ -38,7 +38,7 @@ pub struct Conn {
     pub id: ConnId,
     pub stream: TcpStream,
     pub peer: SocketAddr,
-    pub phase: Phase,
+    pub phase: SocketState,
     decoder: neo_proto::Decoder,
     out: BytesMut,
     /// WRITABLE interest is registered (only while bytes are queued, so
@@ -69,7 +69,7 @@ pub enum End {
 
 impl Conn {
     /// A connection whose first bytes to send are our handshake.
-    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, phase: Phase) -> Conn {
+    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, phase: SocketState) -> Conn {
         let mut out = BytesMut::with_capacity(4096);
         out.extend_from_slice(&HANDSHAKE);
         Conn {

@@ -38,7 +38,7 @@ use neo_core::storage::Storage;
 use neo_core::{ConnId, Input, Level, Node, Output, Time, WallTime};
 use neo_proto::Address;
 
-use conn::{Conn, End, Phase};
+use conn::{Conn, End, SocketState};
 
 /// A node the runtime can host: any neo-core node, plus the storage's
 /// durability callback and the master's wall clock.
@@ -304,7 +304,7 @@ impl<N: Hosted> Runtime<N> {
     fn next_handshake_deadline(&self) -> Option<std::time::Instant> {
         self.conns
             .values()
-            .filter(|c| c.phase == Phase::Handshaking)
+            .filter(|c| c.phase == SocketState::Handshaking)
             .map(|c| c.since + self.handshake_timeout)
             .min()
     }
@@ -318,7 +318,7 @@ impl<N: Hosted> Runtime<N> {
             .conns
             .iter()
             .filter(|(_, c)| {
-                c.phase == Phase::Handshaking && c.since + self.handshake_timeout <= now
+                c.phase == SocketState::Handshaking && c.since + self.handshake_timeout <= now
             })
             .map(|(&token, _)| token)
             .collect();
@@ -402,7 +402,7 @@ impl<N: Hosted> Runtime<N> {
                     }
                     self.accepted += 1;
                     let id = ConnId::incoming(self.accepted);
-                    self.register(Conn::new(id, stream, peer, Phase::Handshaking));
+                    self.register(Conn::new(id, stream, peer, SocketState::Handshaking));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -419,7 +419,9 @@ impl<N: Hosted> Runtime<N> {
     fn connect(&mut self, id: ConnId, addr: &Address) {
         let result = resolve(addr).and_then(|peer| Ok((TcpStream::connect(peer)?, peer)));
         match result {
-            Ok((stream, peer)) => self.register(Conn::new(id, stream, peer, Phase::Connecting)),
+            Ok((stream, peer)) => {
+                self.register(Conn::new(id, stream, peer, SocketState::Connecting))
+            }
             Err(error) => {
                 self.log(Level::Debug, &format!("cannot connect to {addr}: {error}"));
                 self.input(Input::ConnectFailed { conn: id });
@@ -431,11 +433,11 @@ impl<N: Hosted> Runtime<N> {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if conn.phase == Phase::Connecting {
+        if conn.phase == SocketState::Connecting {
             match conn.check_connected() {
                 Ok(false) => return,
                 Ok(true) => {
-                    conn.phase = Phase::Handshaking;
+                    conn.phase = SocketState::Handshaking;
                     let _ = conn.stream.set_nodelay(true);
                 }
                 Err(error) => {
@@ -453,10 +455,10 @@ impl<N: Hosted> Runtime<N> {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if conn.phase == Phase::Connecting {
+        if conn.phase == SocketState::Connecting {
             // Readable before writable: the connection was refused.
             if conn.check_connected().unwrap_or(false) {
-                conn.phase = Phase::Handshaking;
+                conn.phase = SocketState::Handshaking;
             } else {
                 self.drop_conn(token, true);
                 return;
@@ -468,7 +470,7 @@ impl<N: Hosted> Runtime<N> {
         }
         let id = conn.id;
         let peer = conn.peer;
-        let closing = conn.phase == Phase::Closing;
+        let closing = conn.phase == SocketState::Closing;
         if closing {
             // The node forgot it: what the peer still says is ignored.
             if outcome.end.is_some() {
@@ -477,7 +479,7 @@ impl<N: Hosted> Runtime<N> {
             return;
         }
         if outcome.opened {
-            conn.phase = Phase::Open;
+            conn.phase = SocketState::Open;
             let input = if id.is_incoming() {
                 Input::Accepted { conn: id }
             } else {
@@ -497,7 +499,7 @@ impl<N: Hosted> Runtime<N> {
             if self
                 .conns
                 .get(&token)
-                .is_none_or(|c| c.phase == Phase::Closing)
+                .is_none_or(|c| c.phase == SocketState::Closing)
             {
                 if outcome.end.is_some() {
                     self.drop_conn(token, false);
@@ -526,13 +528,13 @@ impl<N: Hosted> Runtime<N> {
     /// Tells the node a connection it knows of is gone.
     fn report_failure(&mut self, conn: &Conn) {
         let input = match conn.phase {
-            Phase::Closing => return,
-            Phase::Open => Input::Closed { conn: conn.id },
-            Phase::Connecting | Phase::Handshaking if !conn.id.is_incoming() => {
+            SocketState::Closing => return,
+            SocketState::Open => Input::Closed { conn: conn.id },
+            SocketState::Connecting | SocketState::Handshaking if !conn.id.is_incoming() => {
                 Input::ConnectFailed { conn: conn.id }
             }
             // An incoming connection the node never saw.
-            Phase::Connecting | Phase::Handshaking => return,
+            SocketState::Connecting | SocketState::Handshaking => return,
         };
         self.input(input);
     }
@@ -554,12 +556,12 @@ impl<N: Hosted> Runtime<N> {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if conn.phase == Phase::Connecting {
+        if conn.phase == SocketState::Connecting {
             return;
         }
         match conn.flush() {
             Ok(true) => {
-                if conn.phase == Phase::Closing {
+                if conn.phase == SocketState::Closing {
                     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
                     self.drop_conn(token, false);
                     return;
@@ -629,7 +631,7 @@ impl<N: Hosted> Runtime<N> {
                         continue; // gone; the node hears or heard of it
                     };
                     let conn = self.conns.get_mut(&token).unwrap();
-                    if conn.phase == Phase::Closing {
+                    if conn.phase == SocketState::Closing {
                         continue;
                     }
                     conn.queue(msg_id, &packet);
@@ -638,10 +640,10 @@ impl<N: Hosted> Runtime<N> {
                 Output::Close { conn } => {
                     if let Some(&token) = self.tokens.get(&conn) {
                         let conn = self.conns.get_mut(&token).unwrap();
-                        if conn.phase == Phase::Connecting {
+                        if conn.phase == SocketState::Connecting {
                             self.drop_conn(token, false);
                         } else {
-                            conn.phase = Phase::Closing;
+                            conn.phase = SocketState::Closing;
                             self.dirty.push(token);
                         }
                     }

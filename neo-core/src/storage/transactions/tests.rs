@@ -32,7 +32,7 @@ fn meta(ttid: Tid, oids: &[Oid]) -> TransactionMeta {
 
 /// Node 1 holding both partitions of a 2-partition table, with `OID`
 /// committed at TID 10.
-fn setup() -> (TransactionManager, MemoryStore) {
+fn setup() -> (TransactionLocks, MemoryStore) {
     let mut store = MemoryStore::new();
     store.set_nid(Nid(1));
     let cell = |_| CellInfo {
@@ -48,7 +48,7 @@ fn setup() -> (TransactionManager, MemoryStore) {
         },
         Tid::ZERO,
     );
-    let mut tm = TransactionManager::new(Partitions::new(2));
+    let mut tm = TransactionLocks::new(Partitions::new(2));
     tm.register(C1, Tid(9));
     tm.store_object(
         &mut store,
@@ -64,7 +64,7 @@ fn setup() -> (TransactionManager, MemoryStore) {
     (tm, store)
 }
 
-fn commit(tm: &mut TransactionManager, store: &mut MemoryStore, ttid: Tid, tid: Tid) {
+fn commit(tm: &mut TransactionLocks, store: &mut MemoryStore, ttid: Tid, tid: Tid) {
     let oids: Vec<Oid> = tm.get(ttid).unwrap().serial_dict.keys().copied().collect();
     tm.vote(store, ttid, Some((meta(ttid, &oids), None)))
         .unwrap();

@@ -14,10 +14,10 @@ use neo_proto::{
 };
 
 use super::transactions::{Txn, VoteOutcome};
-use super::{Master, Phase, Request};
-use crate::io::{ConnId, Level};
+use super::{Master, PrimaryPhase, Request};
 use crate::net::Reject;
-use crate::nodes::NodeKey;
+use crate::node::{ConnId, Level};
+use crate::node_table::NodeKey;
 
 /// What a client asks that needs a condition to hold first.
 enum Handled {
@@ -112,26 +112,26 @@ impl Master {
                 // Storages between StartOperation and NotifyReady would not
                 // know whether to expect the transaction in full; a cluster
                 // shutting down takes no new transaction.
-                if !primary.starting.is_empty() || matches!(primary.phase, Phase::Stopping) {
+                if !primary.starting.is_empty() || matches!(primary.phase, PrimaryPhase::Stopping) {
                     return Ok(Handled::Postpone);
                 }
                 let clock = self.clock_tid();
                 let primary = self.primary_mut().unwrap();
                 let readiness = primary.readiness;
                 let ttid = primary
-                    .tm
+                    .commits
                     .begin(key, readiness, ask.tid, clock)
                     .map_err(Reject::protocol)?;
                 self.net
                     .answer(conn, msg_id, AnswerBeginTransaction { ttid });
             }
             Packet::AskNewOIDs(ask) => {
-                let oids = self.primary_mut().unwrap().tm.new_oids(ask.count);
+                let oids = self.primary_mut().unwrap().commits.new_oids(ask.count);
                 self.net.answer(conn, msg_id, AnswerNewOIDs { oids });
             }
             Packet::FailedVote(vote) => {
                 let primary = self.primary().unwrap();
-                let Some(txn) = primary.tm.get(vote.ttid) else {
+                let Some(txn) = primary.commits.get(vote.ttid) else {
                     return Err(Reject::protocol(format!("unknown ttid {}", vote.ttid)));
                 };
                 // Only storages ready when it began are expected to hold it.
@@ -152,7 +152,7 @@ impl Master {
                         super::Role::Primary(primary) => primary,
                         _ => unreachable!(),
                     };
-                    primary.tm.vote(vote.ttid, failed, &operational)
+                    primary.commits.vote(vote.ttid, failed, &operational)
                 };
                 let answer = match outcome {
                     VoteOutcome::Accepted => Packet::error(ErrorCode::Ack, ""),
@@ -164,9 +164,9 @@ impl Master {
             Packet::AskFinishTransaction(finish) => self.finish(conn, msg_id, finish)?,
             Packet::AskFinalTID(ask) => {
                 let primary = self.primary_mut().unwrap();
-                let tid = if primary.tm.last_tid_bound() < ask.ttid {
+                let tid = if primary.commits.last_tid_bound() < ask.ttid {
                     None // unknown or aborted
-                } else if let Some(txn) = primary.tm.get_mut(ask.ttid) {
+                } else if let Some(txn) = primary.commits.get_mut(ask.ttid) {
                     // Being finished: answered when it commits.
                     txn.final_tid_waiters.push((conn, msg_id));
                     return Ok(Handled::Done);
@@ -176,7 +176,7 @@ impl Master {
                 self.net.answer(conn, msg_id, AnswerFinalTID { tid });
             }
             Packet::AbortTransaction(abort) => {
-                match self.primary_mut().unwrap().tm.abort(abort.ttid) {
+                match self.primary_mut().unwrap().commits.abort(abort.ttid) {
                     Ok(notify) => {
                         let mut nids: BTreeSet<Nid> = abort.nids.iter().copied().collect();
                         nids.extend(notify);
@@ -213,7 +213,7 @@ impl Master {
         };
         let owner = self
             .primary()
-            .and_then(|p| p.tm.get(ttid))
+            .and_then(|p| p.commits.get(ttid))
             .map(|t| t.client);
         match owner {
             Some(owner) if owner != Some(key) => Err(Reject::protocol(format!(
@@ -238,11 +238,11 @@ impl Master {
     ) -> Result<(), Reject> {
         let primary = self.primary().unwrap();
         if let Some(pack) = &finish.pack {
-            if pack.pack_tid == Tid::ZERO || pack.pack_tid > primary.tm.last_transaction {
+            if pack.pack_tid == Tid::ZERO || pack.pack_tid > primary.commits.last_transaction {
                 return Err(Reject::protocol("invalid pack time"));
             }
         }
-        let Some(txn) = primary.tm.get(finish.ttid) else {
+        let Some(txn) = primary.commits.get(finish.ttid) else {
             return Err(Reject::protocol(format!("unknown ttid {}", finish.ttid)));
         };
         if txn.tid.is_some() {
@@ -265,7 +265,7 @@ impl Master {
             // Aborting at once is simpler than waiting for the client's
             // abort: every ready storage is told.
             let ready: BTreeSet<Nid> = ready.keys().copied().collect();
-            let _ = self.primary_mut().unwrap().tm.abort(finish.ttid);
+            let _ = self.primary_mut().unwrap().commits.abort(finish.ttid);
             self.notify_transaction_aborted(finish.ttid, &ready);
             return Ok(());
         }
@@ -311,7 +311,7 @@ impl Master {
                 self.close_conn(c);
             }
         }
-        if !self.in_service() || self.primary().unwrap().tm.get(finish.ttid).is_none() {
+        if !self.in_service() || self.primary().unwrap().commits.get(finish.ttid).is_none() {
             return Ok(()); // the disconnection stopped the cluster
         }
         if involved.is_empty() {
@@ -320,7 +320,7 @@ impl Master {
         let clock = self.clock_tid();
         let num_partitions = self.pt.partitions();
         let primary = self.primary_mut().unwrap();
-        let tid = primary.tm.prepare(
+        let tid = primary.commits.prepare(
             finish.ttid,
             finish.oids.clone(),
             inval_partitions.into_iter().collect(),
@@ -358,7 +358,7 @@ impl Master {
         if !matches!(state, ClusterState::Running | ClusterState::Stopping) {
             return; // late answer after leaving service
         }
-        let committed = self.primary_mut().unwrap().tm.lock(ttid, nid);
+        let committed = self.primary_mut().unwrap().commits.lock(ttid, nid);
         self.commit(committed);
     }
 
@@ -454,7 +454,7 @@ impl Master {
             return;
         };
         primary.pm.connection_lost(conn);
-        let aborted = primary.tm.client_lost(key);
+        let aborted = primary.commits.client_lost(key);
         for (ttid, notify) in aborted {
             self.notify_transaction_aborted(ttid, &notify);
         }

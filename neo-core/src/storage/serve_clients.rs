@@ -21,8 +21,8 @@ use super::store::{ObjectLookup, Store, TransactionMeta};
 use super::transactions::{LockError, StoreError};
 use super::waiting::{QUEUED_REQUESTS_COUNT_MAX, QUEUED_REQUEST_BYTES_MAX};
 use super::{Storage, INVALID_PARTITION};
-use crate::io::{ConnId, Level};
 use crate::net::Reject;
+use crate::node::{ConnId, Level};
 
 /// A request waiting for a lock.
 #[derive(Debug)]
@@ -136,7 +136,7 @@ impl<S: Store> Storage<S> {
             _ => None,
         };
         if let Some((field, ttid)) = ttid {
-            self.tm
+            self.locks
                 .check_owner(client, ttid)
                 .map_err(|why| Reject::protocol(format!("{field}: {why}")))?;
         }
@@ -151,15 +151,15 @@ impl<S: Store> Storage<S> {
                         return Err(Reject::protocol("invalid checksum"));
                     }
                 }
-                self.tm.register(client, ask.ttid);
+                self.locks.register(client, ask.ttid);
                 self.run(Postponed::Store(conn, msg_id, ask));
             }
             Packet::AskCheckCurrentSerial(ask) => {
-                self.tm.register(client, ask.ttid);
+                self.locks.register(client, ask.ttid);
                 self.run(Postponed::Check(conn, msg_id, ask));
             }
             Packet::AskRelockObject(ask) => {
-                if self.tm.release_for_relock(ask.ttid, ask.oid) {
+                if self.locks.release_for_relock(ask.ttid, ask.oid) {
                     // The older transaction waiting for this lock goes
                     // first; our relock then normally waits behind it.
                     self.run_postponed();
@@ -174,7 +174,7 @@ impl<S: Store> Storage<S> {
                 }
             }
             Packet::AskStoreTransaction(ask) => {
-                self.tm.register(client, ask.ttid);
+                self.locks.register(client, ask.ttid);
                 let meta = TransactionMeta {
                     ttid: ask.ttid,
                     user: ask.user,
@@ -183,7 +183,7 @@ impl<S: Store> Storage<S> {
                     packed: false,
                     oids: ask.oids,
                 };
-                self.tm
+                self.locks
                     .vote(self.store.write(), ask.ttid, Some((meta, ask.pack)))
                     .map_err(Reject::protocol)?;
                 // The vote is a promise: answered once durable.
@@ -195,7 +195,7 @@ impl<S: Store> Storage<S> {
                 );
             }
             Packet::AskVoteTransaction(ask) => {
-                self.tm
+                self.locks
                     .vote(self.store.write(), ask.ttid, None)
                     .map_err(Reject::protocol)?;
                 self.net
@@ -245,7 +245,7 @@ impl<S: Store> Storage<S> {
                 self.net.answer(conn, msg_id, AnswerTIDs { tids });
             }
             Packet::AskTransactionInformation(ask) => {
-                if !self.is_readable(self.tm.partition(ask.tid.0)) {
+                if !self.is_readable(self.locks.partition(ask.tid.0)) {
                     return Err(non_readable());
                 }
                 let Some(meta) = self.store.transaction(ask.tid) else {
@@ -270,11 +270,11 @@ impl<S: Store> Storage<S> {
             Packet::AskObjectUndoSerial(ask) => {
                 let mut result = Map::new();
                 for &oid in &ask.oids {
-                    if !self.is_readable(self.tm.partition(oid.0)) {
+                    if !self.is_readable(self.locks.partition(oid.0)) {
                         return Err(non_readable());
                     }
                     let pending = self
-                        .tm
+                        .locks
                         .pending_store(ask.ttid, oid)
                         .map(|record| record.value_tid.unwrap_or(ask.ttid));
                     let history = self.store.undo_history(oid, ask.undone_tid);
@@ -297,7 +297,7 @@ impl<S: Store> Storage<S> {
                     .answer(conn, msg_id, AnswerObjectUndoSerial { result });
             }
             Packet::AskFinalTID(ask) => {
-                let tid = match self.tm.final_tid(ask.ttid) {
+                let tid = match self.locks.final_tid(ask.ttid) {
                     Some(tid) => tid,
                     None => self.store.final_tid(ask.ttid),
                 };
@@ -311,7 +311,7 @@ impl<S: Store> Storage<S> {
     /// AbortTransaction (from the client or the master), and
     /// NotifyTransactionFinished: a transaction that is not locked goes.
     pub(super) fn abort_transaction(&mut self, ttid: Tid) {
-        if self.tm.abort(self.store.write(), ttid) {
+        if self.locks.abort(self.store.write(), ttid) {
             self.log(Level::Debug, format!("aborted transaction {ttid}"));
         }
         self.run_postponed();
@@ -321,7 +321,9 @@ impl<S: Store> Storage<S> {
     /// voted (the master may still commit voted ones), when the master
     /// forgets the client all that are not locked.
     pub(super) fn abort_client(&mut self, client: Nid, even_if_voted: bool) {
-        let aborted = self.tm.abort_for(self.store.write(), client, even_if_voted);
+        let aborted = self
+            .locks
+            .abort_for(self.store.write(), client, even_if_voted);
         if !aborted.is_empty() {
             self.log(
                 Level::Info,
@@ -363,7 +365,7 @@ impl<S: Store> Storage<S> {
             return; // the running pass starts over
         }
         self.running_postponed = true;
-        while std::mem::take(&mut self.tm.released) {
+        while std::mem::take(&mut self.locks.released) {
             for queue in [true, false] {
                 let requests = if queue {
                     self.waiting.take_writes()
@@ -389,7 +391,7 @@ impl<S: Store> Storage<S> {
     }
 
     fn send_deadlock_notifications(&mut self) {
-        for deadlock in std::mem::take(&mut self.tm.deadlocks) {
+        for deadlock in std::mem::take(&mut self.locks.deadlocks) {
             self.log(
                 Level::Info,
                 format!(
@@ -421,7 +423,7 @@ impl<S: Store> Storage<S> {
         match request {
             Postponed::Store(conn, msg_id, ask) => {
                 let data = object_data(ask);
-                let result = self.tm.store_object(
+                let result = self.locks.store_object(
                     self.store.write(),
                     &readable,
                     ask.ttid,
@@ -474,7 +476,7 @@ impl<S: Store> Storage<S> {
                     .answer(*conn, *msg_id, AnswerStoreObject { conflict });
             }
             Postponed::Check(conn, msg_id, ask) => {
-                let result = self.tm.check_current_serial(
+                let result = self.locks.check_current_serial(
                     &*self.store,
                     &readable,
                     ask.ttid,
@@ -494,7 +496,7 @@ impl<S: Store> Storage<S> {
             }
             Postponed::Relock(conn, msg_id, ask) => {
                 match self
-                    .tm
+                    .locks
                     .relock(self.store.write(), &readable, ask.ttid, ask.oid)
                 {
                     Ok(conflict) => {
@@ -509,10 +511,10 @@ impl<S: Store> Storage<S> {
                 }
             }
             Postponed::Object(conn, msg_id, ask) => {
-                if self.tm.is_read_locked(ask.oid) {
+                if self.locks.is_read_locked(ask.oid) {
                     return Outcome::WaitRead;
                 }
-                if !readable(self.tm.partition(ask.oid.0)) {
+                if !readable(self.locks.partition(ask.oid.0)) {
                     self.net.answer(*conn, *msg_id, non_readable_packet());
                     return Outcome::Done;
                 }
@@ -543,10 +545,10 @@ impl<S: Store> Storage<S> {
                 self.net.answer(*conn, *msg_id, answer);
             }
             Postponed::History(conn, msg_id, ask) => {
-                if self.tm.is_read_locked(ask.oid) {
+                if self.locks.is_read_locked(ask.oid) {
                     return Outcome::WaitRead;
                 }
-                if !readable(self.tm.partition(ask.oid.0)) {
+                if !readable(self.locks.partition(ask.oid.0)) {
                     self.net.answer(*conn, *msg_id, non_readable_packet());
                     return Outcome::Done;
                 }
@@ -568,7 +570,7 @@ impl<S: Store> Storage<S> {
                 self.net.answer(*conn, *msg_id, answer);
             }
             Postponed::TidsFrom(conn, msg_id, ask) => {
-                if self.tm.is_locked_tid(ask.max_tid) {
+                if self.locks.is_locked_tid(ask.max_tid) {
                     return Outcome::WaitRead;
                 }
                 // An OUT_OF_DATE cell would list only part of the range.
@@ -592,7 +594,7 @@ impl<S: Store> Storage<S> {
                 }
             }
             Postponed::OidsFrom(conn, msg_id, ask) => {
-                if self.tm.is_locked_tid(ask.tid) {
+                if self.locks.is_locked_tid(ask.tid) {
                     return Outcome::WaitRead;
                 }
                 if !readable(ask.partition) {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 use neo_proto::{Address, Map, Nid, NodeInfo, NodeState, NodeType, Timestamp, Value};
 
-use crate::io::ConnId;
+use crate::node::ConnId;
 
 /// Handle of an entry in a [`NodeTable`]; stable while the entry exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
