@@ -11,6 +11,39 @@ use crate::net::Reject;
 use crate::node::{ConnId, Level};
 use crate::node_table::NodeKey;
 
+/// Where an identifying node stands in the node table.
+struct FoundEntry {
+    /// Its entry, if it has one.
+    key: Option<NodeKey>,
+    /// The id it keeps, if any (a taken temporary id is dropped).
+    nid: Option<Nid>,
+    /// The entry at its address, of its type.
+    by_address: Option<NodeKey>,
+}
+
+/// The cluster's answer to an identifying node.
+enum Admission {
+    Admitted {
+        state: NodeState,
+        read_only: bool,
+    },
+    /// Answered (or the connection closed) without admitting it.
+    Answered,
+}
+
+/// Partitions a storage that lost its id held (its `new_nid` extra).
+fn new_nid_offsets(request: &mut RequestIdentification) -> Vec<u32> {
+    let Some(value) = take_extra(request, b"new_nid") else {
+        return Vec::new();
+    };
+    let items = value.as_array().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|v| v.as_i64())
+        .filter_map(|o| u32::try_from(o).ok())
+        .collect()
+}
+
 impl Master {
     /// The first packet of an accepted connection.
     pub(super) fn identify(
@@ -64,14 +97,39 @@ impl Master {
         mut request: RequestIdentification,
     ) -> Result<(), Reject> {
         let node_type = request.node_type;
-        let nid = request.nid;
         let address = request.address.clone();
         if request.id_timestamp.is_some_and(|ts| !ts.0.is_finite()) {
             return Err(Reject::protocol(
                 "RequestIdentification.id_timestamp is not a time",
             ));
         }
-        // Find the node's record (NEO/py's identification loop).
+        let found = self.find_entry(node_type, request.nid, address.as_ref())?;
+        let mut new_nid_offsets = new_nid_offsets(&mut request);
+        if node_type != NodeType::Storage {
+            new_nid_offsets.clear(); // only storages hold cells
+        }
+        let admitted = self.admission(conn, msg_id, &mut request, &found, &new_nid_offsets)?;
+        let Admission::Admitted { state, read_only } = admitted else {
+            return Ok(());
+        };
+        let (key, nid) = self.register(&found, request, state, read_only)?;
+        if !new_nid_offsets.is_empty() {
+            self.take_cells_of_lost_id(nid, new_nid_offsets);
+        }
+        self.attach(key, conn, msg_id, nid, state);
+        Ok(())
+    }
+
+    /// The node table's entry for an identifying node, if it has one, and
+    /// the id it asks for (NEO/py's identification loop): a conflict with
+    /// an identified node is refused, a temporary id that is taken is
+    /// dropped (a new one will be chosen).
+    fn find_entry(
+        &mut self,
+        node_type: NodeType,
+        nid: Option<Nid>,
+        address: Option<&neo_proto::Address>,
+    ) -> Result<FoundEntry, Reject> {
         let by_nid = nid.and_then(|n| self.nodes.by_nid(n));
         if let Some(other) = by_nid.and_then(|k| self.nodes.get(k)) {
             if other.node_type != node_type {
@@ -82,65 +140,70 @@ impl Master {
                 )));
             }
         }
-        let by_address = self.address_of_same_type(node_type, address.as_ref());
-        let mut node = by_nid;
-        let mut nid = nid;
+        let by_address = self.address_of_same_type(node_type, address);
+        let identified = |key: NodeKey| self.nodes.get(key).is_some_and(|e| e.identified);
+        let mut found = FoundEntry {
+            key: by_nid,
+            nid,
+            by_address,
+        };
         let already_connected = || Reject::protocol("already connected");
         if let Some(by_address) = by_address {
-            let identified = self.nodes.get(by_address).unwrap().identified;
-            if identified {
+            if identified(by_address) {
                 return Err(already_connected());
             }
-            if node != Some(by_address) {
-                if node.is_none() || nid.is_some_and(Nid::is_temporary) {
+            if found.key != Some(by_address) {
+                if found.key.is_none() || nid.is_some_and(Nid::is_temporary) {
                     // Address conflict with a temporary id: a new id will
                     // be chosen.
-                    node = Some(by_address);
+                    found.key = Some(by_address);
                 } else {
                     return Err(already_connected());
                 }
             }
-        } else if let Some(key) = node {
-            if self.nodes.get(key).unwrap().identified {
+        } else if let Some(key) = found.key {
+            if identified(key) {
                 if nid.is_some_and(Nid::is_temporary) {
                     // The temporary id is taken: give another one.
-                    node = None;
-                    nid = None;
+                    found.key = None;
+                    found.nid = None;
                 } else if self.evict_newcomer(key) {
                     // We gave that id to a newcomer before knowing it was
                     // taken: the node presenting it has precedence.
-                    self.nodes.set_address(key, address.clone());
+                    self.nodes.set_address(key, address.cloned());
                 } else {
                     return Err(already_connected());
                 }
             } else if key == self.own {
-                node = None;
+                found.key = None;
             } else {
-                self.nodes.set_address(key, address.clone());
+                self.nodes.set_address(key, address.cloned());
             }
         }
+        Ok(found)
+    }
 
-        // Partitions a storage that lost its id held (only storages hold
-        // cells; offsets past the table are ignored below).
-        let new_nid_offsets: Vec<u32> = match take_extra(&mut request, b"new_nid") {
-            Some(value) if node_type == NodeType::Storage => value
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|v| v.as_i64())
-                        .filter_map(|o| u32::try_from(o).ok())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
+    /// Whether the cluster's state admits the node now, and as what. A
+    /// refusal that is not an error (a read-write client of a backup
+    /// cluster, a master that won the election) is handled here.
+    fn admission(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        request: &mut RequestIdentification,
+        found: &FoundEntry,
+        new_nid_offsets: &[u32],
+    ) -> Result<Admission, Reject> {
         let cluster_state = self.cluster_state().unwrap();
-        let mut state = NodeState::Running;
-        let mut session_read_only = false;
-        match node_type {
+        let admitted = |state| {
+            Ok(Admission::Admitted {
+                state,
+                read_only: false,
+            })
+        };
+        match request.node_type {
             NodeType::Client => {
-                let read_only = match take_extra(&mut request, b"read_only") {
+                let read_only = match take_extra(request, b"read_only") {
                     Some(value) => value.as_bool().unwrap_or(false),
                     None => request.extra.get(&b"backup"[..]).is_some(),
                 };
@@ -156,84 +219,124 @@ impl Master {
                                 "read-write access requested but cluster is backing up",
                             ),
                         );
-                        return Ok(());
+                        return Ok(Admission::Answered);
                     }
                     _ => return Err(Reject::not_ready("cluster is not running")),
                 }
-                session_read_only = read_only;
+                Ok(Admission::Admitted {
+                    state: NodeState::Running,
+                    read_only,
+                })
             }
             NodeType::Storage => {
-                check_devpath(&request)?;
-                if cluster_state == ClusterState::StoppingBackup {
-                    return Err(Reject::not_ready("cluster is leaving backup mode"));
-                }
-                let known = nid.is_some() && node.is_some();
-                state = match self.primary().unwrap().phase {
-                    PrimaryPhase::Recovery(_) => NodeState::Pending,
-                    _ if known => NodeState::Running,
-                    _ => NodeState::Pending,
-                };
-                if address.is_none() {
-                    if cluster_state == ClusterState::Recovering {
-                        return Err(Reject::not_ready("cluster is recovering"));
-                    }
-                    if nid.is_some() || new_nid_offsets.is_empty() {
-                        return Err(Reject::protocol("storage without address"));
-                    }
-                    state = NodeState::Down;
-                }
+                let state = self.storage_admission(request, found, new_nid_offsets)?;
+                admitted(state)
             }
             NodeType::Master => {
-                if cluster_state == ClusterState::Recovering {
-                    let own_key = self.election_key();
-                    if let (Some(ts), Some(addr)) = (request.id_timestamp, &address) {
-                        let peer_key = ElectionKey::new(ts.0, addr);
-                        if peer_key < own_key {
-                            // An older candidate: it wins, we follow it.
-                            let winner = match by_address {
-                                Some(key) => key,
-                                None => self.nodes.add(
-                                    NodeType::Master,
-                                    Some(addr.clone()),
-                                    None,
-                                    NodeState::Down,
-                                ),
-                            };
-                            self.log(Level::Info, format!("lost the election against {addr}"));
-                            self.net.close(conn);
-                            self.play_secondary(winner);
-                            return Ok(());
-                        }
-                    }
+                if cluster_state == ClusterState::Recovering
+                    && self.lost_election_to(conn, request, found)
+                {
+                    return Ok(Admission::Answered);
                 }
+                admitted(NodeState::Running)
             }
-            NodeType::Admin => {}
+            NodeType::Admin => admitted(NodeState::Running),
         }
+    }
 
-        let requested = nid;
-        let nid = self.new_nid(nid, address.as_ref(), node_type);
-        let election_unsettled = cluster_state == ClusterState::Recovering
-            && !self.primary().unwrap().unheard_masters.is_empty();
-        if node_type == NodeType::Storage && requested != Some(nid) && election_unsettled {
-            return Err(Reject::not_ready("election in progress"));
+    /// The state a storage starts in: PENDING until the operator adds it,
+    /// unless it comes back with its id outside recovery; DOWN for one
+    /// without address (it only gives up a lost id's cells).
+    fn storage_admission(
+        &self,
+        request: &RequestIdentification,
+        found: &FoundEntry,
+        new_nid_offsets: &[u32],
+    ) -> Result<NodeState, Reject> {
+        check_devpath(request)?;
+        let cluster_state = self.cluster_state().unwrap();
+        if cluster_state == ClusterState::StoppingBackup {
+            return Err(Reject::not_ready("cluster is leaving backup mode"));
         }
-        if node_type == NodeType::Storage && requested != Some(nid) {
-            if let PrimaryPhase::Recovery(recovery) = &mut self.primary_mut().unwrap().phase {
+        let known = found.nid.is_some() && found.key.is_some();
+        let mut state = match self.primary().unwrap().phase {
+            PrimaryPhase::Recovery(_) => NodeState::Pending,
+            _ if known => NodeState::Running,
+            _ => NodeState::Pending,
+        };
+        if request.address.is_none() {
+            if cluster_state == ClusterState::Recovering {
+                return Err(Reject::not_ready("cluster is recovering"));
+            }
+            if found.nid.is_some() || new_nid_offsets.is_empty() {
+                return Err(Reject::protocol("storage without address"));
+            }
+            state = NodeState::Down;
+        }
+        Ok(state)
+    }
+
+    /// A candidate master older than us (during the election) wins: we
+    /// follow it and drop this connection.
+    fn lost_election_to(
+        &mut self,
+        conn: ConnId,
+        request: &RequestIdentification,
+        found: &FoundEntry,
+    ) -> bool {
+        let (Some(ts), Some(addr)) = (request.id_timestamp, &request.address) else {
+            return false;
+        };
+        if ElectionKey::new(ts.0, addr) >= self.election_key() {
+            return false;
+        }
+        let winner = match found.by_address {
+            Some(key) => key,
+            None => self
+                .nodes
+                .add(NodeType::Master, Some(addr.clone()), None, NodeState::Down),
+        };
+        self.log(Level::Info, format!("lost the election against {addr}"));
+        self.net.close(conn);
+        self.play_secondary(winner);
+        true
+    }
+
+    /// Gives the node its id and records it in the node table (a new entry
+    /// if it had none); tells every node.
+    fn register(
+        &mut self,
+        found: &FoundEntry,
+        request: RequestIdentification,
+        state: NodeState,
+        read_only: bool,
+    ) -> Result<(NodeKey, Nid), Reject> {
+        let node_type = request.node_type;
+        let address = request.address;
+        let nid = self.new_nid(found.nid, address.as_ref(), node_type);
+        let fresh_storage = node_type == NodeType::Storage && found.nid != Some(nid);
+        if fresh_storage {
+            let primary = self.primary_mut().unwrap();
+            if primary.cluster_state == ClusterState::Recovering
+                && !primary.unheard_masters.is_empty()
+            {
+                return Err(Reject::not_ready("election in progress"));
+            }
+            if let PrimaryPhase::Recovery(recovery) = &mut primary.phase {
                 recovery.fresh_nids.insert(nid);
             }
         }
-        let key = match node {
-            None => self.nodes.add(node_type, address.clone(), Some(nid), state),
+        let key = match found.key {
+            None => self.nodes.add(node_type, address, Some(nid), state),
             Some(key) => {
                 self.nodes.set_nid(key, Some(nid));
                 key
             }
         };
         let id_timestamp = Timestamp(self.clock.now(self.wall));
-        {
-            let entry = self.nodes.get_mut(key).unwrap();
+        if let Some(entry) = self.nodes.get_mut(key) {
             entry.extra = request.extra;
-            entry.read_only = session_read_only;
+            entry.read_only = read_only;
             entry.id_timestamp = Some(id_timestamp);
             entry.state = state;
         }
@@ -245,30 +348,36 @@ impl Master {
             self.master_heard(key);
         }
         self.broadcast_nodes(&[key]);
-        if !new_nid_offsets.is_empty() {
-            let mut changes = Vec::new();
-            for offset in new_nid_offsets {
-                if offset < self.pt.num_partitions() {
-                    self.pt.set_cell(offset as usize, nid, CellState::OutOfDate);
-                    changes.push(CellChange {
-                        offset,
-                        nid,
-                        state: CellState::OutOfDate,
-                    });
-                }
-            }
-            self.broadcast_pt_changes(changes, None);
-        }
-        // Attach the connection; an older unidentified one is replaced.
-        if let Some(old) = self.nodes.get(key).unwrap().conn {
-            if old != conn {
-                self.net.close(old);
+        Ok((key, nid))
+    }
+
+    /// A storage that lost its id asks for the cells it held (offsets past
+    /// the table are ignored): they become its, OUT_OF_DATE.
+    fn take_cells_of_lost_id(&mut self, nid: Nid, offsets: Vec<u32>) {
+        let mut changes = Vec::new();
+        for offset in offsets {
+            if offset < self.pt.num_partitions() {
+                self.pt.set_cell(offset as usize, nid, CellState::OutOfDate);
+                changes.push(CellChange {
+                    offset,
+                    nid,
+                    state: CellState::OutOfDate,
+                });
             }
         }
-        {
-            let entry = self.nodes.get_mut(key).unwrap();
-            entry.conn = Some(conn);
-            entry.identified = true;
+        self.broadcast_pt_changes(changes, None);
+    }
+
+    /// The connection becomes the node's (an older unidentified one is
+    /// replaced): accept, then what a new node is told.
+    fn attach(&mut self, key: NodeKey, conn: ConnId, msg_id: u32, nid: Nid, state: NodeState) {
+        let Some(entry) = self.nodes.get_mut(key) else {
+            return;
+        };
+        let (old, node_type) = (entry.conn.replace(conn), entry.node_type);
+        entry.identified = true;
+        if let Some(old) = old.filter(|&old| old != conn) {
+            self.net.close(old);
         }
         if let Some(role) = self.net.state_mut(conn) {
             *role = ConnRole::Peer(key);
@@ -285,7 +394,6 @@ impl Master {
         );
         self.send_initial_node_information(key);
         self.greet(key, conn, node_type, state);
-        Ok(())
     }
 
     /// What a newly identified node receives after the node list

@@ -205,58 +205,11 @@ impl State {
             Op::SetTruncateTid(tid) => self.config.truncate_tid = *tid,
             Op::SetBackupTid(tid) => self.config.backup_tid = *tid,
             Op::ResetTable(own, table, last_pack_id) => {
-                let previous = std::mem::take(&mut self.rows);
-                self.rows = vec![Vec::new(); table.rows.len()];
-                for (offset, row) in table.rows.iter().enumerate() {
-                    for cell in row {
-                        let before = previous
-                            .get(offset)
-                            .and_then(|r| r.iter().find(|c| c.nid == cell.nid));
-                        let stored =
-                            self.stored_cell(*own, offset as u32, cell, before, *last_pack_id);
-                        self.rows[offset].push(stored);
-                    }
-                }
-                for offset in 0..self.np() {
-                    if !self.rows[offset as usize].iter().any(|c| c.nid == *own) {
-                        self.drop_partition(offset, &mut orphans);
-                    }
-                }
-                self.table = Some((table.ptid, table.num_replicas));
+                self.reset_table(*own, table, *last_pack_id, &mut orphans)
             }
             Op::ChangeTable(own, ptid, num_replicas, changes, last_pack_id) => {
                 for change in changes {
-                    let offset = change.offset as usize;
-                    if offset >= self.rows.len() {
-                        continue;
-                    }
-                    if change.state == CellState::Discarded {
-                        self.rows[offset].retain(|c| c.nid != change.nid);
-                        if change.nid == *own {
-                            self.drop_partition(change.offset, &mut orphans);
-                        }
-                        continue;
-                    }
-                    let cell = CellInfo {
-                        nid: change.nid,
-                        state: change.state,
-                    };
-                    let before = self.rows[offset]
-                        .iter()
-                        .find(|c| c.nid == change.nid)
-                        .cloned();
-                    let stored = self.stored_cell(
-                        *own,
-                        change.offset,
-                        &cell,
-                        before.as_ref(),
-                        *last_pack_id,
-                    );
-                    let row = &mut self.rows[offset];
-                    match row.iter_mut().find(|c| c.nid == change.nid) {
-                        Some(existing) => *existing = stored,
-                        None => row.push(stored),
-                    }
+                    self.change_cell(*own, change, *last_pack_id, &mut orphans);
                 }
                 self.table = Some((*ptid, *num_replicas));
             }
@@ -265,87 +218,17 @@ impl State {
                     .insert((data.checksum.0, data.compression), *id);
                 self.data.insert(*id, data.clone());
             }
-            Op::DeleteData(ids) => {
-                for id in ids {
-                    if let Some(data) = self.data.remove(id) {
-                        let key = (data.checksum.0, data.compression);
-                        if self.by_hash.get(&key) == Some(id) {
-                            self.by_hash.remove(&key);
-                        }
-                    }
-                }
-            }
+            Op::DeleteData(ids) => self.delete_data(ids),
             Op::StoreTemporary(ttid, objects, meta) => {
-                for object in objects {
-                    let partition = self.partition_of(object.oid.0);
-                    self.add_ref(&object.record);
-                    if let Some((_, old)) = self
-                        .tobj
-                        .insert((*ttid, object.oid), (partition, object.record))
-                    {
-                        orphans.extend(self.drop_ref(&old));
-                    }
-                }
-                if let Some(meta) = meta {
-                    let partition = self.partition_of(ttid.0);
-                    self.ttrans.insert(
-                        *ttid,
-                        TempTransaction {
-                            partition,
-                            tid: None,
-                            meta: meta.clone(),
-                        },
-                    );
-                }
+                self.store_temporary(*ttid, objects, meta.as_ref(), &mut orphans)
             }
             Op::StorePackOrder(order) => {
                 self.pack.insert(order.pack_id, order.clone());
             }
-            Op::Lock(ttid, tid, approve) => {
-                if let Some(temp) = self.ttrans.get_mut(ttid) {
-                    temp.tid = Some(*tid);
-                }
-                if *approve {
-                    if let Some(order) = self.pack.get_mut(ttid) {
-                        order.approved = Some(true);
-                    }
-                }
-            }
-            Op::Unlock(ttid, tid) => {
-                if let Some(temp) = self.ttrans.remove(ttid) {
-                    self.trans.insert((temp.partition, *tid), temp.meta);
-                    if let Some(mut order) = self.pack.remove(ttid) {
-                        order.pack_id = *tid;
-                        self.pack.insert(*tid, order);
-                    }
-                }
-                let keys: Vec<(Tid, Oid)> = self
-                    .tobj
-                    .range((*ttid, Oid::ZERO)..=(*ttid, Oid::INVALID))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for key in keys {
-                    let (partition, record) = self.tobj.remove(&key).unwrap();
-                    // The reference moves from tobj to obj.
-                    orphans.extend(self.drop_ref(&record));
-                    self.insert_obj((partition, key.1, *tid), record, &mut orphans);
-                }
-                // A row that moved keeps a reference: not an orphan.
-                let refs = &self.refs;
-                orphans.retain(|id| !refs.contains_key(id));
-            }
+            Op::Lock(ttid, tid, approve) => self.lock(*ttid, *tid, *approve),
+            Op::Unlock(ttid, tid) => self.unlock(*ttid, *tid, &mut orphans),
             Op::Abort(ttid) => self.remove_temporary(*ttid, &mut orphans),
-            Op::DropUnfinished => {
-                let ttids: BTreeSet<Tid> = self
-                    .ttrans
-                    .keys()
-                    .copied()
-                    .chain(self.tobj.keys().map(|(ttid, _)| *ttid))
-                    .collect();
-                for ttid in ttids {
-                    self.remove_temporary(ttid, &mut orphans);
-                }
-            }
+            Op::DropUnfinished => self.drop_unfinished(&mut orphans),
             Op::SignPackOrders(approved, rejected) => {
                 for (ids, value) in [(approved, true), (rejected, false)] {
                     for id in ids {
@@ -356,12 +239,7 @@ impl State {
                 }
             }
             Op::SetPacked(partition, pack_id) => {
-                let own = self.config.nid;
-                if let Some(row) = self.rows.get_mut(*partition as usize) {
-                    for cell in row.iter_mut().filter(|c| Some(c.nid) == own) {
-                        cell.pack = Some(*pack_id);
-                    }
-                }
+                self.update_own_cell(*partition, |cell| cell.pack = Some(*pack_id))
             }
             Op::DeleteRecords(partition, records) => {
                 for (oid, tid) in records {
@@ -381,88 +259,241 @@ impl State {
                 self.trans.remove(&(*partition, *tid));
                 self.pack.remove(tid);
             }
-            Op::SetReplicated(partition, tid) => {
-                let own = self.config.nid;
-                if let Some(row) = self.rows.get_mut(*partition as usize) {
-                    for cell in row.iter_mut().filter(|c| Some(c.nid) == own) {
-                        if cell.state == CellState::OutOfDate && cell.replicated < *tid {
-                            cell.replicated = *tid;
-                        }
-                    }
+            Op::SetReplicated(partition, tid) => self.update_own_cell(*partition, |cell| {
+                if cell.state == CellState::OutOfDate && cell.replicated < *tid {
+                    cell.replicated = *tid;
                 }
-            }
-            Op::LowerPacked(partition, pack_id) => {
-                let own = self.config.nid;
-                if let Some(row) = self.rows.get_mut(*partition as usize) {
-                    for cell in row.iter_mut().filter(|c| Some(c.nid) == own) {
-                        if cell.pack.is_some_and(|p| *pack_id < p) {
-                            cell.pack = Some(*pack_id);
-                        }
-                    }
+            }),
+            Op::LowerPacked(partition, pack_id) => self.update_own_cell(*partition, |cell| {
+                if cell.pack.is_some_and(|p| *pack_id < p) {
+                    cell.pack = Some(*pack_id);
                 }
-            }
-            Op::DropTemporary(partitions) => {
-                let doomed: Vec<(Tid, Oid)> = self
-                    .tobj
-                    .iter()
-                    .filter(|(_, (p, _))| partitions.contains(p))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for key in doomed {
-                    let (_, record) = self.tobj.remove(&key).unwrap();
-                    orphans.extend(self.drop_ref(&record));
-                }
-                let ttids: Vec<Tid> = self
-                    .ttrans
-                    .iter()
-                    .filter(|(_, t)| partitions.contains(&t.partition))
-                    .map(|(ttid, _)| *ttid)
-                    .collect();
-                for ttid in ttids {
-                    self.ttrans.remove(&ttid);
-                    self.pack.remove(&ttid);
-                }
-            }
+            }),
+            Op::DropTemporary(partitions) => self.drop_temporary(partitions, &mut orphans),
             Op::Truncate => {
                 if let Some(tid) = self.config.truncate_tid.take() {
-                    let assigned: Vec<u32> = (0..self.np())
-                        .filter(|&o| self.own_cell(o).is_some())
-                        .collect();
-                    let doomed: Vec<(u32, Tid)> = self
-                        .trans
-                        .keys()
-                        .filter(|(p, t)| assigned.contains(p) && *t > tid)
-                        .copied()
-                        .collect();
-                    for key in doomed {
-                        self.trans.remove(&key);
-                        self.pack.remove(&key.1);
-                    }
-                    let doomed: Vec<(u32, Oid, Tid)> = self
-                        .obj
-                        .keys()
-                        .filter(|(p, _, t)| assigned.contains(p) && *t > tid)
-                        .copied()
-                        .collect();
-                    for key in doomed {
-                        self.remove_obj(&key, &mut orphans);
-                    }
-                    let own = self.config.nid;
-                    for row in &mut self.rows {
-                        for cell in row.iter_mut() {
-                            if Some(cell.nid) == own
-                                && cell.state == CellState::OutOfDate
-                                && cell.replicated > tid
-                            {
-                                cell.replicated = tid;
-                            }
-                        }
-                    }
+                    self.truncate(tid, &mut orphans);
                 }
             }
             Op::Erase => *self = State::default(),
         }
         orphans
+    }
+
+    /// Our cell of `partition`, changed by `update` (no cell: nothing).
+    fn update_own_cell(&mut self, partition: u32, update: impl FnOnce(&mut StoredCell)) {
+        let own = self.config.nid;
+        let row = self.rows.get_mut(partition as usize);
+        if let Some(cell) = row.and_then(|row| row.iter_mut().find(|c| Some(c.nid) == own)) {
+            update(cell);
+        }
+    }
+
+    fn reset_table(
+        &mut self,
+        own: Nid,
+        table: &StoredTable,
+        last_pack_id: Tid,
+        orphans: &mut Vec<DataId>,
+    ) {
+        let previous = std::mem::take(&mut self.rows);
+        self.rows = vec![Vec::new(); table.rows.len()];
+        for (offset, row) in table.rows.iter().enumerate() {
+            for cell in row {
+                let before = previous
+                    .get(offset)
+                    .and_then(|r| r.iter().find(|c| c.nid == cell.nid));
+                let stored = self.stored_cell(own, offset as u32, cell, before, last_pack_id);
+                self.rows[offset].push(stored);
+            }
+        }
+        for offset in 0..self.np() {
+            if !self.rows[offset as usize].iter().any(|c| c.nid == own) {
+                self.drop_partition(offset, orphans);
+            }
+        }
+        self.table = Some((table.ptid, table.num_replicas));
+    }
+
+    fn change_cell(
+        &mut self,
+        own: Nid,
+        change: &CellChange,
+        last_pack_id: Tid,
+        orphans: &mut Vec<DataId>,
+    ) {
+        let offset = change.offset as usize;
+        if offset >= self.rows.len() {
+            return;
+        }
+        if change.state == CellState::Discarded {
+            self.rows[offset].retain(|c| c.nid != change.nid);
+            if change.nid == own {
+                self.drop_partition(change.offset, orphans);
+            }
+            return;
+        }
+        let cell = CellInfo {
+            nid: change.nid,
+            state: change.state,
+        };
+        let before = self.rows[offset]
+            .iter()
+            .find(|c| c.nid == change.nid)
+            .cloned();
+        let stored = self.stored_cell(own, change.offset, &cell, before.as_ref(), last_pack_id);
+        let row = &mut self.rows[offset];
+        match row.iter_mut().find(|c| c.nid == change.nid) {
+            Some(existing) => *existing = stored,
+            None => row.push(stored),
+        }
+    }
+
+    fn delete_data(&mut self, ids: &[DataId]) {
+        for id in ids {
+            if let Some(data) = self.data.remove(id) {
+                let key = (data.checksum.0, data.compression);
+                if self.by_hash.get(&key) == Some(id) {
+                    self.by_hash.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn store_temporary(
+        &mut self,
+        ttid: Tid,
+        objects: &[TempObject],
+        meta: Option<&TransactionMeta>,
+        orphans: &mut Vec<DataId>,
+    ) {
+        for object in objects {
+            let partition = self.partition_of(object.oid.0);
+            self.add_ref(&object.record);
+            if let Some((_, old)) = self
+                .tobj
+                .insert((ttid, object.oid), (partition, object.record))
+            {
+                orphans.extend(self.drop_ref(&old));
+            }
+        }
+        if let Some(meta) = meta {
+            let partition = self.partition_of(ttid.0);
+            let temp = TempTransaction {
+                partition,
+                tid: None,
+                meta: meta.clone(),
+            };
+            self.ttrans.insert(ttid, temp);
+        }
+    }
+
+    fn lock(&mut self, ttid: Tid, tid: Tid, approve_pack: bool) {
+        if let Some(temp) = self.ttrans.get_mut(&ttid) {
+            temp.tid = Some(tid);
+        }
+        if approve_pack {
+            if let Some(order) = self.pack.get_mut(&ttid) {
+                order.approved = Some(true);
+            }
+        }
+    }
+
+    fn unlock(&mut self, ttid: Tid, tid: Tid, orphans: &mut Vec<DataId>) {
+        if let Some(temp) = self.ttrans.remove(&ttid) {
+            self.trans.insert((temp.partition, tid), temp.meta);
+            if let Some(mut order) = self.pack.remove(&ttid) {
+                order.pack_id = tid;
+                self.pack.insert(tid, order);
+            }
+        }
+        let keys: Vec<(Tid, Oid)> = self
+            .tobj
+            .range((ttid, Oid::ZERO)..=(ttid, Oid::INVALID))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut moved = Vec::new();
+        for key in keys {
+            let (partition, record) = self.tobj.remove(&key).unwrap();
+            // The reference moves from tobj to obj.
+            moved.extend(self.drop_ref(&record));
+            self.insert_obj((partition, key.1, tid), record, &mut moved);
+        }
+        // A row that moved keeps a reference: not an orphan.
+        let refs = &self.refs;
+        orphans.extend(moved.into_iter().filter(|id| !refs.contains_key(id)));
+    }
+
+    fn drop_unfinished(&mut self, orphans: &mut Vec<DataId>) {
+        let ttids: BTreeSet<Tid> = self
+            .ttrans
+            .keys()
+            .copied()
+            .chain(self.tobj.keys().map(|(ttid, _)| *ttid))
+            .collect();
+        for ttid in ttids {
+            self.remove_temporary(ttid, orphans);
+        }
+    }
+
+    fn drop_temporary(&mut self, partitions: &[u32], orphans: &mut Vec<DataId>) {
+        let doomed: Vec<(Tid, Oid)> = self
+            .tobj
+            .iter()
+            .filter(|(_, (p, _))| partitions.contains(p))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in doomed {
+            let (_, record) = self.tobj.remove(&key).unwrap();
+            orphans.extend(self.drop_ref(&record));
+        }
+        let ttids: Vec<Tid> = self
+            .ttrans
+            .iter()
+            .filter(|(_, t)| partitions.contains(&t.partition))
+            .map(|(ttid, _)| *ttid)
+            .collect();
+        for ttid in ttids {
+            self.ttrans.remove(&ttid);
+            self.pack.remove(&ttid);
+        }
+    }
+
+    /// Drops what our cells hold past `tid`.
+    fn truncate(&mut self, tid: Tid, orphans: &mut Vec<DataId>) {
+        let assigned: Vec<u32> = (0..self.np())
+            .filter(|&o| self.own_cell(o).is_some())
+            .collect();
+        let doomed: Vec<(u32, Tid)> = self
+            .trans
+            .keys()
+            .filter(|(p, t)| assigned.contains(p) && *t > tid)
+            .copied()
+            .collect();
+        for key in doomed {
+            self.trans.remove(&key);
+            self.pack.remove(&key.1);
+        }
+        let doomed: Vec<(u32, Oid, Tid)> = self
+            .obj
+            .keys()
+            .filter(|(p, _, t)| assigned.contains(p) && *t > tid)
+            .copied()
+            .collect();
+        for key in doomed {
+            self.remove_obj(&key, orphans);
+        }
+        let own = self.config.nid;
+        for row in &mut self.rows {
+            for cell in row.iter_mut() {
+                if Some(cell.nid) == own
+                    && cell.state == CellState::OutOfDate
+                    && cell.replicated > tid
+                {
+                    cell.replicated = tid;
+                }
+            }
+        }
     }
 
     fn stored_cell(
