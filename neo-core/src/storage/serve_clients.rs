@@ -12,9 +12,9 @@ use neo_proto::{
     AnswerCheckCurrentSerial, AnswerFinalTID, AnswerOIDsFrom, AnswerObject, AnswerObjectHistory,
     AnswerObjectUndoSerial, AnswerRelockObject, AnswerStoreObject, AnswerStoreTransaction,
     AnswerTIDs, AnswerTIDsFrom, AnswerTransactionInformation, AnswerVoteTransaction,
-    AskCheckCurrentSerial, AskOIDsFrom, AskObject, AskObjectHistory, AskRelockObject,
-    AskStoreObject, AskTIDsFrom, ErrorCode, HistoryEntry, Map, Nid, NotifyDeadlock, ObjectData,
-    Packet, Tid,
+    AskCheckCurrentSerial, AskOIDsFrom, AskObject, AskObjectHistory, AskObjectUndoSerial,
+    AskRelockObject, AskStoreObject, AskStoreTransaction, AskTIDs, AskTIDsFrom, ErrorCode,
+    HistoryEntry, Map, Nid, NotifyDeadlock, ObjectData, Packet, Tid,
 };
 
 use super::store::{ObjectLookup, Store, TransactionMeta};
@@ -99,12 +99,19 @@ pub const LISTED_RECORDS_COUNT_MAX: u32 = 10_000;
 /// whole history (an application paging an undo log goes nowhere near).
 pub const LISTED_OFFSET_MAX: u64 = 1_000_000;
 
-fn check_listing_offset(field: &str, first: u64) -> Result<(), Reject> {
+/// A listing of `packet` from offset `first` to `last` (exclusive): a
+/// range in order, starting at most LISTED_OFFSET_MAX deep; `last` is
+/// clamped to LISTED_RECORDS_COUNT_MAX records.
+fn check_listing(packet: &str, first: u64, last: &mut u64) -> Result<(), Reject> {
+    if first >= *last {
+        return Err(Reject::protocol("invalid offsets"));
+    }
     if first > LISTED_OFFSET_MAX {
         return Err(Reject::protocol(format!(
-            "{field}: {first} is past the deepest listing ({LISTED_OFFSET_MAX})"
+            "{packet}.first: {first} is past the deepest listing ({LISTED_OFFSET_MAX})"
         )));
     }
+    *last = (*last).min(first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
     Ok(())
 }
 
@@ -126,73 +133,16 @@ impl<S: Store> Storage<S> {
         msg_id: u32,
         packet: Packet,
     ) -> Result<(), Reject> {
-        let ttid = match &packet {
-            Packet::AskStoreObject(p) => Some(("AskStoreObject.ttid", p.ttid)),
-            Packet::AskCheckCurrentSerial(p) => Some(("AskCheckCurrentSerial.ttid", p.ttid)),
-            Packet::AskRelockObject(p) => Some(("AskRelockObject.ttid", p.ttid)),
-            Packet::AskStoreTransaction(p) => Some(("AskStoreTransaction.ttid", p.ttid)),
-            Packet::AskVoteTransaction(p) => Some(("AskVoteTransaction.ttid", p.ttid)),
-            Packet::AbortTransaction(p) => Some(("AbortTransaction.ttid", p.ttid)),
-            _ => None,
-        };
-        if let Some((field, ttid)) = ttid {
-            self.locks
-                .check_owner(client, ttid)
-                .map_err(|why| Reject::protocol(format!("{field}: {why}")))?;
-        }
+        self.check_transaction_owner(client, &packet)?;
         match packet {
-            Packet::AskStoreObject(ask) => {
-                if ask.compression > 1 {
-                    return Err(Reject::protocol("invalid compression value"));
-                }
-                let data = object_data(&ask);
-                if let Some(data) = &data {
-                    if crate::data::verify(data).is_err() {
-                        return Err(Reject::protocol("invalid checksum"));
-                    }
-                }
-                self.locks.register(client, ask.ttid);
-                self.run(Postponed::Store(conn, msg_id, ask));
-            }
+            Packet::AskStoreObject(ask) => self.on_store_object(conn, client, msg_id, ask)?,
             Packet::AskCheckCurrentSerial(ask) => {
                 self.locks.register(client, ask.ttid);
                 self.run(Postponed::Check(conn, msg_id, ask));
             }
-            Packet::AskRelockObject(ask) => {
-                if self.locks.release_for_relock(ask.ttid, ask.oid) {
-                    // The older transaction waiting for this lock goes
-                    // first; our relock then normally waits behind it.
-                    self.run_postponed();
-                    self.run(Postponed::Relock(conn, msg_id, ask));
-                } else {
-                    self.log(
-                        Level::Info,
-                        format!("nothing to relock for {} of {}", ask.oid, ask.ttid),
-                    );
-                    self.net
-                        .answer(conn, msg_id, AnswerRelockObject { conflict: None });
-                }
-            }
+            Packet::AskRelockObject(ask) => self.on_relock_object(conn, msg_id, ask),
             Packet::AskStoreTransaction(ask) => {
-                self.locks.register(client, ask.ttid);
-                let meta = TransactionMeta {
-                    ttid: ask.ttid,
-                    user: ask.user,
-                    description: ask.description,
-                    extension: ask.extension,
-                    packed: false,
-                    oids: ask.oids,
-                };
-                self.locks
-                    .vote(self.store.write(), ask.ttid, Some((meta, ask.pack)))
-                    .map_err(Reject::protocol)?;
-                // The vote is a promise: answered once durable.
-                self.net.answer_after(
-                    self.store.written(),
-                    conn,
-                    msg_id,
-                    AnswerStoreTransaction {},
-                );
+                self.on_store_transaction(conn, client, msg_id, ask)?
             }
             Packet::AskVoteTransaction(ask) => {
                 self.locks
@@ -207,13 +157,7 @@ impl<S: Store> Storage<S> {
             }
             Packet::AskObject(ask) => self.run(Postponed::Object(conn, msg_id, ask)),
             Packet::AskObjectHistory(mut ask) => {
-                if ask.first >= ask.last {
-                    return Err(Reject::protocol("invalid offsets"));
-                }
-                check_listing_offset("AskObjectHistory.first", ask.first)?;
-                ask.last = ask
-                    .last
-                    .min(ask.first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
+                check_listing("AskObjectHistory", ask.first, &mut ask.last)?;
                 self.run(Postponed::History(conn, msg_id, ask));
             }
             Packet::AskTIDsFrom(mut ask) => {
@@ -224,78 +168,11 @@ impl<S: Store> Storage<S> {
                 ask.length = ask.length.min(LISTED_RECORDS_COUNT_MAX);
                 self.run(Postponed::OidsFrom(conn, msg_id, ask))
             }
-            Packet::AskTIDs(mut ask) => {
-                if ask.first >= ask.last {
-                    return Err(Reject::protocol("invalid offsets"));
-                }
-                check_listing_offset("AskTIDs.first", ask.first)?;
-                ask.last = ask
-                    .last
-                    .min(ask.first.saturating_add(LISTED_RECORDS_COUNT_MAX.into()));
-                let partitions: Vec<u32> = if ask.partition == INVALID_PARTITION {
-                    self.readable_partitions()
-                } else if self.is_readable(ask.partition) {
-                    vec![ask.partition]
-                } else {
-                    return Err(non_readable());
-                };
-                let tids = self
-                    .store
-                    .tids(ask.first, ask.last - ask.first, &partitions);
-                self.net.answer(conn, msg_id, AnswerTIDs { tids });
-            }
+            Packet::AskTIDs(ask) => self.answer_tids(conn, msg_id, ask)?,
             Packet::AskTransactionInformation(ask) => {
-                if !self.is_readable(self.locks.partition(ask.tid.0)) {
-                    return Err(non_readable());
-                }
-                let Some(meta) = self.store.transaction(ask.tid) else {
-                    return Err(Reject::answer(
-                        ErrorCode::TidNotFound,
-                        format!("{} does not exist", dump(ask.tid.0)),
-                    ));
-                };
-                self.net.answer(
-                    conn,
-                    msg_id,
-                    AnswerTransactionInformation {
-                        tid: ask.tid,
-                        user: meta.user,
-                        description: meta.description,
-                        extension: meta.extension,
-                        packed: meta.packed,
-                        oids: meta.oids,
-                    },
-                );
+                self.answer_transaction_information(conn, msg_id, ask.tid)?
             }
-            Packet::AskObjectUndoSerial(ask) => {
-                let mut result = Map::new();
-                for &oid in &ask.oids {
-                    if !self.is_readable(self.locks.partition(oid.0)) {
-                        return Err(non_readable());
-                    }
-                    let pending = self
-                        .locks
-                        .pending_store(ask.ttid, oid)
-                        .map(|record| record.value_tid.unwrap_or(ask.ttid));
-                    let history = self.store.undo_history(oid, ask.undone_tid);
-                    match super::undo::find_undo_serial(
-                        history,
-                        ask.undone_tid,
-                        Some(ask.ltid),
-                        pending,
-                    ) {
-                        None => {}
-                        Some((None, _, _)) => {
-                            return Err(Reject::answer(ErrorCode::OidNotFound, dump(oid.0)))
-                        }
-                        Some((Some(current), undone, is_current)) => result
-                            .0
-                            .push((oid, super::undo::to_wire(current, undone, is_current))),
-                    }
-                }
-                self.net
-                    .answer(conn, msg_id, AnswerObjectUndoSerial { result });
-            }
+            Packet::AskObjectUndoSerial(ask) => self.answer_undo_serials(conn, msg_id, &ask)?,
             Packet::AskFinalTID(ask) => {
                 let tid = match self.locks.final_tid(ask.ttid) {
                     Some(tid) => tid,
@@ -305,6 +182,166 @@ impl<S: Store> Storage<S> {
             }
             other => return Err(Reject::unexpected(&other, "client operation")),
         }
+        Ok(())
+    }
+
+    /// A client acts only on its own transactions.
+    fn check_transaction_owner(&self, client: Nid, packet: &Packet) -> Result<(), Reject> {
+        let ttid = match packet {
+            Packet::AskStoreObject(p) => Some(("AskStoreObject.ttid", p.ttid)),
+            Packet::AskCheckCurrentSerial(p) => Some(("AskCheckCurrentSerial.ttid", p.ttid)),
+            Packet::AskRelockObject(p) => Some(("AskRelockObject.ttid", p.ttid)),
+            Packet::AskStoreTransaction(p) => Some(("AskStoreTransaction.ttid", p.ttid)),
+            Packet::AskVoteTransaction(p) => Some(("AskVoteTransaction.ttid", p.ttid)),
+            Packet::AbortTransaction(p) => Some(("AbortTransaction.ttid", p.ttid)),
+            _ => None,
+        };
+        let Some((field, ttid)) = ttid else {
+            return Ok(());
+        };
+        self.locks
+            .check_owner(client, ttid)
+            .map_err(|why| Reject::protocol(format!("{field}: {why}")))
+    }
+
+    fn on_store_object(
+        &mut self,
+        conn: ConnId,
+        client: Nid,
+        msg_id: u32,
+        ask: AskStoreObject,
+    ) -> Result<(), Reject> {
+        if ask.compression > 1 {
+            return Err(Reject::protocol("invalid compression value"));
+        }
+        if let Some(data) = &object_data(&ask) {
+            if crate::data::verify(data).is_err() {
+                return Err(Reject::protocol("invalid checksum"));
+            }
+        }
+        self.locks.register(client, ask.ttid);
+        self.run(Postponed::Store(conn, msg_id, ask));
+        Ok(())
+    }
+
+    fn on_relock_object(&mut self, conn: ConnId, msg_id: u32, ask: AskRelockObject) {
+        if self.locks.release_for_relock(ask.ttid, ask.oid) {
+            // The older transaction waiting for this lock goes first; our
+            // relock then normally waits behind it.
+            self.run_postponed();
+            self.run(Postponed::Relock(conn, msg_id, ask));
+        } else {
+            self.log(
+                Level::Info,
+                format!("nothing to relock for {} of {}", ask.oid, ask.ttid),
+            );
+            self.net
+                .answer(conn, msg_id, AnswerRelockObject { conflict: None });
+        }
+    }
+
+    /// The transaction's metadata, which is its vote in the partition of
+    /// its TTID.
+    fn on_store_transaction(
+        &mut self,
+        conn: ConnId,
+        client: Nid,
+        msg_id: u32,
+        ask: AskStoreTransaction,
+    ) -> Result<(), Reject> {
+        self.locks.register(client, ask.ttid);
+        let meta = TransactionMeta {
+            ttid: ask.ttid,
+            user: ask.user,
+            description: ask.description,
+            extension: ask.extension,
+            packed: false,
+            oids: ask.oids,
+        };
+        self.locks
+            .vote(self.store.write(), ask.ttid, Some((meta, ask.pack)))
+            .map_err(Reject::protocol)?;
+        // The vote is a promise: answered once durable.
+        let written = self.store.written();
+        self.net
+            .answer_after(written, conn, msg_id, AnswerStoreTransaction {});
+        Ok(())
+    }
+
+    fn answer_tids(&mut self, conn: ConnId, msg_id: u32, mut ask: AskTIDs) -> Result<(), Reject> {
+        check_listing("AskTIDs", ask.first, &mut ask.last)?;
+        let partitions: Vec<u32> = if ask.partition == INVALID_PARTITION {
+            self.readable_partitions()
+        } else if self.is_readable(ask.partition) {
+            vec![ask.partition]
+        } else {
+            return Err(non_readable());
+        };
+        let tids = self
+            .store
+            .tids(ask.first, ask.last - ask.first, &partitions);
+        self.net.answer(conn, msg_id, AnswerTIDs { tids });
+        Ok(())
+    }
+
+    fn answer_transaction_information(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        tid: Tid,
+    ) -> Result<(), Reject> {
+        if !self.is_readable(self.locks.partition(tid.0)) {
+            return Err(non_readable());
+        }
+        let Some(meta) = self.store.transaction(tid) else {
+            return Err(Reject::answer(
+                ErrorCode::TidNotFound,
+                format!("{} does not exist", dump(tid.0)),
+            ));
+        };
+        let answer = AnswerTransactionInformation {
+            tid,
+            user: meta.user,
+            description: meta.description,
+            extension: meta.extension,
+            packed: meta.packed,
+            oids: meta.oids,
+        };
+        self.net.answer(conn, msg_id, answer);
+        Ok(())
+    }
+
+    /// Where each object an undo changes goes back to (cluster.md 6.5).
+    fn answer_undo_serials(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        ask: &AskObjectUndoSerial,
+    ) -> Result<(), Reject> {
+        let mut result = Map::new();
+        for &oid in &ask.oids {
+            if !self.is_readable(self.locks.partition(oid.0)) {
+                return Err(non_readable());
+            }
+            let pending = self
+                .locks
+                .pending_store(ask.ttid, oid)
+                .map(|record| record.value_tid.unwrap_or(ask.ttid));
+            let history = self.store.undo_history(oid, ask.undone_tid);
+            let found =
+                super::undo::find_undo_serial(history, ask.undone_tid, Some(ask.ltid), pending);
+            match found {
+                None => {}
+                Some((None, _, _)) => {
+                    return Err(Reject::answer(ErrorCode::OidNotFound, dump(oid.0)))
+                }
+                Some((Some(current), undone, is_current)) => result
+                    .0
+                    .push((oid, super::undo::to_wire(current, undone, is_current))),
+            }
+        }
+        self.net
+            .answer(conn, msg_id, AnswerObjectUndoSerial { result });
         Ok(())
     }
 
@@ -418,198 +455,217 @@ impl<S: Store> Storage<S> {
 
     /// Executes a (possibly postponed) request.
     fn execute(&mut self, request: &Postponed) -> Outcome {
-        let readable = &self.readable;
-        let readable = |partition: u32| readable.get(partition as usize).copied().unwrap_or(false);
         match request {
-            Postponed::Store(conn, msg_id, ask) => {
-                let data = object_data(ask);
-                let result = self.locks.store_object(
-                    self.store.write(),
-                    &readable,
-                    ask.ttid,
-                    ask.serial,
-                    ask.oid,
-                    data.as_ref(),
-                    ask.data_serial,
-                );
-                let conflict = match result {
-                    Ok(true) => None,
-                    Ok(false) => Some(Tid::ZERO),
-                    Err(StoreError::Lock(LockError::Delay(key))) => return Outcome::WaitWrite(key),
-                    Err(StoreError::Lock(LockError::Conflict(serial))) => {
-                        self.log(
-                            Level::Debug,
-                            format!("conflict on {} by {} with {serial}", ask.oid, ask.ttid),
-                        );
-                        Some(serial)
-                    }
-                    Err(StoreError::Lock(LockError::NonReadable)) => {
-                        self.log(
-                            Level::Info,
-                            format!(
-                                "ignored store of {} by {}: unassigned partition",
-                                ask.oid, ask.ttid
-                            ),
-                        );
-                        Some(Tid::ZERO)
-                    }
-                    Err(StoreError::Lock(LockError::NotRegistered)) => {
-                        self.log(
-                            Level::Info,
-                            format!("forgot store of {} by {}: aborted", ask.oid, ask.ttid),
-                        );
-                        Some(Tid::ZERO)
-                    }
-                    Err(StoreError::UndoPack) => {
-                        self.net.answer(
-                            *conn,
-                            *msg_id,
-                            Packet::error(
-                                ErrorCode::UndoPackError,
-                                format!("Could not undo for oid {}", dump(ask.oid.0)),
-                            ),
-                        );
-                        return Outcome::Done;
-                    }
-                };
-                self.net
-                    .answer(*conn, *msg_id, AnswerStoreObject { conflict });
-            }
-            Postponed::Check(conn, msg_id, ask) => {
-                let result = self.locks.check_current_serial(
-                    &*self.store,
-                    &readable,
-                    ask.ttid,
-                    ask.oid,
-                    ask.serial,
-                );
-                let conflict = match result {
-                    Ok(true) => None,
-                    Ok(false) | Err(LockError::NonReadable) | Err(LockError::NotRegistered) => {
-                        Some(Tid::ZERO)
-                    }
-                    Err(LockError::Delay(key)) => return Outcome::WaitWrite(key),
-                    Err(LockError::Conflict(serial)) => Some(serial),
-                };
-                self.net
-                    .answer(*conn, *msg_id, AnswerCheckCurrentSerial { conflict });
-            }
-            Postponed::Relock(conn, msg_id, ask) => {
-                match self
-                    .locks
-                    .relock(self.store.write(), &readable, ask.ttid, ask.oid)
-                {
-                    Ok(conflict) => {
-                        self.net
-                            .answer(*conn, *msg_id, AnswerRelockObject { conflict })
-                    }
-                    Err(LockError::Delay(key)) => return Outcome::WaitWrite(key),
-                    Err(_) => {
-                        self.net
-                            .answer(*conn, *msg_id, AnswerRelockObject { conflict: None })
-                    }
-                }
-            }
-            Postponed::Object(conn, msg_id, ask) => {
-                if self.locks.is_read_locked(ask.oid) {
-                    return Outcome::WaitRead;
-                }
-                if !readable(self.locks.partition(ask.oid.0)) {
-                    self.net.answer(*conn, *msg_id, non_readable_packet());
-                    return Outcome::Done;
-                }
-                let answer: Packet = match self.store.object(ask.oid, ask.at, ask.before) {
-                    ObjectLookup::Found(revision) => {
-                        let (compression, checksum, data) = match revision.data {
-                            Some(data) => (Some(data.compression), data.checksum, data.data),
-                            None => (None, neo_proto::Checksum::ZERO, bytes::Bytes::new()),
-                        };
-                        AnswerObject {
-                            oid: ask.oid,
-                            serial: revision.serial,
-                            next_serial: revision.next_serial,
-                            compression,
-                            checksum,
-                            data,
-                            data_serial: revision.data_serial,
-                        }
-                        .into()
-                    }
-                    ObjectLookup::NotFound => {
-                        Packet::error(ErrorCode::OidNotFound, dump(ask.oid.0))
-                    }
-                    ObjectLookup::DoesNotExist => {
-                        Packet::error(ErrorCode::OidDoesNotExist, dump(ask.oid.0))
-                    }
-                };
-                self.net.answer(*conn, *msg_id, answer);
-            }
-            Postponed::History(conn, msg_id, ask) => {
-                if self.locks.is_read_locked(ask.oid) {
-                    return Outcome::WaitRead;
-                }
-                if !readable(self.locks.partition(ask.oid.0)) {
-                    self.net.answer(*conn, *msg_id, non_readable_packet());
-                    return Outcome::Done;
-                }
-                let answer: Packet =
-                    match self
-                        .store
-                        .object_history(ask.oid, ask.first, ask.last - ask.first)
-                    {
-                        Some(history) => AnswerObjectHistory {
-                            oid: ask.oid,
-                            history: history
-                                .into_iter()
-                                .map(|(serial, size)| HistoryEntry { serial, size })
-                                .collect(),
-                        }
-                        .into(),
-                        None => Packet::error(ErrorCode::OidNotFound, dump(ask.oid.0)),
-                    };
-                self.net.answer(*conn, *msg_id, answer);
-            }
-            Postponed::TidsFrom(conn, msg_id, ask) => {
-                if self.locks.is_locked_tid(ask.max_tid) {
-                    return Outcome::WaitRead;
-                }
-                // An OUT_OF_DATE cell would list only part of the range.
-                if !readable(ask.partition) {
-                    self.net.answer(*conn, *msg_id, non_readable_packet());
-                    return Outcome::Done;
-                }
-                let tids =
-                    self.store
-                        .tids_from(ask.min_tid, ask.max_tid, ask.length, ask.partition);
-                self.net.answer(*conn, *msg_id, AnswerTIDsFrom { tids });
-            }
+            Postponed::Store(conn, msg_id, ask) => self.execute_store(*conn, *msg_id, ask),
+            Postponed::Check(conn, msg_id, ask) => self.execute_check(*conn, *msg_id, ask),
+            Postponed::Relock(conn, msg_id, ask) => self.execute_relock(*conn, *msg_id, ask),
+            Postponed::Object(conn, msg_id, ask) => self.serve_object(*conn, *msg_id, ask),
+            Postponed::History(conn, msg_id, ask) => self.serve_history(*conn, *msg_id, ask),
+            Postponed::TidsFrom(conn, msg_id, ask) => self.serve_tids_from(*conn, *msg_id, ask),
+            Postponed::OidsFrom(conn, msg_id, ask) => self.serve_oids_from(*conn, *msg_id, ask),
             Postponed::Fetch(conn, msg_id, ask) => {
-                if self.serve_fetch_transactions(*conn, *msg_id, ask).is_none() {
-                    return Outcome::WaitRead;
+                match self.serve_fetch_transactions(*conn, *msg_id, ask) {
+                    Some(()) => Outcome::Done,
+                    None => Outcome::WaitRead,
                 }
             }
             Postponed::CheckTids(conn, msg_id, ask) => {
-                if self.serve_check_tids(*conn, *msg_id, ask).is_none() {
-                    return Outcome::WaitRead;
+                match self.serve_check_tids(*conn, *msg_id, ask) {
+                    Some(()) => Outcome::Done,
+                    None => Outcome::WaitRead,
                 }
-            }
-            Postponed::OidsFrom(conn, msg_id, ask) => {
-                if self.locks.is_locked_tid(ask.tid) {
-                    return Outcome::WaitRead;
-                }
-                if !readable(ask.partition) {
-                    self.net.answer(*conn, *msg_id, non_readable_packet());
-                    return Outcome::Done;
-                }
-                let (next_oid, oids) =
-                    self.store
-                        .oids_from(ask.partition, ask.length, ask.min_oid, ask.tid);
-                self.net
-                    .answer(*conn, *msg_id, AnswerOIDsFrom { next_oid, oids });
             }
         }
+    }
+
+    fn execute_store(&mut self, conn: ConnId, msg_id: u32, ask: &AskStoreObject) -> Outcome {
+        let data = object_data(ask);
+        let result = self.locks.store_object(
+            self.store.write(),
+            &readable_in(&self.readable),
+            ask.ttid,
+            ask.serial,
+            ask.oid,
+            data.as_ref(),
+            ask.data_serial,
+        );
+        let (oid, ttid) = (ask.oid, ask.ttid);
+        let conflict = match result {
+            Ok(true) => None,
+            Ok(false) => Some(Tid::ZERO),
+            Err(StoreError::Lock(LockError::Delay(key))) => return Outcome::WaitWrite(key),
+            Err(StoreError::Lock(LockError::Conflict(serial))) => {
+                let why = format!("conflict on {oid} by {ttid} with {serial}");
+                self.log(Level::Debug, why);
+                Some(serial)
+            }
+            Err(StoreError::Lock(LockError::NonReadable)) => {
+                let why = format!("ignored store of {oid} by {ttid}: unassigned partition");
+                self.log(Level::Info, why);
+                Some(Tid::ZERO)
+            }
+            Err(StoreError::Lock(LockError::NotRegistered)) => {
+                let why = format!("forgot store of {oid} by {ttid}: aborted");
+                self.log(Level::Info, why);
+                Some(Tid::ZERO)
+            }
+            Err(StoreError::UndoPack) => {
+                let why = format!("Could not undo for oid {}", dump(oid.0));
+                let error = Packet::error(ErrorCode::UndoPackError, why);
+                self.net.answer(conn, msg_id, error);
+                return Outcome::Done;
+            }
+        };
+        self.net
+            .answer(conn, msg_id, AnswerStoreObject { conflict });
         Outcome::Done
     }
+
+    fn execute_check(&mut self, conn: ConnId, msg_id: u32, ask: &AskCheckCurrentSerial) -> Outcome {
+        let result = self.locks.check_current_serial(
+            &*self.store,
+            &readable_in(&self.readable),
+            ask.ttid,
+            ask.oid,
+            ask.serial,
+        );
+        let conflict = match result {
+            Ok(true) => None,
+            Ok(false) | Err(LockError::NonReadable) | Err(LockError::NotRegistered) => {
+                Some(Tid::ZERO)
+            }
+            Err(LockError::Delay(key)) => return Outcome::WaitWrite(key),
+            Err(LockError::Conflict(serial)) => Some(serial),
+        };
+        self.net
+            .answer(conn, msg_id, AnswerCheckCurrentSerial { conflict });
+        Outcome::Done
+    }
+
+    fn execute_relock(&mut self, conn: ConnId, msg_id: u32, ask: &AskRelockObject) -> Outcome {
+        let readable = readable_in(&self.readable);
+        let relocked = (self.locks).relock(self.store.write(), &readable, ask.ttid, ask.oid);
+        let conflict = match relocked {
+            Ok(conflict) => conflict,
+            Err(LockError::Delay(key)) => return Outcome::WaitWrite(key),
+            Err(_) => None,
+        };
+        self.net
+            .answer(conn, msg_id, AnswerRelockObject { conflict });
+        Outcome::Done
+    }
+
+    /// Whether a read of `oid` can be served now: it waits while a locked
+    /// transaction is about to change the object, and is refused unless
+    /// our cell of its partition is readable.
+    fn object_readable(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        oid: neo_proto::Oid,
+    ) -> Option<Outcome> {
+        if self.locks.is_read_locked(oid) {
+            return Some(Outcome::WaitRead);
+        }
+        self.partition_readable(conn, msg_id, self.locks.partition(oid.0))
+    }
+
+    /// `None` if our cell of `partition` is readable, else the refusal sent.
+    fn partition_readable(&mut self, conn: ConnId, msg_id: u32, partition: u32) -> Option<Outcome> {
+        if self.is_readable(partition) {
+            return None;
+        }
+        self.net.answer(conn, msg_id, non_readable_packet());
+        Some(Outcome::Done)
+    }
+
+    fn serve_object(&mut self, conn: ConnId, msg_id: u32, ask: &AskObject) -> Outcome {
+        if let Some(outcome) = self.object_readable(conn, msg_id, ask.oid) {
+            return outcome;
+        }
+        let answer: Packet = match self.store.object(ask.oid, ask.at, ask.before) {
+            ObjectLookup::Found(revision) => {
+                let (compression, checksum, data) = match revision.data {
+                    Some(data) => (Some(data.compression), data.checksum, data.data),
+                    None => (None, neo_proto::Checksum::ZERO, bytes::Bytes::new()),
+                };
+                AnswerObject {
+                    oid: ask.oid,
+                    serial: revision.serial,
+                    next_serial: revision.next_serial,
+                    compression,
+                    checksum,
+                    data,
+                    data_serial: revision.data_serial,
+                }
+                .into()
+            }
+            ObjectLookup::NotFound => Packet::error(ErrorCode::OidNotFound, dump(ask.oid.0)),
+            ObjectLookup::DoesNotExist => {
+                Packet::error(ErrorCode::OidDoesNotExist, dump(ask.oid.0))
+            }
+        };
+        self.net.answer(conn, msg_id, answer);
+        Outcome::Done
+    }
+
+    fn serve_history(&mut self, conn: ConnId, msg_id: u32, ask: &AskObjectHistory) -> Outcome {
+        if let Some(outcome) = self.object_readable(conn, msg_id, ask.oid) {
+            return outcome;
+        }
+        let history = self
+            .store
+            .object_history(ask.oid, ask.first, ask.last - ask.first);
+        let answer: Packet = match history {
+            Some(history) => AnswerObjectHistory {
+                oid: ask.oid,
+                history: history
+                    .into_iter()
+                    .map(|(serial, size)| HistoryEntry { serial, size })
+                    .collect(),
+            }
+            .into(),
+            None => Packet::error(ErrorCode::OidNotFound, dump(ask.oid.0)),
+        };
+        self.net.answer(conn, msg_id, answer);
+        Outcome::Done
+    }
+
+    fn serve_tids_from(&mut self, conn: ConnId, msg_id: u32, ask: &AskTIDsFrom) -> Outcome {
+        if self.locks.is_locked_tid(ask.max_tid) {
+            return Outcome::WaitRead;
+        }
+        // An OUT_OF_DATE cell would list only part of the range.
+        if let Some(outcome) = self.partition_readable(conn, msg_id, ask.partition) {
+            return outcome;
+        }
+        let tids = self
+            .store
+            .tids_from(ask.min_tid, ask.max_tid, ask.length, ask.partition);
+        self.net.answer(conn, msg_id, AnswerTIDsFrom { tids });
+        Outcome::Done
+    }
+
+    fn serve_oids_from(&mut self, conn: ConnId, msg_id: u32, ask: &AskOIDsFrom) -> Outcome {
+        if self.locks.is_locked_tid(ask.tid) {
+            return Outcome::WaitRead;
+        }
+        if let Some(outcome) = self.partition_readable(conn, msg_id, ask.partition) {
+            return outcome;
+        }
+        let (next_oid, oids) =
+            self.store
+                .oids_from(ask.partition, ask.length, ask.min_oid, ask.tid);
+        self.net
+            .answer(conn, msg_id, AnswerOIDsFrom { next_oid, oids });
+        Outcome::Done
+    }
+}
+
+/// Whether our cell of a partition is readable, as the lock table asks
+/// (`readable` is indexed by partition).
+fn readable_in(readable: &[bool]) -> impl Fn(u32) -> bool + '_ {
+    |partition| readable.get(partition as usize).copied().unwrap_or(false)
 }
 
 fn non_readable_packet() -> Packet {
