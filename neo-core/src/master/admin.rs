@@ -24,13 +24,13 @@ impl Master {
         msg_id: u32,
         packet: Packet,
     ) -> Result<(), Reject> {
-        let state = self.cluster_state().unwrap_or(ClusterState::Recovering);
-        let pt_change_allowed = matches!(
-            state,
-            ClusterState::Running | ClusterState::StartingBackup | ClusterState::Backingup
-        );
-        let denied_in_state =
-            |name: &str| Reject::denied(format!("{name} RPC can not be used in {state} state"));
+        let table_changes = |state| {
+            matches!(
+                state,
+                ClusterState::Running | ClusterState::StartingBackup | ClusterState::Backingup
+            )
+        };
+        let running = |state| state == ClusterState::Running;
         match packet {
             Packet::SetClusterState(request) => {
                 self.set_cluster_state_command(conn, msg_id, request.state)
@@ -39,159 +39,200 @@ impl Master {
                 self.set_node_state_command(conn, msg_id, request.nid, request.state)
             }
             Packet::AddPendingNodes(request) => {
-                if !pt_change_allowed {
-                    return Err(denied_in_state("addPendingNodes"));
-                }
-                let pending: Vec<NodeKey> = self
-                    .nodes
-                    .of_type(NodeType::Storage)
-                    .filter(|(_, e)| {
-                        e.is_pending() && e.nid().is_some_and(|n| request.nids.contains(&n))
-                    })
-                    .map(|(k, _)| k)
-                    .collect();
-                let nids: Vec<Nid> = pending
-                    .iter()
-                    .filter_map(|&k| self.nodes.get(k).unwrap().nid())
-                    .collect();
-                let added = self.pt.add_nodes(&nids);
-                let added_keys: Vec<NodeKey> = pending
-                    .into_iter()
-                    .filter(|&k| added.contains(&self.nodes.get(k).unwrap().nid().unwrap()))
-                    .collect();
-                if added_keys.is_empty() {
-                    self.log(Level::Warn, "no node added".to_string());
-                    self.net.answer(conn, msg_id, ack("No node added"));
-                    return Ok(());
-                }
-                for &key in &added_keys {
-                    self.nodes.get_mut(key).unwrap().state = NodeState::Running;
-                    self.start_storage(key);
-                }
-                self.broadcast_nodes(&added_keys);
-                let names: Vec<String> = added.iter().map(Nid::to_string).collect();
-                self.log(Level::Info, format!("nodes added: {}", names.join(", ")));
-                self.net.answer(
-                    conn,
-                    msg_id,
-                    ack(format!("Nodes added: {}", names.join(", "))),
-                );
-                Ok(())
+                self.rpc_allowed("addPendingNodes", table_changes)?;
+                self.add_pending_nodes_command(conn, msg_id, request)
             }
             Packet::TweakPartitionTable(request) => {
-                if !pt_change_allowed {
-                    return Err(denied_in_state("tweakPartitionTable"));
-                }
-                let mut drop_list = Vec::new();
-                for (_, entry) in self.nodes.of_type(NodeType::Storage) {
-                    let Some(nid) = entry.nid() else { continue };
-                    if request.drop_nids.contains(&nid) || entry.is_pending() {
-                        drop_list.push(nid);
-                    } else if !entry.is_running() {
-                        return Err(Reject::denied(
-                            "tweak: down nodes must be listed explicitly",
-                        ));
-                    }
-                }
-                let devpaths = self.devpaths();
-                let devpath_of = |nid| devpaths.get(&nid).cloned().unwrap_or_default();
-                let state_of = |nid| self.nodes.state_of(nid);
-                let mut pt = if request.dry_run {
-                    let mut copy = self.pt.clone();
-                    // As NEO/py's copy: nodes without cell stay candidates.
-                    copy.add_nodes(&self.pt.balancing_set());
-                    copy
-                } else {
-                    self.pt.clone()
-                };
-                let changes = pt
-                    .tweak(&drop_list, &devpath_of, &state_of)
-                    .map_err(|e| Reject::denied(e.to_string()))?;
-                let rows = pt.rows();
-                if !request.dry_run {
-                    self.pt = pt;
-                    self.broadcast_pt_changes(changes.clone(), None);
-                }
-                self.net.answer(
-                    conn,
-                    msg_id,
-                    AnswerTweakPartitionTable {
-                        changed: !changes.is_empty(),
-                        rows,
-                    },
-                );
-                Ok(())
+                self.rpc_allowed("tweakPartitionTable", table_changes)?;
+                self.tweak_command(conn, msg_id, request)
             }
             Packet::SetNumReplicas(request) => {
-                if !pt_change_allowed {
-                    return Err(denied_in_state("setNumReplicas"));
-                }
+                self.rpc_allowed("setNumReplicas", table_changes)?;
                 self.broadcast_pt_changes(Vec::new(), Some(request.num_replicas));
                 self.net.answer(conn, msg_id, ack(""));
                 Ok(())
             }
             Packet::Truncate(request) => {
-                if state != ClusterState::Running {
-                    return Err(denied_in_state("truncate"));
-                }
-                let primary = self.primary().unwrap();
-                if primary.commits.last_transaction <= request.tid {
-                    return Err(Reject::denied(
-                        "Truncating after last transaction does nothing",
-                    ));
-                }
-                if primary.commits.first_tid > request.tid {
-                    return Err(Reject::denied(
-                        "Truncating before first transaction is probably not what you intended to do",
-                    ));
-                }
-                if !primary
-                    .pm
-                    .approved_rejected(neo_proto::Tid(request.tid.0.saturating_add(1)))
-                    .0
-                    .is_empty()
-                {
-                    return Err(Reject::denied("Can not truncate before an approved pack"));
-                }
-                self.net.answer(conn, msg_id, ack(""));
-                self.log(
-                    Level::Warn,
-                    format!("truncating the database after {}", request.tid),
-                );
-                self.stopped_operation(StoppedOperation {
-                    truncate: Some(request.tid),
-                });
-                Ok(())
+                self.rpc_allowed("truncate", running)?;
+                self.truncate_command(conn, msg_id, request)
             }
-            Packet::Repair(request) => {
-                let mut conns = Vec::new();
-                for nid in &request.nids {
-                    match self.nodes.entry_by_nid(*nid) {
-                        Some(e) if e.node_type == NodeType::Storage && e.identified => {
-                            conns.push(e.conn.unwrap())
-                        }
-                        _ => return Err(Reject::denied(format!("invalid storage node {nid}"))),
-                    }
-                }
-                for c in conns {
-                    self.net.send(
-                        c,
-                        NotifyRepair {
-                            dry_run: request.dry_run,
-                        },
-                    );
-                }
-                self.net.answer(conn, msg_id, ack(""));
-                Ok(())
-            }
+            Packet::Repair(request) => self.repair_command(conn, msg_id, request),
             Packet::CheckReplicas(request) => {
-                if state != ClusterState::Running {
-                    return Err(denied_in_state("checkReplicas"));
-                }
+                self.rpc_allowed("checkReplicas", running)?;
                 self.check_replicas_command(conn, msg_id, request)
             }
             other => Err(Reject::unexpected(&other, "administration")),
         }
+    }
+
+    /// Refuses command `name` unless the cluster's state is `allowed`.
+    fn rpc_allowed(
+        &self,
+        name: &str,
+        allowed: impl Fn(ClusterState) -> bool,
+    ) -> Result<(), Reject> {
+        let state = self.cluster_state().unwrap_or(ClusterState::Recovering);
+        if allowed(state) {
+            return Ok(());
+        }
+        Err(Reject::denied(format!(
+            "{name} RPC can not be used in {state} state"
+        )))
+    }
+
+    /// AddPendingNodes: the listed PENDING storages get cells.
+    fn add_pending_nodes_command(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        request: neo_proto::AddPendingNodes,
+    ) -> Result<(), Reject> {
+        let pending: Vec<NodeKey> = self
+            .nodes
+            .of_type(NodeType::Storage)
+            .filter(|(_, e)| e.is_pending() && e.nid().is_some_and(|n| request.nids.contains(&n)))
+            .map(|(k, _)| k)
+            .collect();
+        let nids: Vec<Nid> = pending
+            .iter()
+            .filter_map(|&k| self.nodes.get(k).unwrap().nid())
+            .collect();
+        let added = self.pt.add_nodes(&nids);
+        let added_keys: Vec<NodeKey> = pending
+            .into_iter()
+            .filter(|&k| added.contains(&self.nodes.get(k).unwrap().nid().unwrap()))
+            .collect();
+        if added_keys.is_empty() {
+            self.log(Level::Warn, "no node added".to_string());
+            self.net.answer(conn, msg_id, ack("No node added"));
+            return Ok(());
+        }
+        for &key in &added_keys {
+            self.nodes.get_mut(key).unwrap().state = NodeState::Running;
+            self.start_storage(key);
+        }
+        self.broadcast_nodes(&added_keys);
+        let names: Vec<String> = added.iter().map(Nid::to_string).collect();
+        self.log(Level::Info, format!("nodes added: {}", names.join(", ")));
+        self.net.answer(
+            conn,
+            msg_id,
+            ack(format!("Nodes added: {}", names.join(", "))),
+        );
+        Ok(())
+    }
+
+    /// TweakPartitionTable: rebalance, dropping the listed storages.
+    fn tweak_command(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        request: neo_proto::TweakPartitionTable,
+    ) -> Result<(), Reject> {
+        let mut drop_list = Vec::new();
+        for (_, entry) in self.nodes.of_type(NodeType::Storage) {
+            let Some(nid) = entry.nid() else { continue };
+            if request.drop_nids.contains(&nid) || entry.is_pending() {
+                drop_list.push(nid);
+            } else if !entry.is_running() {
+                return Err(Reject::denied(
+                    "tweak: down nodes must be listed explicitly",
+                ));
+            }
+        }
+        let devpaths = self.devpaths();
+        let devpath_of = |nid| devpaths.get(&nid).cloned().unwrap_or_default();
+        let state_of = |nid| self.nodes.state_of(nid);
+        let mut pt = if request.dry_run {
+            let mut copy = self.pt.clone();
+            // As NEO/py's copy: nodes without cell stay candidates.
+            copy.add_nodes(&self.pt.balancing_set());
+            copy
+        } else {
+            self.pt.clone()
+        };
+        let changes = pt
+            .tweak(&drop_list, &devpath_of, &state_of)
+            .map_err(|e| Reject::denied(e.to_string()))?;
+        let rows = pt.rows();
+        if !request.dry_run {
+            self.pt = pt;
+            self.broadcast_pt_changes(changes.clone(), None);
+        }
+        self.net.answer(
+            conn,
+            msg_id,
+            AnswerTweakPartitionTable {
+                changed: !changes.is_empty(),
+                rows,
+            },
+        );
+        Ok(())
+    }
+
+    /// Truncate: stop, cut the database after a TID, start again.
+    fn truncate_command(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        request: neo_proto::Truncate,
+    ) -> Result<(), Reject> {
+        let primary = self.primary().unwrap();
+        if primary.commits.last_transaction <= request.tid {
+            return Err(Reject::denied(
+                "Truncating after last transaction does nothing",
+            ));
+        }
+        if primary.commits.first_tid > request.tid {
+            return Err(Reject::denied(
+                "Truncating before first transaction is probably not what you intended to do",
+            ));
+        }
+        if !primary
+            .pm
+            .approved_rejected(neo_proto::Tid(request.tid.0.saturating_add(1)))
+            .0
+            .is_empty()
+        {
+            return Err(Reject::denied("Can not truncate before an approved pack"));
+        }
+        self.net.answer(conn, msg_id, ack(""));
+        self.log(
+            Level::Warn,
+            format!("truncating the database after {}", request.tid),
+        );
+        self.stopped_operation(StoppedOperation {
+            truncate: Some(request.tid),
+        });
+        Ok(())
+    }
+
+    /// Repair: relay to the listed storages.
+    fn repair_command(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        request: neo_proto::Repair,
+    ) -> Result<(), Reject> {
+        let mut conns = Vec::new();
+        for nid in &request.nids {
+            match self.nodes.entry_by_nid(*nid) {
+                Some(e) if e.node_type == NodeType::Storage && e.identified => {
+                    conns.push(e.conn.unwrap())
+                }
+                _ => return Err(Reject::denied(format!("invalid storage node {nid}"))),
+            }
+        }
+        for c in conns {
+            self.net.send(
+                c,
+                NotifyRepair {
+                    dry_run: request.dry_run,
+                },
+            );
+        }
+        self.net.answer(conn, msg_id, ack(""));
+        Ok(())
     }
 
     fn set_cluster_state_command(
