@@ -116,8 +116,52 @@ impl PartitionTable {
         devpath_of: &dyn Fn(Nid) -> Vec<Bytes>,
         state_of: &dyn Fn(Nid) -> Option<NodeState>,
     ) -> Result<Changes, PtError> {
-        let np = self.rows.len();
-        // Nodes to balance over, sorted by nid, with their current cells.
+        let (nodes, mut cells) = self.balancing_cells(drop_list)?;
+        let repeats = (self.num_replicas as usize + 1).min(nodes.len());
+        let (solution, plan) =
+            search_assignment(&nodes, &cells, self.rows.len(), repeats, devpath_of)?;
+        let new_state = if self.ptid.is_none() {
+            self.ptid = Some(neo_proto::Ptid(1));
+            CellState::UpToDate
+        } else {
+            CellState::OutOfDate
+        };
+        let mut changes = Vec::new();
+        let mut missing_copies = vec![repeats as i64; self.rows.len()];
+        let mut discard: Vec<Vec<Nid>> = vec![Vec::new(); self.rows.len()];
+        for (shape, &(i, _)) in solution.iter().zip(&plan) {
+            let nid = nodes[i];
+            let kept = std::mem::take(&mut cells[i]);
+            let leftover = self.assign_shape(
+                nid,
+                shape,
+                kept,
+                new_state,
+                &mut missing_copies,
+                &mut changes,
+            );
+            for offset in leftover.into_keys() {
+                discard[offset as usize].push(nid);
+            }
+        }
+        for (offset, candidates) in discard.into_iter().enumerate() {
+            self.discard_cells(offset, candidates, missing_copies[offset], &mut changes);
+        }
+        if !self.operational(state_of, &[]) {
+            return Err(PtError::NotOperational {
+                changes: changes.len(),
+            });
+        }
+        Ok(changes)
+    }
+
+    /// The nodes to balance over (sorted by nid: the balancing set minus
+    /// `drop_list`), with their current cells.
+    #[allow(clippy::type_complexity)]
+    fn balancing_cells(
+        &self,
+        drop_list: &[Nid],
+    ) -> Result<(Vec<Nid>, Vec<BTreeMap<u32, CellState>>), PtError> {
         let nodes: Vec<Nid> = self
             .counts
             .keys()
@@ -135,143 +179,77 @@ impl PartitionTable {
                 }
             }
         }
+        Ok((nodes, cells))
+    }
 
-        // The ideal shapes, dealt round-robin.
-        let node_count = nodes.len();
-        let repeats = (self.num_replicas as usize + 1).min(node_count);
-        let mut dealt: Vec<Shape> = vec![Vec::new(); node_count];
-        let mut k = 0;
-        for offset in 0..np as u32 {
-            for _ in 0..repeats {
-                dealt[k % node_count].push(offset);
-                k += 1;
-            }
-        }
-        let mut available: BTreeMap<Shape, u32> = BTreeMap::new();
-        for shape in dealt {
-            *available.entry(shape).or_insert(0) += 1;
-        }
-        // Larger shapes first, then lexicographic (cosmetic, as NEO/py).
-        let mut shapes: Vec<Shape> = available.keys().cloned().collect();
-        shapes.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-
-        let (limits, paths) = topology_limits(&nodes, repeats, devpath_of);
-        let topology = Topology {
-            limits,
-            per_offset: vec![TopologyNode::default(); np],
-        };
-
-        let mut solution: Vec<Shape> = Vec::new();
-        let mut chosen_plan: Plan = Vec::new();
-        let plans: Vec<Plan> = [
-            keep_everything_plan(&cells, &shapes),
-            cost_plan(&cells, &shapes, np),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        // Storages choose their own topology paths: a search the paths make
-        // too long gives up on them rather than hold the master (NEO/py
-        // ignores a topology it cannot honour, too).
-        let mut steps_left = TWEAK_SEARCH_STEPS_MAX;
-        let unconstrained = Topology {
-            limits: Vec::new(),
-            per_offset: vec![TopologyNode::default(); np],
-        };
-        let no_paths = vec![Vec::new(); node_count];
-        let attempts = [(&paths, topology), (&no_paths, unconstrained)];
-        'attempts: for (paths, mut topology) in attempts {
-            for plan in &plans {
-                if search(
-                    plan,
-                    paths,
-                    &mut available,
-                    &mut topology,
-                    &mut solution,
-                    &mut steps_left,
-                ) {
-                    chosen_plan = plan.clone();
-                    break 'attempts;
-                }
-            }
-            steps_left = TWEAK_SEARCH_STEPS_MAX;
-        }
-        if solution.is_empty() {
-            return Err(PtError::NoAssignment);
-        }
-
-        // Apply the solution.
-        let new_state = if self.ptid.is_none() {
-            self.ptid = Some(neo_proto::Ptid(1));
-            CellState::UpToDate
-        } else {
-            CellState::OutOfDate
-        };
-        let mut changes = Vec::new();
-        let mut missing_copies = vec![repeats as i64; np];
-        let mut discard: Vec<Vec<Nid>> = vec![Vec::new(); np];
-        for (shape, &(i, _)) in solution.iter().zip(&chosen_plan) {
-            let nid = nodes[i];
-            let mut leftover = std::mem::take(&mut cells[i]);
-            for &offset in shape {
-                match leftover.remove(&offset) {
-                    None => {
-                        *self.counts.entry(nid).or_insert(0) += 1;
-                        let row = &mut self.rows[offset as usize];
-                        if row.is_empty() {
-                            self.filled_rows += 1;
-                        }
-                        row.push(Cell::new(nid, new_state));
-                        changes.push(change(offset as usize, nid, new_state));
-                    }
-                    Some(state) if state.is_readable() => {
-                        if state == CellState::Feeding {
-                            // NEO/py sets the state without recounting.
-                            let cell = self.cell_mut(offset as usize, nid);
-                            cell.set_state(CellState::UpToDate);
-                            changes.push(change(offset as usize, nid, CellState::UpToDate));
-                        }
-                        missing_copies[offset as usize] -= 1;
-                    }
-                    Some(_) => {}
-                }
-            }
-            for offset in leftover.into_keys() {
-                discard[offset as usize].push(nid);
-            }
-        }
-        // Cells not in the new layout: kept as FEEDING while the row lacks
-        // readable copies, removed otherwise.
-        for (offset, candidates) in discard.into_iter().enumerate() {
-            let mut missing = missing_copies[offset];
-            for nid in candidates {
-                let state = self.cell(offset as u32, nid).unwrap().state;
-                let new = if missing > 0 && state.is_readable() {
-                    missing -= 1;
-                    if state == CellState::Feeding {
-                        continue;
-                    }
-                    self.cell_mut(offset, nid).set_state(CellState::Feeding);
-                    CellState::Feeding
-                } else {
-                    // NEO/py decrements whatever the cell's state.
-                    *self.counts.entry(nid).or_insert(0) -= 1;
-                    let row = &mut self.rows[offset];
-                    row.retain(|c| c.nid != nid);
+    /// Gives `nid` the partitions of `shape`: a new cell in `new_state`
+    /// where it had none, a FEEDING cell back to UP_TO_DATE; a readable
+    /// cell counts as a copy. Returns the node's cells outside the shape.
+    fn assign_shape(
+        &mut self,
+        nid: Nid,
+        shape: &Shape,
+        mut leftover: BTreeMap<u32, CellState>,
+        new_state: CellState,
+        missing_copies: &mut [i64],
+        changes: &mut Changes,
+    ) -> BTreeMap<u32, CellState> {
+        for &offset in shape {
+            match leftover.remove(&offset) {
+                None => {
+                    *self.counts.entry(nid).or_insert(0) += 1;
+                    let row = &mut self.rows[offset as usize];
                     if row.is_empty() {
-                        self.filled_rows -= 1;
+                        self.filled_rows += 1;
                     }
-                    CellState::Discarded
-                };
-                changes.push(change(offset, nid, new));
+                    row.push(Cell::new(nid, new_state));
+                    changes.push(change(offset as usize, nid, new_state));
+                }
+                Some(state) if state.is_readable() => {
+                    if state == CellState::Feeding {
+                        // NEO/py sets the state without recounting.
+                        let cell = self.cell_mut(offset as usize, nid);
+                        cell.set_state(CellState::UpToDate);
+                        changes.push(change(offset as usize, nid, CellState::UpToDate));
+                    }
+                    missing_copies[offset as usize] -= 1;
+                }
+                Some(_) => {}
             }
         }
-        if !self.operational(state_of, &[]) {
-            return Err(PtError::NotOperational {
-                changes: changes.len(),
-            });
+        leftover
+    }
+
+    /// Cells of row `offset` not in the new layout: kept as FEEDING while
+    /// the row lacks readable copies (`missing`), removed otherwise.
+    fn discard_cells(
+        &mut self,
+        offset: usize,
+        candidates: Vec<Nid>,
+        mut missing: i64,
+        changes: &mut Changes,
+    ) {
+        for nid in candidates {
+            let state = self.cell(offset as u32, nid).unwrap().state;
+            let new = if missing > 0 && state.is_readable() {
+                missing -= 1;
+                if state == CellState::Feeding {
+                    continue;
+                }
+                self.cell_mut(offset, nid).set_state(CellState::Feeding);
+                CellState::Feeding
+            } else {
+                // NEO/py decrements whatever the cell's state.
+                *self.counts.entry(nid).or_insert(0) -= 1;
+                let row = &mut self.rows[offset];
+                row.retain(|c| c.nid != nid);
+                if row.is_empty() {
+                    self.filled_rows -= 1;
+                }
+                CellState::Discarded
+            };
+            changes.push(change(offset, nid, new));
         }
-        Ok(changes)
     }
 
     fn cell_mut(&mut self, offset: usize, nid: Nid) -> &mut Cell {
@@ -280,6 +258,74 @@ impl PartitionTable {
             .find(|c| c.nid == nid)
             .expect("cell exists")
     }
+}
+
+/// The shapes every node should end with and which node gets which
+/// (`Plan` order), honouring the storages' topology if a search within
+/// TWEAK_SEARCH_STEPS_MAX steps can, else ignoring it.
+fn search_assignment(
+    nodes: &[Nid],
+    cells: &[BTreeMap<u32, CellState>],
+    np: usize,
+    repeats: usize,
+    devpath_of: &dyn Fn(Nid) -> Vec<Bytes>,
+) -> Result<(Vec<Shape>, Plan), PtError> {
+    // The ideal shapes, dealt round-robin.
+    let node_count = nodes.len();
+    let mut dealt: Vec<Shape> = vec![Vec::new(); node_count];
+    let mut k = 0;
+    for offset in 0..np as u32 {
+        for _ in 0..repeats {
+            dealt[k % node_count].push(offset);
+            k += 1;
+        }
+    }
+    let mut available: BTreeMap<Shape, u32> = BTreeMap::new();
+    for shape in dealt {
+        *available.entry(shape).or_insert(0) += 1;
+    }
+    // Larger shapes first, then lexicographic (cosmetic, as NEO/py).
+    let mut shapes: Vec<Shape> = available.keys().cloned().collect();
+    shapes.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+
+    let (limits, paths) = topology_limits(nodes, repeats, devpath_of);
+    let topology = Topology {
+        limits,
+        per_offset: vec![TopologyNode::default(); np],
+    };
+    let plans: Vec<Plan> = [
+        keep_everything_plan(cells, &shapes),
+        cost_plan(cells, &shapes, np),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Storages choose their own topology paths: a search the paths make
+    // too long gives up on them rather than hold the master (NEO/py
+    // ignores a topology it cannot honour, too).
+    let unconstrained = Topology {
+        limits: Vec::new(),
+        per_offset: vec![TopologyNode::default(); np],
+    };
+    let no_paths = vec![Vec::new(); node_count];
+    let mut solution: Vec<Shape> = Vec::new();
+    for (paths, mut topology) in [(&paths, topology), (&no_paths, unconstrained)] {
+        let mut steps_left = TWEAK_SEARCH_STEPS_MAX;
+        for plan in &plans {
+            let found = search(
+                plan,
+                paths,
+                &mut available,
+                &mut topology,
+                &mut solution,
+                &mut steps_left,
+            );
+            if found {
+                return Ok((solution, plan.clone()));
+            }
+        }
+    }
+    Err(PtError::NoAssignment)
 }
 
 /// Strategy 1: every node keeps all its non-FEEDING cells. `None` if some
