@@ -236,24 +236,7 @@ impl Master {
         msg_id: u32,
         finish: &neo_proto::AskFinishTransaction,
     ) -> Result<(), Reject> {
-        let primary = self.primary().unwrap();
-        if let Some(pack) = &finish.pack {
-            if pack.pack_tid == Tid::ZERO || pack.pack_tid > primary.commits.last_transaction {
-                return Err(Reject::protocol("invalid pack time"));
-            }
-        }
-        let Some(txn) = primary.commits.get(finish.ttid) else {
-            return Err(Reject::protocol(format!("unknown ttid {}", finish.ttid)));
-        };
-        if txn.tid.is_some() {
-            return Err(Reject::protocol(format!(
-                "transaction {} is already finishing",
-                finish.ttid
-            )));
-        }
-        let failed = txn.failed.clone();
-        let readiness = txn.readiness;
-        let ready = primary.ready.clone();
+        let (failed, readiness) = self.check_finish(finish)?;
         let state_of = |nid| self.nodes.state_of(nid);
         let failed_list: Vec<Nid> = failed.iter().copied().collect();
         if !failed.is_empty() && !self.pt.operational(&state_of, &failed_list) {
@@ -264,8 +247,9 @@ impl Master {
             );
             // Aborting at once is simpler than waiting for the client's
             // abort: every ready storage is told.
-            let ready: BTreeSet<Nid> = ready.keys().copied().collect();
-            let _ = self.primary_mut().unwrap().commits.abort(finish.ttid);
+            let primary = self.primary_mut().unwrap();
+            let ready: BTreeSet<Nid> = primary.ready.keys().copied().collect();
+            let _ = primary.commits.abort(finish.ttid);
             self.notify_transaction_aborted(finish.ttid, &ready);
             return Ok(());
         }
@@ -278,30 +262,8 @@ impl Master {
         let mut lock_partitions = inval_partitions.clone();
         lock_partitions.insert(self.pt.partition(finish.ttid.0));
         lock_partitions.extend(finish.checked.iter().copied());
-        let mut involved = BTreeSet::new();
-        let mut disconnect = Vec::new();
-        for &partition in &lock_partitions {
-            if partition >= self.pt.num_partitions() {
-                return Err(Reject::protocol(format!("invalid partition {partition}")));
-            }
-            for cell in self.pt.row(partition) {
-                let Some(key) = self.nodes.by_nid(cell.nid) else {
-                    continue;
-                };
-                if !self.nodes.get(key).unwrap().identified || involved.contains(&cell.nid) {
-                    continue;
-                }
-                if failed.contains(&cell.nid) {
-                    // Its cells must be outdated before anyone locks.
-                    disconnect.push(key);
-                } else if ready.get(&cell.nid).is_some_and(|&r| r <= readiness) {
-                    involved.insert(cell.nid);
-                }
-            }
-        }
-        disconnect.sort();
-        disconnect.dedup();
-        for key in disconnect {
+        let (involved, missed) = self.lock_participants(&lock_partitions, &failed, readiness)?;
+        for key in missed {
             if let Some(c) = self.conn_of(key) {
                 let desc = self.node_desc(key);
                 self.log(
@@ -317,6 +279,79 @@ impl Master {
         if involved.is_empty() {
             return Err(Reject::protocol("no storage to commit to"));
         }
+        self.ask_locks(msg_id, finish, inval_partitions, involved);
+        Ok(())
+    }
+
+    /// A finish must name a pending transaction not finishing yet, and a
+    /// pack time within the history. Returns the storages whose vote
+    /// failed and the readiness the transaction began at.
+    fn check_finish(
+        &self,
+        finish: &neo_proto::AskFinishTransaction,
+    ) -> Result<(BTreeSet<Nid>, u64), Reject> {
+        let primary = self.primary().unwrap();
+        if let Some(pack) = &finish.pack {
+            if pack.pack_tid == Tid::ZERO || pack.pack_tid > primary.commits.last_transaction {
+                return Err(Reject::protocol("invalid pack time"));
+            }
+        }
+        let Some(txn) = primary.commits.get(finish.ttid) else {
+            return Err(Reject::protocol(format!("unknown ttid {}", finish.ttid)));
+        };
+        if txn.tid.is_some() {
+            return Err(Reject::protocol(format!(
+                "transaction {} is already finishing",
+                finish.ttid
+            )));
+        }
+        Ok((txn.failed.clone(), txn.readiness))
+    }
+
+    /// Who locks `partitions`: each identified storage with a cell there
+    /// that was ready when the transaction began; storages whose vote
+    /// failed are returned apart (their cells must be outdated before
+    /// anyone locks: they are disconnected).
+    fn lock_participants(
+        &self,
+        partitions: &BTreeSet<u32>,
+        failed: &BTreeSet<Nid>,
+        readiness: u64,
+    ) -> Result<(BTreeSet<Nid>, Vec<NodeKey>), Reject> {
+        let ready = &self.primary().unwrap().ready;
+        let mut involved = BTreeSet::new();
+        let mut missed = Vec::new();
+        for &partition in partitions {
+            if partition >= self.pt.num_partitions() {
+                return Err(Reject::protocol(format!("invalid partition {partition}")));
+            }
+            for cell in self.pt.row(partition) {
+                let Some(key) = self.nodes.by_nid(cell.nid) else {
+                    continue;
+                };
+                if !self.nodes.get(key).unwrap().identified || involved.contains(&cell.nid) {
+                    continue;
+                }
+                if failed.contains(&cell.nid) {
+                    missed.push(key);
+                } else if ready.get(&cell.nid).is_some_and(|&r| r <= readiness) {
+                    involved.insert(cell.nid);
+                }
+            }
+        }
+        missed.sort();
+        missed.dedup();
+        Ok((involved, missed))
+    }
+
+    /// Chooses the final TID and asks the involved storages to lock.
+    fn ask_locks(
+        &mut self,
+        msg_id: u32,
+        finish: &neo_proto::AskFinishTransaction,
+        inval_partitions: BTreeSet<u32>,
+        involved: BTreeSet<Nid>,
+    ) {
         let clock = self.clock_tid();
         let num_partitions = self.pt.partitions();
         let primary = self.primary_mut().unwrap();
@@ -347,7 +382,6 @@ impl Master {
                 );
             }
         }
-        Ok(())
     }
 
     /// AnswerInformationLocked.

@@ -686,9 +686,27 @@ impl<S: Store> Storage<S> {
     /// What the primary orders a storage: recovery, verification, commit
     /// steps, operation control.
     fn on_master_order(&mut self, msg_id: u32, packet: Packet) -> Result<(), Reject> {
+        let operating = self.phase == Lifecycle::Operating;
         match packet {
             Packet::NotifyClusterInformation(info) => {
                 self.cluster_state = Some(info.state);
+                Ok(())
+            }
+            Packet::AskRecovery(_)
+            | Packet::AskPartitionTable(_)
+            | Packet::AskLastIDs(_)
+            | Packet::AskLockedTransactions(_)
+            | Packet::AskFinalTID(_)
+            | Packet::ValidateTransaction(_)
+            | Packet::AskPackOrders(_) => self.on_verification_request(msg_id, packet),
+            Packet::StartOperation(_) => {
+                if self.phase == Lifecycle::Initializing {
+                    self.start_operation();
+                }
+                Ok(())
+            }
+            Packet::StopOperation(_) => {
+                self.stop_operation();
                 Ok(())
             }
             Packet::Truncate(truncate) => {
@@ -697,6 +715,28 @@ impl<S: Store> Storage<S> {
                 store.set_truncate_tid(Some(truncate.tid));
                 Ok(())
             }
+            Packet::AskLockInformation(_)
+            | Packet::NotifyUnlockInformation(_)
+            | Packet::AbortTransaction(_)
+            | Packet::NotifyTransactionFinished(_)
+            | Packet::CheckPartition(_)
+                if operating =>
+            {
+                self.on_commit_order(msg_id, packet)
+            }
+            Packet::NotifyPackSigned(signed) => {
+                self.on_pack_signed(&signed.approved, &signed.rejected);
+                Ok(())
+            }
+            Packet::NotifyRepair(_) | Packet::FlushLog(_) => Ok(()),
+            other => Err(Reject::unexpected(&other, "master")),
+        }
+    }
+
+    /// What the master asks during recovery and verification (and of
+    /// pack orders when we become ready).
+    fn on_verification_request(&mut self, msg_id: u32, packet: Packet) -> Result<(), Reject> {
+        match packet {
             Packet::AskRecovery(_) => {
                 let config = self.store.config();
                 let answer = AnswerRecovery {
@@ -760,17 +800,14 @@ impl<S: Store> Storage<S> {
                 self.answer_master(msg_id, AnswerPackOrders { orders });
                 Ok(())
             }
-            Packet::StartOperation(_) => {
-                if self.phase == Lifecycle::Initializing {
-                    self.start_operation();
-                }
-                Ok(())
-            }
-            Packet::StopOperation(_) => {
-                self.stop_operation();
-                Ok(())
-            }
-            Packet::AskLockInformation(lock) if self.phase == Lifecycle::Operating => {
+            other => Err(Reject::unexpected(&other, "master")),
+        }
+    }
+
+    /// The master's steps of a commit in service, and replica checks.
+    fn on_commit_order(&mut self, msg_id: u32, packet: Packet) -> Result<(), Reject> {
+        match packet {
+            Packet::AskLockInformation(lock) => {
                 self.locks
                     .lock(self.store.write(), lock.ttid, lock.tid, lock.pack)
                     .map_err(Reject::protocol)?;
@@ -778,7 +815,7 @@ impl<S: Store> Storage<S> {
                 self.answer_master(msg_id, AnswerInformationLocked { ttid: lock.ttid });
                 Ok(())
             }
-            Packet::NotifyUnlockInformation(unlock) if self.phase == Lifecycle::Operating => {
+            Packet::NotifyUnlockInformation(unlock) => {
                 self.locks
                     .unlock(self.store.write(), unlock.ttid)
                     .map_err(Reject::protocol)?;
@@ -787,25 +824,20 @@ impl<S: Store> Storage<S> {
                 self.run_postponed();
                 Ok(())
             }
-            Packet::AbortTransaction(abort) if self.phase == Lifecycle::Operating => {
+            Packet::AbortTransaction(abort) => {
                 self.abort_transaction(abort.ttid);
                 self.replication_transaction_finished(abort.ttid, None);
                 Ok(())
             }
-            Packet::NotifyTransactionFinished(finished) if self.phase == Lifecycle::Operating => {
+            Packet::NotifyTransactionFinished(finished) => {
                 self.abort_transaction(finished.ttid);
                 self.replication_transaction_finished(finished.ttid, Some(finished.max_tid));
                 Ok(())
             }
-            Packet::CheckPartition(check) if self.phase == Lifecycle::Operating => {
+            Packet::CheckPartition(check) => {
                 self.on_check_partition(check);
                 Ok(())
             }
-            Packet::NotifyPackSigned(signed) => {
-                self.on_pack_signed(&signed.approved, &signed.rejected);
-                Ok(())
-            }
-            Packet::NotifyRepair(_) | Packet::FlushLog(_) => Ok(()),
             other => Err(Reject::unexpected(&other, "master")),
         }
     }
