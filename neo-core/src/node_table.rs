@@ -441,9 +441,6 @@ impl NodeTable {
         let mut effects = NotificationEffects::default();
         let mut listed = Vec::new();
         for info in nodes {
-            let by_nid = info.nid.and_then(|n| self.by_nid(n));
-            let by_address = info.address.as_ref().and_then(|a| self.by_address(a));
-            let found = by_address.or(by_nid);
             if own.is_some() && info.nid == own {
                 effects.own_state = Some(info.state);
             }
@@ -452,91 +449,128 @@ impl NodeTable {
                     effects.not_running.push((info.node_type, nid));
                 }
             }
-            if let Some(own) = self
-                .pinned
-                .filter(|&k| by_nid == Some(k) || by_address == Some(k))
-            {
-                if by_nid.unwrap_or(own) != own || by_address.unwrap_or(own) != own {
-                    return Err(NotificationError::OwnIdentityClaimed {
-                        node_type: info.node_type,
-                        nid: info.nid,
-                        address: info.address.clone(),
-                    });
-                }
-                if info.state != NodeState::Unknown {
-                    if let Some(entry) = self.get_mut(own) {
-                        entry.state = info.state;
-                    }
-                }
-                listed.push(own);
-                continue;
+            if let Some(key) = self.apply_node_info(own, info, &mut effects)? {
+                listed.push(key);
             }
-            let key = match found {
-                None => {
-                    if info.state == NodeState::Unknown {
-                        // Forgetting a node we never knew: nothing to do.
-                        continue;
-                    }
-                    self.add(info.node_type, info.address.clone(), info.nid, info.state)
-                }
-                Some(key) => {
-                    let entry = self.get(key).unwrap();
-                    if entry.node_type != info.node_type {
-                        return Err(NotificationError::TypeChanged {
-                            node: entry.describe(),
-                            node_type: info.node_type,
-                        });
-                    }
-                    if let (Some(a), Some(n)) = (by_address, by_nid) {
-                        if a != n {
-                            // The id moved to the node at this address.
-                            self.set_nid(n, None);
-                        }
-                    }
-                    if info.state == NodeState::Unknown {
-                        let entry = self.get(key).unwrap();
-                        if let Some(conn) = entry.conn {
-                            effects.closed_conns.push(conn);
-                        }
-                        if info.nid != own {
-                            if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid) {
-                                effects.forgotten_storages.push(nid);
-                            }
-                        }
-                        self.remove(key);
-                        continue;
-                    }
-                    self.set_nid(key, info.nid);
-                    self.set_address(key, info.address.clone());
-                    self.get_mut(key).unwrap().state = info.state;
-                    key
-                }
-            };
-            self.get_mut(key).unwrap().id_timestamp = info.id_timestamp;
-            listed.push(key);
         }
         if first {
-            for key in self.keys() {
-                if listed.contains(&key) || Some(key) == self.pinned {
-                    continue;
-                }
-                let entry = self.get(key).unwrap();
-                let forget = match (entry.node_type, entry.nid) {
-                    (NodeType::Storage, Some(nid)) => !has_cells(nid),
-                    _ => true,
-                };
-                if forget {
-                    if let Some(conn) = entry.conn {
-                        effects.closed_conns.push(conn);
-                    }
-                    if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid) {
-                        effects.forgotten_storages.push(nid);
-                    }
-                    self.remove(key);
-                }
-            }
+            self.forget_unlisted(&listed, has_cells, &mut effects);
         }
         Ok(effects)
+    }
+
+    /// One node of a notification: its entry is created, updated or (state
+    /// UNKNOWN) removed. Returns the entry that remains, if any.
+    fn apply_node_info(
+        &mut self,
+        own: Option<Nid>,
+        info: &NodeInfo,
+        effects: &mut NotificationEffects,
+    ) -> Result<Option<NodeKey>, NotificationError> {
+        let by_nid = info.nid.and_then(|n| self.by_nid(n));
+        let by_address = info.address.as_ref().and_then(|a| self.by_address(a));
+        if let Some(pinned) = self
+            .pinned
+            .filter(|&k| by_nid == Some(k) || by_address == Some(k))
+        {
+            return self
+                .apply_to_pinned(pinned, by_nid, by_address, info)
+                .map(Some);
+        }
+        let Some(key) = by_address.or(by_nid) else {
+            if info.state == NodeState::Unknown {
+                // Forgetting a node we never knew: nothing to do.
+                return Ok(None);
+            }
+            let key = self.add(info.node_type, info.address.clone(), info.nid, info.state);
+            self.get_mut(key).unwrap().id_timestamp = info.id_timestamp;
+            return Ok(Some(key));
+        };
+        let entry = self.get(key).unwrap();
+        if entry.node_type != info.node_type {
+            return Err(NotificationError::TypeChanged {
+                node: entry.describe(),
+                node_type: info.node_type,
+            });
+        }
+        if let (Some(a), Some(n)) = (by_address, by_nid) {
+            if a != n {
+                // The id moved to the node at this address.
+                self.set_nid(n, None);
+            }
+        }
+        if info.state == NodeState::Unknown {
+            let entry = self.get(key).unwrap();
+            if let Some(conn) = entry.conn {
+                effects.closed_conns.push(conn);
+            }
+            if info.nid != own {
+                if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid) {
+                    effects.forgotten_storages.push(nid);
+                }
+            }
+            self.remove(key);
+            return Ok(None);
+        }
+        self.set_nid(key, info.nid);
+        self.set_address(key, info.address.clone());
+        let entry = self.get_mut(key).unwrap();
+        entry.state = info.state;
+        entry.id_timestamp = info.id_timestamp;
+        Ok(Some(key))
+    }
+
+    /// The receiver's own entry: only its state may change, and no other
+    /// node may take its id or address.
+    fn apply_to_pinned(
+        &mut self,
+        pinned: NodeKey,
+        by_nid: Option<NodeKey>,
+        by_address: Option<NodeKey>,
+        info: &NodeInfo,
+    ) -> Result<NodeKey, NotificationError> {
+        if by_nid.unwrap_or(pinned) != pinned || by_address.unwrap_or(pinned) != pinned {
+            return Err(NotificationError::OwnIdentityClaimed {
+                node_type: info.node_type,
+                nid: info.nid,
+                address: info.address.clone(),
+            });
+        }
+        if info.state != NodeState::Unknown {
+            if let Some(entry) = self.get_mut(pinned) {
+                entry.state = info.state;
+            }
+        }
+        Ok(pinned)
+    }
+
+    /// After the first notification (a full list): what it did not list
+    /// is forgotten, except storages that hold cells and our own entry.
+    fn forget_unlisted(
+        &mut self,
+        listed: &[NodeKey],
+        has_cells: &dyn Fn(Nid) -> bool,
+        effects: &mut NotificationEffects,
+    ) {
+        for key in self.keys() {
+            if listed.contains(&key) || Some(key) == self.pinned {
+                continue;
+            }
+            let entry = self.get(key).unwrap();
+            let forget = match (entry.node_type, entry.nid) {
+                (NodeType::Storage, Some(nid)) => !has_cells(nid),
+                _ => true,
+            };
+            if forget {
+                if let Some(conn) = entry.conn {
+                    effects.closed_conns.push(conn);
+                }
+                if let (NodeType::Storage, Some(nid)) = (entry.node_type, entry.nid) {
+                    effects.forgotten_storages.push(nid);
+                }
+                self.remove(key);
+            }
+        }
     }
 }
 
