@@ -195,112 +195,122 @@ impl Master {
             if !verification.waiting.is_empty() {
                 return;
             }
-            match &mut verification.step {
-                Step::LockedTransactions => {
-                    // Voted but locked nowhere: maybe a readable node that
-                    // did not vote made it permanent already.
-                    let voted = verification.voted.clone();
-                    let locked = verification.locked.clone();
-                    let mut queue = VecDeque::new();
-                    for (ttid, voters) in voted {
-                        if locked.contains_key(&ttid) {
-                            continue;
-                        }
-                        let partition = self.pt.partition(ttid.0);
-                        let candidates: VecDeque<Nid> = self
-                            .pt
-                            .row(partition)
-                            .iter()
-                            .filter(|c| c.is_readable() && !voters.contains(&c.nid))
-                            .map(|c| c.nid)
-                            .filter(|&nid| {
-                                self.nodes.entry_by_nid(nid).is_some_and(|e| e.identified)
-                            })
-                            .collect();
-                        queue.push_back((ttid, candidates));
-                    }
-                    self.verification_mut().unwrap().step = Step::FinalTid { queue, asked: None };
-                }
-                Step::FinalTid { queue, asked } => {
-                    if asked.is_some() {
-                        return;
-                    }
-                    // Head resolved (popped) or its asked node answered nil
-                    // or left: ask the next candidate, or give up on it.
-                    let Some((ttid, candidates)) = queue.front_mut() else {
-                        self.validate_locked_transactions();
-                        let storages: Vec<Nid> = self
-                            .nodes
-                            .of_type(NodeType::Storage)
-                            .filter(|(_, e)| e.identified)
-                            .filter_map(|(_, e)| e.nid())
-                            .collect();
-                        self.verification_mut().unwrap().step = Step::LastIds;
-                        self.ask_storages(&storages, |epoch| {
-                            (AskLastIDs {}.into(), Request::LastIds { epoch })
-                        });
-                        continue;
-                    };
-                    let ttid = *ttid;
-                    match candidates.pop_front() {
-                        Some(nid) => {
-                            *asked = Some(nid);
-                            self.ask_storages(&[nid], |epoch| {
-                                (AskFinalTID { ttid }.into(), Request::FinalTid { epoch })
-                            });
-                            let verification = self.verification_mut().unwrap();
-                            if verification.waiting.is_empty() {
-                                // Not connected after all.
-                                if let Step::FinalTid { asked, .. } = &mut verification.step {
-                                    *asked = None;
-                                }
-                            }
-                        }
-                        None => {
-                            // Locked nowhere: abandoned (storages drop
-                            // unfinished data when they start operating).
-                            queue.pop_front();
-                        }
-                    }
-                }
-                Step::LastIds => {
-                    let last_tid = verification.last_tid;
-                    let last_oid = verification.last_oid.unwrap_or(Oid::ZERO);
-                    let first_tid = verification.first_tid.unwrap_or(Tid::MAX);
-                    let primary = self.primary_mut().unwrap();
-                    primary.commits.last_transaction = last_tid;
-                    primary.commits.last_oid = last_oid;
-                    primary.commits.first_tid = first_tid;
-                    primary.truncate_tid = None;
-                    let readable: Vec<Nid> = self.pt.nodes(true).into_iter().collect();
-                    let completed = readable
-                        .iter()
-                        .filter_map(|nid| self.primary().unwrap().completed_pack.get(nid))
-                        .min()
-                        .map_or(Tid::ZERO, |&t| Tid(t.0.saturating_add(1)));
-                    self.verification_mut().unwrap().step = Step::PackOrders;
-                    self.ask_storages(&readable, |epoch| {
-                        (
-                            AskPackOrders {
-                                min_pack_id: completed,
-                            }
-                            .into(),
-                            Request::PackOrders { epoch },
-                        )
-                    });
-                }
-                Step::PackOrders => {
-                    let orders = std::mem::take(&mut verification.pack_orders);
-                    let primary = self.primary_mut().unwrap();
-                    for order in orders {
-                        primary.pm.add(order);
-                    }
-                    self.log(Level::Info, "verification done".to_string());
-                    self.enter_service();
-                    return;
-                }
+            match &verification.step {
+                Step::LockedTransactions => self.queue_unlocked_votes(),
+                Step::FinalTid { asked: Some(_), .. } => return,
+                Step::FinalTid { .. } => self.ask_next_final_tid(),
+                Step::LastIds => self.ask_unfinished_packs(),
+                Step::PackOrders => return self.finish_verification(),
             }
         }
+    }
+
+    /// Transactions voted but locked nowhere: maybe a readable node that
+    /// did not vote made them permanent already. Queues each with the
+    /// identified readable nodes to ask.
+    fn queue_unlocked_votes(&mut self) {
+        let verification = self.verification_mut().unwrap();
+        let voted = verification.voted.clone();
+        let locked = verification.locked.clone();
+        let mut queue = VecDeque::new();
+        for (ttid, voters) in voted {
+            if locked.contains_key(&ttid) {
+                continue;
+            }
+            let partition = self.pt.partition(ttid.0);
+            let candidates: VecDeque<Nid> = self
+                .pt
+                .row(partition)
+                .iter()
+                .filter(|c| c.is_readable() && !voters.contains(&c.nid))
+                .map(|c| c.nid)
+                .filter(|&nid| self.nodes.entry_by_nid(nid).is_some_and(|e| e.identified))
+                .collect();
+            queue.push_back((ttid, candidates));
+        }
+        self.verification_mut().unwrap().step = Step::FinalTid { queue, asked: None };
+    }
+
+    /// The head of the queue was resolved (popped), or its asked node
+    /// answered nil or left: ask the next candidate, or give up on it;
+    /// with the queue empty, commit what was locked and ask the last ids.
+    fn ask_next_final_tid(&mut self) {
+        let verification = self.verification_mut().unwrap();
+        let Step::FinalTid { queue, asked } = &mut verification.step else {
+            return;
+        };
+        let Some((ttid, candidates)) = queue.front_mut() else {
+            self.validate_locked_transactions();
+            let storages: Vec<Nid> = self
+                .nodes
+                .of_type(NodeType::Storage)
+                .filter(|(_, e)| e.identified)
+                .filter_map(|(_, e)| e.nid())
+                .collect();
+            self.verification_mut().unwrap().step = Step::LastIds;
+            self.ask_storages(&storages, |epoch| {
+                (AskLastIDs {}.into(), Request::LastIds { epoch })
+            });
+            return;
+        };
+        let ttid = *ttid;
+        let Some(nid) = candidates.pop_front() else {
+            // Locked nowhere: abandoned (storages drop unfinished data
+            // when they start operating).
+            queue.pop_front();
+            return;
+        };
+        *asked = Some(nid);
+        self.ask_storages(&[nid], |epoch| {
+            (AskFinalTID { ttid }.into(), Request::FinalTid { epoch })
+        });
+        let verification = self.verification_mut().unwrap();
+        if verification.waiting.is_empty() {
+            // Not connected after all.
+            if let Step::FinalTid { asked, .. } = &mut verification.step {
+                *asked = None;
+            }
+        }
+    }
+
+    /// The storages' last ids are the cluster's; then the pack orders
+    /// readable nodes have not completed.
+    fn ask_unfinished_packs(&mut self) {
+        let verification = self.verification_mut().unwrap();
+        let last_tid = verification.last_tid;
+        let last_oid = verification.last_oid.unwrap_or(Oid::ZERO);
+        let first_tid = verification.first_tid.unwrap_or(Tid::MAX);
+        let primary = self.primary_mut().unwrap();
+        primary.commits.last_transaction = last_tid;
+        primary.commits.last_oid = last_oid;
+        primary.commits.first_tid = first_tid;
+        primary.truncate_tid = None;
+        let readable: Vec<Nid> = self.pt.nodes(true).into_iter().collect();
+        let completed = readable
+            .iter()
+            .filter_map(|nid| self.primary().unwrap().completed_pack.get(nid))
+            .min()
+            .map_or(Tid::ZERO, |&t| Tid(t.0.saturating_add(1)));
+        self.verification_mut().unwrap().step = Step::PackOrders;
+        self.ask_storages(&readable, |epoch| {
+            let ask = AskPackOrders {
+                min_pack_id: completed,
+            };
+            (ask.into(), Request::PackOrders { epoch })
+        });
+    }
+
+    /// Every answer is in: the pack orders join the pack manager and the
+    /// cluster goes into service.
+    fn finish_verification(&mut self) {
+        let verification = self.verification_mut().unwrap();
+        let orders = std::mem::take(&mut verification.pack_orders);
+        let primary = self.primary_mut().unwrap();
+        for order in orders {
+            primary.pm.add(order);
+        }
+        self.log(Level::Info, "verification done".to_string());
+        self.enter_service();
     }
 
     /// Commits, on every node that voted it, each transaction some
