@@ -667,94 +667,96 @@ impl Client {
             return self.end_vote(op, txn, Err(failure));
         }
         match stage {
-            VoteStage::Stores => {
-                if !context.writes_settled() {
-                    return;
-                }
+            VoteStage::Stores if context.writes_settled() => {
                 if !context.data_dict.is_empty() {
                     return self.end_vote(op, txn, Err(ClientError::Vote(VoteError::WritesLost)));
                 }
-                let context = self.txns.get_mut(&txn).unwrap();
-                context.stored = true;
-                let ttid = context.ttid.unwrap();
-                let store = AskStoreTransaction {
-                    ttid,
-                    user: context.user.clone(),
-                    description: context.description.clone(),
-                    extension: context.extension.clone(),
-                    oids: context.cache_dict.keys().copied().collect(),
-                    pack: context.pack.clone(),
-                };
-                let metadata_nodes =
-                    match self.txn_write(txn, store.into(), ttid.0, Request::Vote { txn }) {
-                        Ok(nids) => nids,
-                        Err(error) => return self.end_vote(op, txn, Err(error)),
-                    };
-                let others: Vec<Nid> = self.txns[&txn]
-                    .conn_dict
-                    .iter()
-                    .filter(|(nid, usable)| **usable && !metadata_nodes.contains(nid))
-                    .map(|(nid, _)| *nid)
-                    .collect();
-                for nid in others {
-                    let sent =
-                        self.ask_storage(nid, AskVoteTransaction { ttid }, Request::Vote { txn });
-                    let context = self.txns.get_mut(&txn).unwrap();
-                    if sent {
-                        context.pending += 1;
-                    } else {
-                        context.conn_dict.insert(nid, false);
-                    }
-                }
-                self.vote_state(op).unwrap().stage = VoteStage::Votes;
-                self.vote_progress(op);
+                self.send_votes(op, txn);
             }
-            VoteStage::Votes => {
-                if context.pending > 0 {
-                    return;
-                }
-                let failed: Vec<(Nid, bool)> = context
-                    .conn_dict
-                    .iter()
-                    .filter(|(_, usable)| !**usable)
-                    .filter_map(|(nid, _)| {
-                        let entry = self.nodes.entry_by_nid(*nid)?;
-                        Some((*nid, entry.is_running()))
-                    })
-                    .collect();
-                if failed.is_empty() {
-                    return self.end_vote(op, txn, Ok(()));
-                }
-                // Some writes failed: every partition written without lock
-                // must still have a storage that locked it.
-                let pt = self.pt.as_ref();
-                for (partition, lockless) in &context.lockless {
-                    let locked_somewhere = pt.is_some_and(|pt| {
-                        pt.row(*partition).iter().any(|cell| {
-                            !failed.iter().any(|(n, _)| *n == cell.nid)
-                                && !lockless.contains(&cell.nid)
-                        })
-                    });
-                    if !locked_somewhere {
-                        let error = ClientError::Vote(VoteError::PartitionNotLocked(*partition));
-                        return self.end_vote(op, txn, Err(error));
-                    }
-                }
-                let failed_nids: Vec<Nid> = failed
-                    .iter()
-                    .filter(|(_, running)| *running)
-                    .map(|(nid, _)| *nid)
-                    .collect();
-                if failed_nids.is_empty() {
-                    return self.end_vote(op, txn, Ok(()));
-                }
-                // The master decides whether they can be left out.
-                let ttid = context.ttid.unwrap();
-                self.vote_state(op).unwrap().stage = VoteStage::FailedVote;
-                self.ask_master(op, FailedVote { ttid, failed_nids });
-            }
-            VoteStage::FailedVote => {}
+            VoteStage::Votes if context.pending == 0 => self.votes_answered(op, txn),
+            VoteStage::Stores | VoteStage::Votes | VoteStage::FailedVote => {}
         }
+    }
+
+    /// Every write settled: the transaction's metadata to the cells of its
+    /// TTID's partition (their vote), AskVoteTransaction to the other
+    /// storages written to.
+    fn send_votes(&mut self, op: OpId, txn: TxnId) {
+        let context = self.txns.get_mut(&txn).unwrap();
+        context.stored = true;
+        let ttid = context.ttid.unwrap();
+        let store = AskStoreTransaction {
+            ttid,
+            user: context.user.clone(),
+            description: context.description.clone(),
+            extension: context.extension.clone(),
+            oids: context.cache_dict.keys().copied().collect(),
+            pack: context.pack.clone(),
+        };
+        let metadata_nodes = match self.txn_write(txn, store.into(), ttid.0, Request::Vote { txn })
+        {
+            Ok(nids) => nids,
+            Err(error) => return self.end_vote(op, txn, Err(error)),
+        };
+        let others: Vec<Nid> = self.txns[&txn]
+            .conn_dict
+            .iter()
+            .filter(|(nid, usable)| **usable && !metadata_nodes.contains(nid))
+            .map(|(nid, _)| *nid)
+            .collect();
+        for nid in others {
+            let sent = self.ask_storage(nid, AskVoteTransaction { ttid }, Request::Vote { txn });
+            let context = self.txns.get_mut(&txn).unwrap();
+            if sent {
+                context.pending += 1;
+            } else {
+                context.conn_dict.insert(nid, false);
+            }
+        }
+        self.vote_state(op).unwrap().stage = VoteStage::Votes;
+        self.vote_progress(op);
+    }
+
+    /// Every vote answered. If some storage failed, every partition written
+    /// without lock must still have a storage that locked it, and the
+    /// master decides whether the failed ones can be left out.
+    fn votes_answered(&mut self, op: OpId, txn: TxnId) {
+        let context = &self.txns[&txn];
+        let failed: Vec<(Nid, bool)> = context
+            .conn_dict
+            .iter()
+            .filter(|(_, usable)| !**usable)
+            .filter_map(|(nid, _)| {
+                let entry = self.nodes.entry_by_nid(*nid)?;
+                Some((*nid, entry.is_running()))
+            })
+            .collect();
+        if failed.is_empty() {
+            return self.end_vote(op, txn, Ok(()));
+        }
+        let pt = self.pt.as_ref();
+        for (partition, lockless) in &context.lockless {
+            let locked_somewhere = pt.is_some_and(|pt| {
+                pt.row(*partition).iter().any(|cell| {
+                    !failed.iter().any(|(n, _)| *n == cell.nid) && !lockless.contains(&cell.nid)
+                })
+            });
+            if !locked_somewhere {
+                let error = ClientError::Vote(VoteError::PartitionNotLocked(*partition));
+                return self.end_vote(op, txn, Err(error));
+            }
+        }
+        let failed_nids: Vec<Nid> = failed
+            .iter()
+            .filter(|(_, running)| *running)
+            .map(|(nid, _)| *nid)
+            .collect();
+        if failed_nids.is_empty() {
+            return self.end_vote(op, txn, Ok(()));
+        }
+        let ttid = context.ttid.unwrap();
+        self.vote_state(op).unwrap().stage = VoteStage::FailedVote;
+        self.ask_master(op, FailedVote { ttid, failed_nids });
     }
 
     /// The master's answer to FailedVote.
@@ -1019,109 +1021,129 @@ impl Client {
         let Ok(ttid) = self.writable(txn) else {
             return self.fail(op, ClientError::Aborted);
         };
+        match &self.undo_state(op).unwrap().stage {
+            UndoStage::Info => self.undo_info_answered(op, txn, ttid, undone, result),
+            UndoStage::Serials { .. } => self.undo_serials_answered(op, child, result),
+            UndoStage::Loads { .. } => self.undo_load_answered(op, child, result),
+        }
+    }
+
+    /// The undone transaction's oids: ask, per partition, where each goes
+    /// back to (storages that failed in this transaction may have missed
+    /// our writes: never asked).
+    fn undo_info_answered(
+        &mut self,
+        op: OpId,
+        txn: TxnId,
+        ttid: Tid,
+        undone: Tid,
+        result: OpResult,
+    ) {
+        let info = match super::transaction_info(result) {
+            Ok(info) => info,
+            Err(ClientError::NotFound) => {
+                return self.fail(op, ClientError::Undo("transaction not found".into()))
+            }
+            Err(error) => return self.fail(op, error),
+        };
+        let Some(pt) = &self.pt else {
+            return self.fail(op, ClientError::MasterLost);
+        };
+        let mut by_partition: BTreeMap<u32, Vec<Oid>> = BTreeMap::new();
+        for oid in info.oids {
+            by_partition
+                .entry(pt.partition(oid.0))
+                .or_default()
+                .push(oid);
+        }
+        let snapshot = self.snapshot_end().unwrap_or(Tid(1));
+        let exclude: BTreeSet<Nid> = self.txns[&txn]
+            .conn_dict
+            .iter()
+            .filter(|(_, usable)| !**usable)
+            .map(|(nid, _)| *nid)
+            .collect();
+        let mut pending = BTreeMap::new();
+        for (partition, oids) in by_partition {
+            let ask = AskObjectUndoSerial {
+                ttid,
+                ltid: snapshot,
+                undone_tid: undone,
+                oids,
+            };
+            let read = self.read_excluding(op, partition, ask, exclude.clone());
+            pending.insert(read, partition);
+        }
+        let Some(state) = self.undo_state(op) else {
+            return; // a read failed at once
+        };
+        let done = pending.is_empty();
+        state.stage = UndoStage::Serials {
+            pending,
+            results: BTreeMap::new(),
+        };
+        if done {
+            self.undo_loads(op);
+        }
+    }
+
+    /// One partition's undo serials.
+    fn undo_serials_answered(&mut self, op: OpId, child: OpId, result: OpResult) {
         let state = self.undo_state(op).unwrap();
-        match &mut state.stage {
-            UndoStage::Info => {
-                let info = match super::transaction_info(result) {
-                    Ok(info) => info,
-                    Err(ClientError::NotFound) => {
-                        return self.fail(op, ClientError::Undo("transaction not found".into()))
-                    }
-                    Err(error) => return self.fail(op, error),
-                };
-                let Some(pt) = &self.pt else {
-                    return self.fail(op, ClientError::MasterLost);
-                };
-                let mut by_partition: BTreeMap<u32, Vec<Oid>> = BTreeMap::new();
-                for oid in info.oids {
-                    by_partition
-                        .entry(pt.partition(oid.0))
-                        .or_default()
-                        .push(oid);
-                }
-                let snapshot = self.snapshot_end().unwrap_or(Tid(1));
-                // Storages that failed in this transaction may have missed
-                // our writes: never ask them.
-                let exclude: BTreeSet<Nid> = self.txns[&txn]
-                    .conn_dict
-                    .iter()
-                    .filter(|(_, usable)| !**usable)
-                    .map(|(nid, _)| *nid)
-                    .collect();
-                let mut pending = BTreeMap::new();
-                for (partition, oids) in by_partition {
-                    let ask = AskObjectUndoSerial {
-                        ttid,
-                        ltid: snapshot,
-                        undone_tid: undone,
-                        oids,
-                    };
-                    let read = self.read_excluding(op, partition, ask, exclude.clone());
-                    pending.insert(read, partition);
-                }
-                let Some(state) = self.undo_state(op) else {
-                    return; // a read failed at once
-                };
-                let done = pending.is_empty();
-                state.stage = UndoStage::Serials {
-                    pending,
-                    results: BTreeMap::new(),
-                };
-                if done {
-                    self.undo_loads(op);
-                }
+        let UndoStage::Serials { pending, results } = &mut state.stage else {
+            return;
+        };
+        pending.remove(&child);
+        match result {
+            Ok(Reply::Packet(Packet::AnswerObjectUndoSerial(answer))) => {
+                results.extend(answer.result.0);
             }
-            UndoStage::Serials { pending, results } => {
-                pending.remove(&child);
-                match result {
-                    Ok(Reply::Packet(Packet::AnswerObjectUndoSerial(answer))) => {
-                        results.extend(answer.result.0);
-                    }
-                    Ok(Reply::Packet(Packet::Error(error)))
-                        if error.code == ErrorCode::OidNotFound =>
-                    {
-                        return self.fail(op, ClientError::Undo("non-undoable transaction".into()))
-                    }
-                    Ok(Reply::Packet(packet)) => return self.fail(op, error_of(&packet)),
-                    Ok(Reply::Answer(_)) => unreachable!(),
-                    Err(error) => return self.fail(op, error),
-                }
-                if pending.is_empty() {
-                    self.undo_loads(op);
-                }
+            Ok(Reply::Packet(Packet::Error(error))) if error.code == ErrorCode::OidNotFound => {
+                return self.fail(op, ClientError::Undo("non-undoable transaction".into()))
             }
-            UndoStage::Loads {
-                loads,
-                current,
-                target,
-                ..
-            } => {
-                let Some((oid, is_current_data)) = loads.finished(child) else {
-                    return;
-                };
-                let data = match result {
-                    Ok(Reply::Answer(Answer::Loaded(loaded))) => Some(loaded.data),
-                    Err(ClientError::CreationUndone) => None,
-                    Err(ClientError::NotFound) | Err(ClientError::DoesNotExist) => {
-                        return self.fail(
-                            op,
-                            ClientError::Undo("object not found while resolving undo".into()),
-                        )
-                    }
-                    Err(error) => return self.fail(op, error),
-                    Ok(_) => unreachable!(),
-                };
-                if is_current_data {
-                    current.insert(oid, data);
-                } else {
-                    target.insert(oid, data);
-                }
-                if loads.is_empty() {
-                    self.undo_store(op);
-                } else {
-                    self.start_fetches(op, undo_loads_of);
-                }
+            Ok(Reply::Packet(packet)) => return self.fail(op, error_of(&packet)),
+            Ok(Reply::Answer(_)) => unreachable!(),
+            Err(error) => return self.fail(op, error),
+        }
+        if pending.is_empty() {
+            self.undo_loads(op);
+        }
+    }
+
+    /// One of the revisions undo needs (current or target data).
+    fn undo_load_answered(&mut self, op: OpId, child: OpId, result: OpResult) {
+        let state = self.undo_state(op).unwrap();
+        let UndoStage::Loads {
+            loads,
+            current,
+            target,
+            ..
+        } = &mut state.stage
+        else {
+            return;
+        };
+        let Some((oid, is_current_data)) = loads.finished(child) else {
+            return;
+        };
+        let data = match result {
+            Ok(Reply::Answer(Answer::Loaded(loaded))) => Some(loaded.data),
+            Err(ClientError::CreationUndone) => None,
+            Err(ClientError::NotFound) | Err(ClientError::DoesNotExist) => {
+                let why = "object not found while resolving undo".into();
+                return self.fail(op, ClientError::Undo(why));
             }
+            Err(error) => return self.fail(op, error),
+            Ok(_) => unreachable!(),
+        };
+        if is_current_data {
+            current.insert(oid, data);
+        } else {
+            target.insert(oid, data);
+        }
+        if loads.is_empty() {
+            self.undo_store(op);
+        } else {
+            self.start_fetches(op, undo_loads_of);
         }
     }
 
