@@ -384,10 +384,6 @@ impl Master {
 
     /// The storages to start with, if the cluster may start now.
     fn start_set(&mut self) -> Option<Vec<NodeKey>> {
-        let primary = self.primary().unwrap();
-        let startup_allowed = primary.startup_allowed;
-        let truncate_tid = primary.truncate_tid;
-        let state_of = |nid| self.nodes.state_of(nid);
         let loaded = matches!(
             &self.primary().map(|p| &p.phase),
             Some(PrimaryPhase::Recovery(Recovery {
@@ -395,43 +391,11 @@ impl Master {
                 ..
             }))
         );
-        let candidates: Vec<NodeKey> = if self.pt.filled() && loaded {
-            let operational = self.pt.operational_nodes(&state_of);
-            let mut nodes: Vec<Nid> = operational.into_iter().collect();
-            if startup_allowed {
-                nodes.retain(|&nid| state_of(nid) == Some(NodeState::Pending));
-            } else if !nodes.is_empty() {
-                if truncate_tid.is_some() {
-                    nodes = self.pt.nodes(false).into_iter().collect();
-                }
-                if !nodes
-                    .iter()
-                    .all(|&nid| state_of(nid) == Some(NodeState::Pending))
-                {
-                    return None;
-                }
-            }
-            nodes
-                .iter()
-                .filter_map(|&nid| self.nodes.by_nid(nid))
-                .collect()
-        } else if !loaded
-            && self.pt.ptid().is_none()
-            && self.no_table_reported()
-            && (startup_allowed || (self.config.autostart.is_some() && !self.had_table))
-        {
-            let nodes: Vec<NodeKey> = self
-                .nodes
-                .of_type(NodeType::Storage)
-                .filter(|(_, e)| e.identified)
-                .map(|(k, _)| k)
-                .collect();
-            if !startup_allowed && (nodes.len() as u32) < self.config.autostart.unwrap() {
-                return None;
-            }
-            nodes
+        let with_table = self.pt.filled() && loaded;
+        let candidates = if with_table {
+            self.start_candidates_of_table()?
         } else {
-            return None;
+            self.start_candidates_without_table(loaded)?
         };
         if candidates.is_empty() {
             return None;
@@ -444,45 +408,98 @@ impl Master {
         if pending_request {
             return None;
         }
-        if self.pt.filled() && loaded {
-            if let Some(tid) = truncate_tid {
-                // Every node must have recorded the truncation first.
-                let recovery = match &self.primary().unwrap().phase {
-                    PrimaryPhase::Recovery(r) => r,
-                    _ => unreachable!(),
-                };
-                let missing: Vec<Nid> = recovery
-                    .truncate_tids
-                    .iter()
-                    .filter(|(_, t)| t.is_none_or(|t| tid < t))
-                    .map(|(&nid, _)| nid)
-                    .collect();
-                if !missing.is_empty() {
-                    let epoch = self.primary().unwrap().epoch;
-                    for nid in missing {
-                        if let Some(conn) = self.nodes.entry_by_nid(nid).and_then(|e| e.conn) {
-                            self.net.send(conn, Truncate { tid });
-                            self.net.ask(
-                                conn,
-                                neo_proto::AskRecovery {},
-                                Request::Recovery { epoch },
-                            );
-                        }
-                    }
-                    return None;
-                }
-            }
-            // Every connected node of the table starts.
-            return Some(
-                self.pt
-                    .nodes(false)
-                    .into_iter()
-                    .filter_map(|nid| self.nodes.by_nid(nid))
-                    .filter(|&k| self.nodes.get(k).is_some_and(|e| e.identified))
-                    .collect(),
-            );
+        if !with_table {
+            return Some(candidates);
         }
-        Some(candidates)
+        if let Some(tid) = self.primary().unwrap().truncate_tid {
+            if !self.truncation_recorded(tid) {
+                return None;
+            }
+        }
+        // Every connected node of the table starts.
+        Some(
+            self.pt
+                .nodes(false)
+                .into_iter()
+                .filter_map(|nid| self.nodes.by_nid(nid))
+                .filter(|&k| self.nodes.get(k).is_some_and(|e| e.identified))
+                .collect(),
+        )
+    }
+
+    /// With a complete table loaded: the nodes that make it operational,
+    /// if the operator may start (then only PENDING ones matter) or if they
+    /// are all back (every node of the table when truncating).
+    fn start_candidates_of_table(&self) -> Option<Vec<NodeKey>> {
+        let primary = self.primary().unwrap();
+        let state_of = |nid| self.nodes.state_of(nid);
+        let mut nodes: Vec<Nid> = self.pt.operational_nodes(&state_of).into_iter().collect();
+        if primary.startup_allowed {
+            nodes.retain(|&nid| state_of(nid) == Some(NodeState::Pending));
+        } else if !nodes.is_empty() {
+            if primary.truncate_tid.is_some() {
+                nodes = self.pt.nodes(false).into_iter().collect();
+            }
+            if !nodes
+                .iter()
+                .all(|&nid| state_of(nid) == Some(NodeState::Pending))
+            {
+                return None;
+            }
+        }
+        Some(
+            nodes
+                .iter()
+                .filter_map(|&nid| self.nodes.by_nid(nid))
+                .collect(),
+        )
+    }
+
+    /// A new cluster (no storage has a table): every identified storage,
+    /// once the operator allows it or `autostart` storages are there.
+    fn start_candidates_without_table(&self, loaded: bool) -> Option<Vec<NodeKey>> {
+        let startup_allowed = self.primary().unwrap().startup_allowed;
+        let autostart = self.config.autostart.filter(|_| !self.had_table);
+        let new_cluster = !loaded && self.pt.ptid().is_none() && self.no_table_reported();
+        if !new_cluster || !(startup_allowed || autostart.is_some()) {
+            return None;
+        }
+        let nodes: Vec<NodeKey> = self
+            .nodes
+            .of_type(NodeType::Storage)
+            .filter(|(_, e)| e.identified)
+            .map(|(k, _)| k)
+            .collect();
+        match autostart {
+            Some(count) if !startup_allowed && (nodes.len() as u32) < count => None,
+            _ => Some(nodes),
+        }
+    }
+
+    /// Whether every node recorded the truncation at `tid`; those that
+    /// have not are told again.
+    fn truncation_recorded(&mut self, tid: Tid) -> bool {
+        let PrimaryPhase::Recovery(recovery) = &self.primary().unwrap().phase else {
+            return false;
+        };
+        let missing: Vec<Nid> = recovery
+            .truncate_tids
+            .iter()
+            .filter(|(_, t)| t.is_none_or(|t| tid < t))
+            .map(|(&nid, _)| nid)
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        let epoch = self.primary().unwrap().epoch;
+        for nid in missing {
+            if let Some(conn) = self.nodes.entry_by_nid(nid).and_then(|e| e.conn) {
+                self.net.send(conn, Truncate { tid });
+                self.net
+                    .ask(conn, neo_proto::AskRecovery {}, Request::Recovery { epoch });
+            }
+        }
+        false
     }
 
     /// No storage reported a table and none is being asked.

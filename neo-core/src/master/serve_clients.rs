@@ -107,60 +107,12 @@ impl Master {
     ) -> Result<Handled, Reject> {
         self.check_transaction_owner(key, packet)?;
         match packet {
-            Packet::AskBeginTransaction(ask) => {
-                let primary = self.primary().unwrap();
-                // Storages between StartOperation and NotifyReady would not
-                // know whether to expect the transaction in full; a cluster
-                // shutting down takes no new transaction.
-                if !primary.starting.is_empty() || matches!(primary.phase, PrimaryPhase::Stopping) {
-                    return Ok(Handled::Postpone);
-                }
-                let clock = self.clock_tid();
-                let primary = self.primary_mut().unwrap();
-                let readiness = primary.readiness;
-                let ttid = primary
-                    .commits
-                    .begin(key, readiness, ask.tid, clock)
-                    .map_err(Reject::protocol)?;
-                self.net
-                    .answer(conn, msg_id, AnswerBeginTransaction { ttid });
-            }
+            Packet::AskBeginTransaction(ask) => return self.begin(conn, key, msg_id, ask.tid),
             Packet::AskNewOIDs(ask) => {
                 let oids = self.primary_mut().unwrap().commits.new_oids(ask.count);
                 self.net.answer(conn, msg_id, AnswerNewOIDs { oids });
             }
-            Packet::FailedVote(vote) => {
-                let primary = self.primary().unwrap();
-                let Some(txn) = primary.commits.get(vote.ttid) else {
-                    return Err(Reject::protocol(format!("unknown ttid {}", vote.ttid)));
-                };
-                // Only storages ready when it began are expected to hold it.
-                let failed: BTreeSet<Nid> = vote
-                    .failed_nids
-                    .iter()
-                    .copied()
-                    .filter(|nid| primary.ready.get(nid).is_some_and(|&r| r <= txn.readiness))
-                    .collect();
-                let outcome = {
-                    let pt = &self.pt;
-                    let nodes = &self.nodes;
-                    let operational = |without: &BTreeSet<Nid>| {
-                        let without: Vec<Nid> = without.iter().copied().collect();
-                        pt.operational(&|nid| nodes.state_of(nid), &without)
-                    };
-                    let primary = match &mut self.role {
-                        super::Role::Primary(primary) => primary,
-                        _ => unreachable!(),
-                    };
-                    primary.commits.vote(vote.ttid, failed, &operational)
-                };
-                let answer = match outcome {
-                    VoteOutcome::Accepted => Packet::error(ErrorCode::Ack, ""),
-                    VoteOutcome::Incomplete => Packet::error(ErrorCode::IncompleteTransaction, ""),
-                    VoteOutcome::Delay => return Ok(Handled::Postpone),
-                };
-                self.net.answer(conn, msg_id, answer);
-            }
+            Packet::FailedVote(vote) => return self.failed_vote(conn, msg_id, vote),
             Packet::AskFinishTransaction(finish) => self.finish(conn, msg_id, finish)?,
             Packet::AskFinalTID(ask) => {
                 let primary = self.primary_mut().unwrap();
@@ -199,6 +151,73 @@ impl Master {
             }
             other => return Err(Reject::unexpected(other, "client service")),
         }
+        Ok(Handled::Done)
+    }
+
+    /// AskBeginTransaction: a TTID (the one asked, if any).
+    fn begin(
+        &mut self,
+        conn: ConnId,
+        key: NodeKey,
+        msg_id: u32,
+        asked: Option<Tid>,
+    ) -> Result<Handled, Reject> {
+        let primary = self.primary().unwrap();
+        // Storages between StartOperation and NotifyReady would not know
+        // whether to expect the transaction in full; a cluster shutting
+        // down takes no new transaction.
+        if !primary.starting.is_empty() || matches!(primary.phase, PrimaryPhase::Stopping) {
+            return Ok(Handled::Postpone);
+        }
+        let clock = self.clock_tid();
+        let primary = self.primary_mut().unwrap();
+        let readiness = primary.readiness;
+        let ttid = primary
+            .commits
+            .begin(key, readiness, asked, clock)
+            .map_err(Reject::protocol)?;
+        self.net
+            .answer(conn, msg_id, AnswerBeginTransaction { ttid });
+        Ok(Handled::Done)
+    }
+
+    /// FailedVote: whether the transaction may go on without the storages
+    /// whose vote failed (only those ready when it began count).
+    fn failed_vote(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        vote: &neo_proto::FailedVote,
+    ) -> Result<Handled, Reject> {
+        let primary = self.primary().unwrap();
+        let Some(txn) = primary.commits.get(vote.ttid) else {
+            return Err(Reject::protocol(format!("unknown ttid {}", vote.ttid)));
+        };
+        let failed: BTreeSet<Nid> = vote
+            .failed_nids
+            .iter()
+            .copied()
+            .filter(|nid| primary.ready.get(nid).is_some_and(|&r| r <= txn.readiness))
+            .collect();
+        let outcome = {
+            let pt = &self.pt;
+            let nodes = &self.nodes;
+            let operational = |without: &BTreeSet<Nid>| {
+                let without: Vec<Nid> = without.iter().copied().collect();
+                pt.operational(&|nid| nodes.state_of(nid), &without)
+            };
+            let primary = match &mut self.role {
+                super::Role::Primary(primary) => primary,
+                _ => unreachable!(),
+            };
+            primary.commits.vote(vote.ttid, failed, &operational)
+        };
+        let answer = match outcome {
+            VoteOutcome::Accepted => Packet::error(ErrorCode::Ack, ""),
+            VoteOutcome::Incomplete => Packet::error(ErrorCode::IncompleteTransaction, ""),
+            VoteOutcome::Delay => return Ok(Handled::Postpone),
+        };
+        self.net.answer(conn, msg_id, answer);
         Ok(Handled::Done)
     }
 
