@@ -35,17 +35,30 @@ fn counter(data: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
+type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
+
 /// Runs the workload through clients of the cluster `cluster`.
 pub fn run(
     cluster: &str,
     masters: &[std::net::SocketAddr],
     options: &DemoOptions,
     out: &mut dyn Write,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> DemoResult<()> {
     let mut writer = NeoClient::connect(cluster, masters)?;
     writeln!(out, "connected to cluster {cluster:?} through {masters:?}")?;
+    let objects = commit_objects(&mut writer, options, out)?;
+    let mut reader = NeoClient::connect(cluster, masters)?;
+    read_back(&mut reader, &objects, out)?;
+    let counter_oid = resolve_counter_conflict(&mut writer, &mut reader, out)?;
+    print_history(&mut writer, counter_oid, out)
+}
 
-    // 1. Commits.
+/// 1. Commits: each transaction stores new objects of the given size.
+fn commit_objects(
+    writer: &mut NeoClient,
+    options: &DemoOptions,
+    out: &mut dyn Write,
+) -> DemoResult<Vec<(Oid, Tid, Bytes)>> {
     let started = Instant::now();
     let mut objects: Vec<(Oid, Tid, Bytes)> = Vec::new();
     for t in 0..options.transactions {
@@ -72,11 +85,17 @@ pub fn run(
         human(elapsed),
         options.transactions as f64 / elapsed.as_secs_f64()
     )?;
+    Ok(objects)
+}
 
-    // 2. A fresh client reads everything back.
-    let mut reader = NeoClient::connect(cluster, masters)?;
+/// 2. A fresh client reads everything back.
+fn read_back(
+    reader: &mut NeoClient,
+    objects: &[(Oid, Tid, Bytes)],
+    out: &mut dyn Write,
+) -> DemoResult<()> {
     let started = Instant::now();
-    for (oid, tid, data) in &objects {
+    for (oid, tid, data) in objects {
         let (read, serial) = reader.load(*oid)?;
         if (&read, serial) != (data, *tid) {
             return Err(format!("{oid}: read {serial} {read:?}, committed {tid} {data:?}").into());
@@ -90,8 +109,16 @@ pub fn run(
         human(elapsed),
         elapsed.as_secs_f64() * 1e6 / objects.len().max(1) as f64
     )?;
+    Ok(())
+}
 
-    // 3. Two clients update the same counter: the second conflicts.
+/// 3. Two clients update the same counter: the second conflicts, then
+/// resolves by merging the increments. Returns the counter's oid.
+fn resolve_counter_conflict(
+    writer: &mut NeoClient,
+    reader: &mut NeoClient,
+    out: &mut dyn Write,
+) -> DemoResult<Oid> {
     let counter_oid = writer.new_oid()?;
     let mut txn = writer.begin("demo", "counter")?;
     writer.store(&mut txn, counter_oid, None, Bytes::from_static(b"0"))?;
@@ -140,8 +167,11 @@ pub fn run(
             .last()
             .map_or("nothing".to_string(), |(tid, _)| tid.to_string())
     )?;
+    Ok(counter_oid)
+}
 
-    // 4. History.
+/// 4. The counter's history, newest first.
+fn print_history(writer: &mut NeoClient, counter_oid: Oid, out: &mut dyn Write) -> DemoResult<()> {
     let history = writer.history(counter_oid, 10)?;
     writeln!(out, "history of the counter, newest first:")?;
     for entry in &history {
