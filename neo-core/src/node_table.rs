@@ -156,6 +156,31 @@ pub struct NodeTable {
     pinned: Option<NodeKey>,
 }
 
+/// The entry of a key the caller holds: every key a node keeps (in a
+/// connection's role, a request's context) is dropped with its entry, so a
+/// missing entry is a bug, reported with the caller's location.
+impl std::ops::Index<NodeKey> for NodeTable {
+    type Output = NodeEntry;
+
+    #[track_caller]
+    fn index(&self, key: NodeKey) -> &NodeEntry {
+        match self.get(key) {
+            Some(entry) => entry,
+            None => panic!("the node table has no entry {key:?}: a key outlived its entry"),
+        }
+    }
+}
+
+impl std::ops::IndexMut<NodeKey> for NodeTable {
+    #[track_caller]
+    fn index_mut(&mut self, key: NodeKey) -> &mut NodeEntry {
+        match self.get_mut(key) {
+            Some(entry) => entry,
+            None => panic!("the node table has no entry {key:?}: a key outlived its entry"),
+        }
+    }
+}
+
 impl NodeTable {
     pub fn new() -> Self {
         Self::default()

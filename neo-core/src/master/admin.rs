@@ -95,12 +95,12 @@ impl Master {
             .collect();
         let nids: Vec<Nid> = pending
             .iter()
-            .filter_map(|&k| self.nodes.get(k).unwrap().nid())
+            .filter_map(|&k| self.nodes[k].nid())
             .collect();
         let added = self.pt.add_nodes(&nids);
         let added_keys: Vec<NodeKey> = pending
             .into_iter()
-            .filter(|&k| added.contains(&self.nodes.get(k).unwrap().nid().unwrap()))
+            .filter(|&k| added.contains(&self.nodes[k].nid().unwrap()))
             .collect();
         if added_keys.is_empty() {
             self.log(Level::Warn, "no node added".to_string());
@@ -108,7 +108,7 @@ impl Master {
             return Ok(());
         }
         for &key in &added_keys {
-            self.nodes.get_mut(key).unwrap().state = NodeState::Running;
+            self.nodes[key].state = NodeState::Running;
             self.start_storage(key);
         }
         self.broadcast_nodes(&added_keys);
@@ -309,7 +309,7 @@ impl Master {
         let Some(key) = self.nodes.by_nid(nid) else {
             return Err(Reject::denied("unknown node"));
         };
-        let entry = self.nodes.get(key).unwrap();
+        let entry = &self.nodes[key];
         let allowed: &[NodeState] = match entry.node_type {
             NodeType::Master => &[NodeState::Down],
             NodeType::Storage => &[NodeState::Down, NodeState::Unknown],
@@ -343,9 +343,9 @@ impl Master {
                 .pt
                 .drop_nodes(&[nid], keep)
                 .map_err(|e| Reject::denied(e.to_string()))?;
-            self.nodes.get_mut(key).unwrap().state = state;
+            self.nodes[key].state = state;
             if let Some(c) = self.conn_of(key) {
-                let info = self.nodes.get(key).unwrap().info();
+                let info = self.nodes[key].info();
                 let ts = timestamp(self);
                 self.net.send(
                     c,
@@ -356,7 +356,7 @@ impl Master {
                 );
                 // Closed without handling it as a loss: it is DOWN already.
                 self.net.close(c);
-                let entry = self.nodes.get_mut(key).unwrap();
+                let entry = &mut self.nodes[key];
                 entry.conn = None;
                 entry.identified = false;
             }
@@ -371,12 +371,12 @@ impl Master {
                 self.storage_left_service(nid);
             }
         } else {
-            self.nodes.get_mut(key).unwrap().state = state;
+            self.nodes[key].state = state;
         }
         self.net.answer(conn, msg_id, ack(message));
         if changed {
             if let Some(c) = self.conn_of(key) {
-                let info: NodeInfo = self.nodes.get(key).unwrap().info();
+                let info: NodeInfo = self.nodes[key].info();
                 let ts = timestamp(self);
                 self.net.send(
                     c,
@@ -388,7 +388,7 @@ impl Master {
             }
             self.broadcast_nodes(&[key]);
             if state == NodeState::Unknown {
-                if self.nodes.get(key).unwrap().node_type == NodeType::Storage {
+                if self.nodes[key].node_type == NodeType::Storage {
                     self.retired_nids.insert(nid);
                 }
                 self.forget_node(key);

@@ -128,7 +128,7 @@ impl Master {
             let Some(addr) = self.nodes.get(key).and_then(|e| e.address().cloned()) else {
                 continue;
             };
-            let entry = self.nodes.get_mut(key).unwrap();
+            let entry = &mut self.nodes[key];
             if entry.state != NodeState::Down {
                 entry.state = NodeState::Down;
                 marked_down.push(key);
@@ -140,7 +140,7 @@ impl Master {
             }
             self.throttle.record(&addr, self.now);
             let conn = self.net.connect(addr, ConnRole::Election(key));
-            self.nodes.get_mut(key).unwrap().conn = Some(conn);
+            self.nodes[key].conn = Some(conn);
         }
         self.broadcast_nodes(&marked_down);
         if let Some(at) = retry {
@@ -179,7 +179,7 @@ impl Master {
                 entry.state = NodeState::Running;
                 entry.identified = true;
                 self.nodes.set_nid(self.own, Some(your_nid));
-                self.nodes.get_mut(self.own).unwrap().id_timestamp = None;
+                self.nodes[self.own].id_timestamp = None;
                 match &self.role {
                     Role::Primary(_) => {
                         // The peer accepted us as its secondary: it won.
@@ -301,7 +301,7 @@ impl Master {
             // During recovery masters are set DOWN in bulk, at its end.
             self.set_try_secondary();
         } else {
-            self.nodes.get_mut(key).unwrap().state = NodeState::Down;
+            self.nodes[key].state = NodeState::Down;
             self.broadcast_nodes(&[key]);
         }
     }
@@ -333,7 +333,7 @@ impl Master {
             }
         }
         for key in self.nodes.keys() {
-            let entry = self.nodes.get_mut(key).unwrap();
+            let entry = &mut self.nodes[key];
             if entry.conn.is_some() && entry.conn != keep {
                 entry.conn = None;
                 entry.identified = false;
@@ -370,7 +370,7 @@ impl Master {
         if old != primary {
             if let Some(conn) = self.nodes.get(old).and_then(|e| e.conn) {
                 self.net.close(conn);
-                let entry = self.nodes.get_mut(old).unwrap();
+                let entry = &mut self.nodes[old];
                 entry.conn = None;
                 entry.identified = false;
             }
@@ -397,7 +397,7 @@ impl Master {
         }
         // NEO/py sets every master DOWN while looking for the primary.
         for key in self.nodes.keys() {
-            let entry = self.nodes.get_mut(key).unwrap();
+            let entry = &mut self.nodes[key];
             if entry.node_type == NodeType::Master && key != self.own {
                 entry.state = NodeState::Down;
             }
@@ -405,7 +405,7 @@ impl Master {
         secondary.failed.insert(addr.clone());
         self.throttle.record(&addr, self.now);
         let conn = self.net.connect(addr, ConnRole::ToPrimary(primary));
-        self.nodes.get_mut(primary).unwrap().conn = Some(conn);
+        self.nodes[primary].conn = Some(conn);
     }
 
     /// Secondary: packets from the primary.

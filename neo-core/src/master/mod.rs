@@ -404,7 +404,7 @@ impl Master {
         }
         let timestamp = Timestamp(self.clock.now(self.wall));
         for key in self.identified_keys() {
-            let receiver = self.nodes.get(key).unwrap().node_type;
+            let receiver = self.nodes[key].node_type;
             let list: Vec<NodeInfo> = infos
                 .iter()
                 .filter(|(changed_type, _)| visible_to(*changed_type, receiver))
@@ -426,8 +426,8 @@ impl Master {
     /// itself first (so it learns its id_timestamp), then every node it may
     /// know about.
     fn send_initial_node_information(&mut self, peer: NodeKey) {
-        let receiver = self.nodes.get(peer).unwrap().node_type;
-        let mut list = vec![self.nodes.get(peer).unwrap().info()];
+        let receiver = self.nodes[peer].node_type;
+        let mut list = vec![self.nodes[peer].info()];
         for (key, entry) in self.nodes.iter() {
             if key != peer && visible_to(entry.node_type, receiver) {
                 list.push(entry.info());
@@ -467,7 +467,7 @@ impl Master {
             changes,
         };
         for key in self.identified_keys() {
-            if self.nodes.get(key).unwrap().node_type != NodeType::Master {
+            if self.nodes[key].node_type != NodeType::Master {
                 self.send_to(key, packet.clone());
             }
         }
@@ -581,7 +581,7 @@ impl Master {
             let nid = self.new_nid(None, Some(&self.config.bind.clone()), NodeType::Master);
             self.nodes.set_nid(self.own, Some(nid));
         }
-        let own = self.nodes.get_mut(self.own).unwrap();
+        let own = &mut self.nodes[self.own];
         own.state = NodeState::Running;
         own.id_timestamp = None;
         let election_ts = self.clock.now(self.wall);
@@ -665,7 +665,7 @@ impl Master {
         }
         let mut changed = Vec::new();
         for key in self.identified_keys() {
-            let entry = self.nodes.get(key).unwrap();
+            let entry = &self.nodes[key];
             let node_type = entry.node_type;
             if !matches!(node_type, NodeType::Storage | NodeType::Client) {
                 continue;
@@ -679,7 +679,7 @@ impl Master {
             if let Some(tid) = truncate {
                 self.net.send(conn, Truncate { tid });
             }
-            let entry = self.nodes.get_mut(key).unwrap();
+            let entry = &mut self.nodes[key];
             if entry.is_running() {
                 entry.state = NodeState::Pending;
                 changed.push(key);
@@ -885,7 +885,7 @@ impl Master {
                     NodeType::Storage => self.storage_lost(key),
                     NodeType::Client => {
                         self.client_lost(key, conn);
-                        self.nodes.get_mut(key).unwrap().state = NodeState::Unknown;
+                        self.nodes[key].state = NodeState::Unknown;
                         self.broadcast_nodes(&[key]);
                         self.forget_node(key);
                     }

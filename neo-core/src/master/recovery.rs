@@ -199,7 +199,7 @@ impl Master {
                 let key = self
                     .nodes
                     .add(NodeType::Storage, None, Some(cell.nid), NodeState::Down);
-                new_nodes.push(self.nodes.get(key).unwrap().info());
+                new_nodes.push(self.nodes[key].info());
             }
         }
         self.pt = table;
@@ -322,7 +322,7 @@ impl Master {
                 );
             }
         }
-        let entry = self.nodes.get_mut(key).unwrap();
+        let entry = &mut self.nodes[key];
         if entry.state != NodeState::Down {
             entry.state = NodeState::Down;
             self.broadcast_nodes(&[key]);
@@ -520,7 +520,7 @@ impl Master {
         );
         let mut changed = Vec::new();
         for &key in &start {
-            let entry = self.nodes.get_mut(key).unwrap();
+            let entry = &mut self.nodes[key];
             if entry.node_type == NodeType::Storage && entry.is_pending() {
                 entry.state = NodeState::Running;
                 changed.push(key);
@@ -534,10 +534,10 @@ impl Master {
             .map(|(k, _)| k)
             .collect();
         for key in masters {
-            if let Some(conn) = self.nodes.get(key).unwrap().conn {
+            if let Some(conn) = self.nodes[key].conn {
                 self.net.close(conn);
             }
-            let entry = self.nodes.get_mut(key).unwrap();
+            let entry = &mut self.nodes[key];
             entry.conn = None;
             if entry.state != NodeState::Down {
                 entry.state = NodeState::Down;

@@ -348,7 +348,7 @@ impl Master {
                 let Some(key) = self.nodes.by_nid(cell.nid) else {
                     continue;
                 };
-                if !self.nodes.get(key).unwrap().identified || involved.contains(&cell.nid) {
+                if !self.nodes[key].identified || involved.contains(&cell.nid) {
                     continue;
                 }
                 if failed.contains(&cell.nid) {

@@ -138,7 +138,7 @@ impl Master {
     /// A storage's connection is gone (any phase of the primary).
     pub(super) fn storage_lost(&mut self, key: NodeKey) {
         let (state, nid) = {
-            let entry = self.nodes.get(key).unwrap();
+            let entry = &self.nodes[key];
             (entry.state, entry.nid())
         };
         if matches!(self.primary().unwrap().phase, PrimaryPhase::Recovery(_)) {
@@ -151,13 +151,13 @@ impl Master {
         match state {
             NodeState::Pending => {
                 // Forget it: it comes back PENDING, not RUNNING.
-                self.nodes.get_mut(key).unwrap().state = NodeState::Unknown;
+                self.nodes[key].state = NodeState::Unknown;
                 self.broadcast_nodes(&[key]);
                 self.forget_node(key);
             }
             NodeState::Down => {} // stopped by `neoctl kill`: cells handled
             _ => {
-                self.nodes.get_mut(key).unwrap().state = NodeState::Down;
+                self.nodes[key].state = NodeState::Down;
                 self.broadcast_nodes(&[key]);
                 if self.primary().unwrap().truncate_tid.is_some() {
                     self.stopped_operation(StoppedOperation { truncate: None });
@@ -363,7 +363,7 @@ impl Master {
         );
         let timestamp = Timestamp(self.clock.now(self.wall));
         for key in self.nodes.keys() {
-            let entry = self.nodes.get(key).unwrap();
+            let entry = &self.nodes[key];
             let Some(conn) = entry.conn else {
                 continue;
             };

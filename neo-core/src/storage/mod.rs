@@ -912,7 +912,7 @@ impl<S: Store> Storage<S> {
         let known = self
             .nodes
             .by_nid(nid)
-            .filter(|&k| self.nodes.get(k).unwrap().id_timestamp == request.id_timestamp);
+            .filter(|&k| self.nodes[k].id_timestamp == request.id_timestamp);
         if request.id_timestamp.is_some_and(|ts| !ts.0.is_finite()) {
             return Err(Reject::protocol(
                 "RequestIdentification.id_timestamp is not a time",
@@ -942,7 +942,7 @@ impl<S: Store> Storage<S> {
             NodeType::Storage => ConnRole::Storage(key),
             _ => return Err(Reject::protocol("reject non-client-or-storage node")),
         };
-        if let Some(existing) = self.nodes.get(key).unwrap().conn {
+        if let Some(existing) = self.nodes[key].conn {
             // Both sides connected at once: keep one, deterministically.
             let replace = request.node_type == NodeType::Storage
                 && self.link.nid().is_some_and(|own| own < nid);
@@ -951,7 +951,7 @@ impl<S: Store> Storage<S> {
             }
             self.close_conn(existing);
         }
-        let entry = self.nodes.get_mut(key).unwrap();
+        let entry = &mut self.nodes[key];
         entry.conn = Some(conn);
         entry.identified = true;
         *self.net.state_mut(conn).unwrap() = role;

@@ -727,7 +727,7 @@ impl<S: Store> Storage<S> {
         }
         let address = entry.address()?.clone();
         let conn = self.net.connect(address, ConnRole::ToStorage(key));
-        self.nodes.get_mut(key).unwrap().conn = Some(conn);
+        self.nodes[key].conn = Some(conn);
         None
     }
 }
