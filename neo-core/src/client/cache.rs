@@ -20,10 +20,10 @@ struct Item {
 }
 
 /// A cached revision: data, serial, next serial.
-pub type Revision = (Bytes, Tid, Option<Tid>);
+pub(super) type Revision = (Bytes, Tid, Option<Tid>);
 
 #[derive(Debug)]
-pub struct Cache {
+pub(super) struct Cache {
     max_size: usize,
     size: usize,
     clock: u64,
@@ -35,7 +35,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(max_size: usize) -> Cache {
+    pub(super) fn new(max_size: usize) -> Cache {
         Cache {
             max_size,
             size: 0,
@@ -47,12 +47,12 @@ impl Cache {
         }
     }
 
-    pub fn max_size(&self) -> usize {
+    pub(super) fn max_size(&self) -> usize {
         self.max_size
     }
 
     /// `(hits, misses)` so far.
-    pub fn stats(&self) -> (u64, u64) {
+    pub(super) fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
 
@@ -79,7 +79,7 @@ impl Cache {
     }
 
     /// The current revision, if known.
-    pub fn load_current(&mut self, oid: Oid) -> Option<Revision> {
+    pub(super) fn load_current(&mut self, oid: Oid) -> Option<Revision> {
         let index = self.items.get(&oid).and_then(|items| {
             let last = items.len() - 1;
             items[last].next_serial.is_none().then_some(last)
@@ -88,7 +88,7 @@ impl Cache {
     }
 
     /// The revision that was current just before `before`.
-    pub fn load_before(&mut self, oid: Oid, before: Tid) -> Option<Revision> {
+    pub(super) fn load_before(&mut self, oid: Oid, before: Tid) -> Option<Revision> {
         let index = self.items.get(&oid).and_then(|items| {
             let index = items.iter().rposition(|item| item.serial < before)?;
             let valid = items[index].next_serial.is_none_or(|next| next >= before);
@@ -98,7 +98,7 @@ impl Cache {
     }
 
     /// The revision with this serial.
-    pub fn load_at(&mut self, oid: Oid, serial: Tid) -> Option<Revision> {
+    pub(super) fn load_at(&mut self, oid: Oid, serial: Tid) -> Option<Revision> {
         let index = self
             .items
             .get(&oid)
@@ -107,7 +107,7 @@ impl Cache {
     }
 
     /// Records a revision read or written.
-    pub fn store(&mut self, oid: Oid, data: Bytes, serial: Tid, next_serial: Option<Tid>) {
+    pub(super) fn store(&mut self, oid: Oid, data: Bytes, serial: Tid, next_serial: Option<Tid>) {
         if data.len() >= self.max_size {
             return;
         }
@@ -157,7 +157,7 @@ impl Cache {
     }
 
     /// `tid` modified `oid`: its current revision ends there.
-    pub fn invalidate(&mut self, oid: Oid, tid: Tid) {
+    pub(super) fn invalidate(&mut self, oid: Oid, tid: Tid) {
         if let Some(last) = self.items.get_mut(&oid).and_then(|items| items.last_mut()) {
             if last.next_serial.is_none() {
                 last.next_serial = Some(tid);
@@ -167,7 +167,7 @@ impl Cache {
 
     /// Forgets every current revision (invalidations may have been
     /// missed while disconnected).
-    pub fn clear_current(&mut self) {
+    pub(super) fn clear_current(&mut self) {
         let current: Vec<(Oid, Tid)> = self
             .items
             .iter()
@@ -181,7 +181,7 @@ impl Cache {
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.items.clear();
         self.lru.clear();
         self.size = 0;

@@ -14,11 +14,11 @@ use neo_proto::{
 };
 
 /// What is wrong with a packet, starting with the field (`Packet.field`).
-pub type Violation = String;
+pub(super) type Violation = String;
 
 /// A TID a peer sends: above [`Tid::MAX`] no transaction has it (and
 /// `tid + 1`, the end of a snapshot, would overflow).
-pub fn tid(field: &str, tid: Tid) -> Result<(), Violation> {
+pub(super) fn tid(field: &str, tid: Tid) -> Result<(), Violation> {
     if tid > Tid::MAX {
         return Err(format!("{field}: {tid} is past the last possible TID"));
     }
@@ -32,7 +32,7 @@ fn tids<'a>(field: &str, tids: impl IntoIterator<Item = &'a Tid>) -> Result<(), 
 /// A TID that moves our snapshot (an invalidation, our own commit): past
 /// the last one, since the master announces commits in TID order on the
 /// connection.
-pub fn next_tid(field: &str, new: Tid, last: Option<Tid>) -> Result<(), Violation> {
+pub(super) fn next_tid(field: &str, new: Tid, last: Option<Tid>) -> Result<(), Violation> {
     tid(field, new)?;
     match last {
         Some(last) if new <= last => Err(format!(
@@ -43,7 +43,7 @@ pub fn next_tid(field: &str, new: Tid, last: Option<Tid>) -> Result<(), Violatio
 }
 
 /// An answer of the primary master to `asked` (`last_tid`: our snapshot).
-pub fn master_answer(
+pub(super) fn master_answer(
     asked: &Packet,
     answer: &Packet,
     last_tid: Option<Tid>,
@@ -88,7 +88,7 @@ pub fn master_answer(
 
 /// A storage's answer to the read `asked`; `partitions`: the table's, if
 /// we have one.
-pub fn read_answer(
+pub(super) fn read_answer(
     asked: &Packet,
     answer: &Packet,
     partitions: Option<Partitions>,
@@ -244,7 +244,7 @@ fn undo_serials(
 }
 
 /// A storage's answer to a store, a readCurrent check or a relock.
-pub fn write_answer(answer: &Packet) -> Result<(), Violation> {
+pub(super) fn write_answer(answer: &Packet) -> Result<(), Violation> {
     match answer {
         Packet::AnswerStoreObject(answer) => tids("AnswerStoreObject.conflict", &answer.conflict),
         Packet::AnswerCheckCurrentSerial(answer) => {
@@ -262,7 +262,7 @@ pub fn write_answer(answer: &Packet) -> Result<(), Violation> {
 }
 
 /// A storage's answer to AskTIDs for `count` transactions (undoLog).
-pub fn tids_answer(answer: &Packet, count: u64) -> Result<(), Violation> {
+pub(super) fn tids_answer(answer: &Packet, count: u64) -> Result<(), Violation> {
     let Packet::AnswerTIDs(answer) = answer else {
         return Ok(());
     };

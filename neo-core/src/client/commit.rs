@@ -23,7 +23,7 @@ use crate::node::{Level, Output};
 use crate::time::Time;
 
 /// The description of the transaction carrying a pack order.
-pub const PACK_DESCRIPTION: &[u8] = b"IStorage.pack";
+pub(super) const PACK_DESCRIPTION: &[u8] = b"IStorage.pack";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VoteStage {
@@ -37,7 +37,7 @@ enum VoteStage {
 }
 
 #[derive(Debug)]
-pub struct VoteState {
+pub(super) struct VoteState {
     txn: TxnId,
     stage: VoteStage,
 }
@@ -53,7 +53,7 @@ enum FinishStage {
 }
 
 #[derive(Debug)]
-pub struct FinishState {
+pub(super) struct FinishState {
     txn: TxnId,
     stage: FinishStage,
 }
@@ -76,7 +76,7 @@ enum UndoStage {
 }
 
 #[derive(Debug)]
-pub struct UndoState {
+pub(super) struct UndoState {
     txn: TxnId,
     undone: Tid,
     stage: UndoStage,
@@ -91,7 +91,7 @@ enum PackStage {
 }
 
 #[derive(Debug)]
-pub struct PackState {
+pub(super) struct PackState {
     pack_tid: Tid,
     oids: Option<Vec<Oid>>,
     wait: bool,

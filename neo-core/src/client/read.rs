@@ -28,14 +28,14 @@ use crate::storage::INVALID_PARTITION;
 use crate::time::Time;
 
 /// Transactions per iterator chunk (NEO/py's CHUNK_LENGTH).
-pub const ITERATOR_CHUNK: u32 = 100;
+pub(super) const ITERATOR_CHUNK: u32 = 100;
 
 /// Most loads an operation has in flight (the iterator, undo): it makes one
 /// per object a storage lists, so the others wait their turn.
 pub const LOADS_IN_FLIGHT_COUNT_MAX: usize = 64;
 
 #[derive(Debug)]
-pub struct ReadState {
+pub(super) struct ReadState {
     partition: u32,
     packet: Packet,
     /// Storages not to read from (failed in the transaction undoing).
@@ -49,7 +49,7 @@ pub struct ReadState {
 }
 
 #[derive(Debug)]
-pub struct LoadState {
+pub(super) struct LoadState {
     pub oid: Oid,
     mode: LoadMode,
     /// Read from storages, bypassing the cache (iterator, undo).
@@ -61,7 +61,7 @@ pub struct LoadState {
 }
 
 #[derive(Debug)]
-pub struct HistoryState {
+pub(super) struct HistoryState {
     oid: Oid,
     size: u64,
     entries: Vec<(Tid, u64)>,
@@ -70,7 +70,7 @@ pub struct HistoryState {
 }
 
 #[derive(Debug)]
-pub struct UndoLogState {
+pub(super) struct UndoLogState {
     first: u64,
     last: u64,
     asked: usize,
@@ -88,7 +88,7 @@ impl UndoLogState {
 }
 
 #[derive(Debug)]
-pub struct IterateState {
+pub(super) struct IterateState {
     start: Tid,
     stop: Tid,
     /// The upper bound asked by the application (or the snapshot).
@@ -106,13 +106,13 @@ pub struct IterateState {
 /// Revisions an operation loads from storages, at most
 /// [`LOADS_IN_FLIGHT_COUNT_MAX`] at a time; `K` says what each one is for.
 #[derive(Debug)]
-pub struct Fetches<K> {
+pub(super) struct Fetches<K> {
     queued: VecDeque<(K, Oid, Tid)>,
     in_flight: BTreeMap<OpId, K>,
 }
 
 impl<K> Fetches<K> {
-    pub fn new(wanted: impl IntoIterator<Item = (K, Oid, Tid)>) -> Fetches<K> {
+    pub(super) fn new(wanted: impl IntoIterator<Item = (K, Oid, Tid)>) -> Fetches<K> {
         Fetches {
             queued: wanted.into_iter().collect(),
             in_flight: BTreeMap::new(),
@@ -120,12 +120,12 @@ impl<K> Fetches<K> {
     }
 
     /// Nothing left to load.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.queued.is_empty() && self.in_flight.is_empty()
     }
 
     /// The load `op` ended: what it was for (`None`: not one of these).
-    pub fn finished(&mut self, op: OpId) -> Option<K> {
+    pub(super) fn finished(&mut self, op: OpId) -> Option<K> {
         self.in_flight.remove(&op)
     }
 
@@ -139,10 +139,10 @@ impl<K> Fetches<K> {
 }
 
 /// Where an operation keeps its [`Fetches`].
-pub type FetchesOf<K> = fn(&mut OpKind) -> Option<&mut Fetches<K>>;
+pub(super) type FetchesOf<K> = fn(&mut OpKind) -> Option<&mut Fetches<K>>;
 
 #[derive(Debug)]
-pub struct FinalTidState {
+pub(super) struct FinalTidState {
     ttid: Tid,
     /// Asking storages (the master said the transaction committed).
     storages: bool,

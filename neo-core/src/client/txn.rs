@@ -11,7 +11,7 @@ use super::api::{ClientError, OpId};
 
 /// What was written for an oid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
+pub(super) enum Write {
     /// Data (`None`: deletion, undo back-pointer, or data not kept).
     Data(Option<Bytes>),
     /// A readCurrent check.
@@ -20,7 +20,7 @@ pub enum Write {
 
 /// A write not yet answered by every storage it was sent to.
 #[derive(Debug, Clone)]
-pub struct InFlight {
+pub(super) struct InFlight {
     pub write: Write,
     /// The serial it is based on.
     pub serial: Tid,
@@ -30,7 +30,7 @@ pub struct InFlight {
 
 /// A conflict storages reported on a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reported {
+pub(super) struct Reported {
     /// The committed serial the write conflicts with.
     pub serial: Tid,
     /// The storages that reported it, and in which answer field.
@@ -42,7 +42,7 @@ pub struct Reported {
 }
 
 #[derive(Debug)]
-pub struct TxnContext {
+pub(super) struct TxnContext {
     pub user: Bytes,
     pub description: Bytes,
     pub extension: Bytes,
@@ -86,7 +86,12 @@ pub struct TxnContext {
 }
 
 impl TxnContext {
-    pub fn new(user: Bytes, description: Bytes, extension: Bytes, tid: Option<Tid>) -> TxnContext {
+    pub(super) fn new(
+        user: Bytes,
+        description: Bytes,
+        extension: Bytes,
+        tid: Option<Tid>,
+    ) -> TxnContext {
         TxnContext {
             user,
             description,
@@ -115,7 +120,7 @@ impl TxnContext {
     }
 
     /// A request of the transaction was answered, or will never be.
-    pub fn request_done(&mut self) {
+    pub(super) fn request_done(&mut self) {
         // Answers are matched with requests before they get here: a
         // mismatch is our bug, not a peer's.
         debug_assert!(self.pending > 0, "more answers than requests");
@@ -124,7 +129,7 @@ impl TxnContext {
 
     /// `nid` reported (in `field`) that the write of `oid` conflicts with
     /// the committed `serial`; it replaces a report of another serial.
-    pub fn report_conflict(&mut self, oid: Oid, serial: Tid, nid: Nid, field: &'static str) {
+    pub(super) fn report_conflict(&mut self, oid: Oid, serial: Tid, nid: Nid, field: &'static str) {
         let report = self.conflict_dict.entry(oid).or_insert(Reported {
             serial,
             by: Vec::new(),
@@ -143,7 +148,7 @@ impl TxnContext {
     }
 
     /// Bytes of data waiting for acknowledgements.
-    pub fn in_flight_bytes(&self) -> usize {
+    pub(super) fn in_flight_bytes(&self) -> usize {
         self.data_dict
             .values()
             .map(|f| match &f.write {
@@ -156,7 +161,7 @@ impl TxnContext {
     /// `nid` answered a write of `oid`. `lockless`: it wrote without lock
     /// a store based on this serial (an answer to an older store of the
     /// oid does not acknowledge the newer one).
-    pub fn written(
+    pub(super) fn written(
         &mut self,
         nid: Nid,
         oid: Oid,
@@ -199,7 +204,7 @@ impl TxnContext {
     /// The connection to `nid` is gone: it is never written again, and
     /// counts as having answered every write (unless a conflict is being
     /// reported for it: the resolution rewrites it).
-    pub fn node_lost(&mut self, nid: Nid, cache_limit: usize) {
+    pub(super) fn node_lost(&mut self, nid: Nid, cache_limit: usize) {
         if let Some(usable) = self.conn_dict.get_mut(&nid) {
             *usable = false;
         }
@@ -215,7 +220,7 @@ impl TxnContext {
     }
 
     /// Every store and check answered and every conflict resolved.
-    pub fn writes_settled(&self) -> bool {
+    pub(super) fn writes_settled(&self) -> bool {
         self.pending == 0
             && self.conflict_dict.is_empty()
             && self.resolving.is_empty()

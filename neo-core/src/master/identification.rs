@@ -486,8 +486,8 @@ fn take_extra(request: &mut RequestIdentification, key: &[u8]) -> Option<neo_pro
 /// Most levels of a storage's topology path (NEO/py's have two: host,
 /// disk), and most bytes per level: the path is kept and searched by
 /// `tweak`.
-pub const DEVPATH_LEVELS_MAX: usize = 8;
-pub const DEVPATH_LEVEL_BYTES_MAX: usize = 255;
+pub(super) const DEVPATH_LEVELS_MAX: usize = 8;
+pub(super) const DEVPATH_LEVEL_BYTES_MAX: usize = 255;
 
 /// A storage's `devpath`, if given, is a short list of short strings.
 fn check_devpath(request: &RequestIdentification) -> Result<(), Reject> {

@@ -31,7 +31,7 @@ struct Pack {
 
 /// A request for forgotten orders, being collected from storages.
 #[derive(Debug)]
-pub struct OldOrders {
+pub(super) struct OldOrders {
     /// Who asked: connection and message id, and what it wants.
     pub requester: (ConnId, u32),
     pub pack_id: Tid,
@@ -44,7 +44,7 @@ pub struct OldOrders {
 }
 
 #[derive(Debug, Default)]
-pub struct PackManager {
+pub(super) struct PackManager {
     /// Every order up to this id is completed by every readable node.
     max_completed: Option<Tid>,
     packs: BTreeMap<Tid, Pack>,
@@ -59,7 +59,7 @@ pub struct PackManager {
 
 impl PackManager {
     /// An order learned from a storage (verification).
-    pub fn add(&mut self, order: PackOrder) {
+    pub(super) fn add(&mut self, order: PackOrder) {
         self.generation += 1;
         match self.packs.get_mut(&order.pack_id) {
             None => {
@@ -84,7 +84,7 @@ impl PackManager {
 
     /// A new order, committed as `tid`; returns whether it is approved
     /// (automatically, unless an order is still unsigned).
-    pub fn new_order(&mut self, tid: Tid, oids: Option<Vec<Oid>>, pack_tid: Tid) -> bool {
+    pub(super) fn new_order(&mut self, tid: Tid, oids: Option<Vec<Oid>>, pack_tid: Tid) -> bool {
         let approved = self.packs.values().all(|p| p.approved.is_some());
         self.generation += 1;
         self.packs.insert(
@@ -103,25 +103,25 @@ impl PackManager {
     /// Where pack activity stands: `None` while an approved order is not
     /// completed by every readable node (replicas may differ for now),
     /// else a number that changes with the next order.
-    pub fn quiet_generation(&self) -> Option<u64> {
+    pub(super) fn quiet_generation(&self) -> Option<u64> {
         let applying = self.packs.values().any(|p| p.approved == Some(true));
         (!applying).then_some(self.generation)
     }
 
-    pub fn is_approved(&self, tid: Tid) -> bool {
+    pub(super) fn is_approved(&self, tid: Tid) -> bool {
         self.packs
             .get(&tid)
             .is_some_and(|p| p.approved == Some(true))
     }
 
     /// Whether orders from `pack_id` may have been forgotten.
-    pub fn forgot(&self, pack_id: Tid) -> bool {
+    pub(super) fn forgot(&self, pack_id: Tid) -> bool {
         self.max_completed.is_some_and(|m| m >= pack_id)
     }
 
     /// Orders from `pack_id` on: all of them (clients), or only the first
     /// approved one (storages).
-    pub fn orders(&self, pack_id: Tid, only_first_approved: bool) -> Vec<PackOrder> {
+    pub(super) fn orders(&self, pack_id: Tid, only_first_approved: bool) -> Vec<PackOrder> {
         let mut orders = self
             .packs
             .range(pack_id..)
@@ -142,7 +142,7 @@ impl PackManager {
 
     /// Signed orders from `min`, for NotifyPackSigned: the last completed
     /// id counts as approved.
-    pub fn approved_rejected(&self, min: Tid) -> (Vec<Tid>, Vec<Tid>) {
+    pub(super) fn approved_rejected(&self, min: Tid) -> (Vec<Tid>, Vec<Tid>) {
         let mut approved = Vec::new();
         let mut rejected = Vec::new();
         if let Some(completed) = self.max_completed.filter(|&c| c >= min && c > Tid::ZERO) {
@@ -160,7 +160,7 @@ impl PackManager {
 
     /// Every readable node completed orders up to `pack_id`: forget them;
     /// returns the WaitForPack requests to answer.
-    pub fn completed(&mut self, pack_id: Tid) -> Vec<(ConnId, u32)> {
+    pub(super) fn completed(&mut self, pack_id: Tid) -> Vec<(ConnId, u32)> {
         let done: Vec<Tid> = self.packs.range(..=pack_id).map(|(id, _)| *id).collect();
         if !done.is_empty() {
             self.generation += 1;
@@ -184,14 +184,14 @@ impl PackManager {
     /// survive (NEO/py keeps it, approved, and storages apply a pack
     /// nobody committed while replicas that never saw it cannot). Clients
     /// waiting for orders left with the cluster's clients.
-    pub fn forget_orders(&mut self) {
+    pub(super) fn forget_orders(&mut self) {
         self.generation += 1;
         self.packs.clear();
     }
 
     /// WaitForPack: `false` if the order is already completed (answer at
     /// once).
-    pub fn wait(&mut self, tid: Tid, conn: ConnId, msg_id: u32) -> bool {
+    pub(super) fn wait(&mut self, tid: Tid, conn: ConnId, msg_id: u32) -> bool {
         match self.packs.get_mut(&tid) {
             Some(pack) => {
                 pack.waiting.push((conn, msg_id));
@@ -201,7 +201,7 @@ impl PackManager {
         }
     }
 
-    pub fn connection_lost(&mut self, conn: ConnId) {
+    pub(super) fn connection_lost(&mut self, conn: ConnId) {
         for pack in self.packs.values_mut() {
             pack.waiting.retain(|(c, _)| *c != conn);
         }
@@ -209,7 +209,7 @@ impl PackManager {
     }
 
     /// Starts collecting orders from `pack_id` on for `requester`.
-    pub fn request_old(
+    pub(super) fn request_old(
         &mut self,
         requester: (ConnId, u32),
         pack_id: Tid,
@@ -233,7 +233,7 @@ impl PackManager {
 
     /// The collected orders of a finished request are known again: orders
     /// from its `pack_id` are no longer considered completed.
-    pub fn learn_old(&mut self, pack_id: Tid, orders: Vec<PackOrder>) {
+    pub(super) fn learn_old(&mut self, pack_id: Tid, orders: Vec<PackOrder>) {
         self.max_completed = Some(Tid(pack_id.0.saturating_sub(1)));
         for order in orders {
             self.add(order);

@@ -28,7 +28,7 @@ enum Handled {
 /// Most requests of one client the primary keeps waiting (begins while
 /// storages start, votes while another transaction's failure is judged):
 /// an honest client has one transaction at a time.
-pub const POSTPONED_REQUESTS_COUNT_MAX: usize = 1000;
+pub(super) const POSTPONED_REQUESTS_COUNT_MAX: usize = 1000;
 
 impl Master {
     /// A request from an identified client.

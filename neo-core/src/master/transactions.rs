@@ -19,7 +19,7 @@ use crate::node_table::NodeKey;
 
 /// A pending transaction.
 #[derive(Debug)]
-pub struct Txn {
+pub(super) struct Txn {
     /// The committing client; `None` once it is gone while the
     /// transaction finishes (an orphan, committed all the same).
     pub client: Option<NodeKey>,
@@ -46,15 +46,15 @@ pub struct Txn {
 }
 
 /// Most oids one AskNewOIDs gets.
-pub const NEW_OIDS_COUNT_MAX: u32 = 1000;
+pub(super) const NEW_OIDS_COUNT_MAX: u32 = 1000;
 
 /// Why a begin is refused (the client misbehaves: PROTOCOL_ERROR).
-pub const BEGIN_WITH_TID_ERROR: &str =
+pub(super) const BEGIN_WITH_TID_ERROR: &str =
     "There can't be concurrent transactions when a TID is specified for any of them.";
 
 /// Outcome of FailedVote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VoteOutcome {
+pub(super) enum VoteOutcome {
     /// The failed storages can be disconnected at finish.
     Accepted,
     /// Not without making the table non-operational.
@@ -64,7 +64,7 @@ pub enum VoteOutcome {
 }
 
 #[derive(Debug, Default)]
-pub struct CommitCoordinator {
+pub(super) struct CommitCoordinator {
     txns: BTreeMap<Tid, Txn>,
     /// TTIDs whose final TID is chosen, in TID order.
     queue: VecDeque<Tid>,
@@ -74,27 +74,27 @@ pub struct CommitCoordinator {
 }
 
 impl CommitCoordinator {
-    pub fn new() -> CommitCoordinator {
+    pub(super) fn new() -> CommitCoordinator {
         CommitCoordinator {
             first_tid: Tid::MAX,
             ..CommitCoordinator::default()
         }
     }
 
-    pub fn get(&self, ttid: Tid) -> Option<&Txn> {
+    pub(super) fn get(&self, ttid: Tid) -> Option<&Txn> {
         self.txns.get(&ttid)
     }
 
-    pub fn get_mut(&mut self, ttid: Tid) -> Option<&mut Txn> {
+    pub(super) fn get_mut(&mut self, ttid: Tid) -> Option<&mut Txn> {
         self.txns.get_mut(&ttid)
     }
 
-    pub fn has_pending(&self) -> bool {
+    pub(super) fn has_pending(&self) -> bool {
         !self.txns.is_empty()
     }
 
     /// Transactions whose final TID is chosen.
-    pub fn finishing(&self) -> impl Iterator<Item = &Txn> {
+    pub(super) fn finishing(&self) -> impl Iterator<Item = &Txn> {
         self.txns.values().filter(|t| t.tid.is_some())
     }
 
@@ -102,7 +102,7 @@ impl CommitCoordinator {
     /// The next `count` oids, at most [`NEW_OIDS_COUNT_MAX`] (clients ask
     /// for 100; fewer than asked is a valid answer), none past the last
     /// possible oid.
-    pub fn new_oids(&mut self, count: u32) -> Vec<Oid> {
+    pub(super) fn new_oids(&mut self, count: u32) -> Vec<Oid> {
         let count = u64::from(count.min(NEW_OIDS_COUNT_MAX));
         let oids: Vec<Oid> = (1..=count)
             .map_while(|i| self.last_oid.0.checked_add(i).map(Oid))
@@ -113,13 +113,13 @@ impl CommitCoordinator {
         oids
     }
 
-    pub fn set_last_oid(&mut self, oid: Oid) {
+    pub(super) fn set_last_oid(&mut self, oid: Oid) {
         self.last_oid = self.last_oid.max(oid);
     }
 
     /// The bound every new TID must exceed: the last committed TID, every
     /// pending TTID and the last queued final TID.
-    pub fn last_tid_bound(&self) -> Tid {
+    pub(super) fn last_tid_bound(&self) -> Tid {
         let mut bound = self.last_transaction;
         if let Some((&ttid, _)) = self.txns.last_key_value() {
             bound = bound.max(ttid);
@@ -133,7 +133,7 @@ impl CommitCoordinator {
     /// NEO/py's `_nextTID`: a TID from the clock, above the bound; for a
     /// final TID (`ttid` given), in the same partition as the TTID,
     /// preferring to go down rather than far into the future.
-    pub fn next_tid(&self, clock: Tid, ttid: Option<(Tid, Partitions)>) -> Tid {
+    pub(super) fn next_tid(&self, clock: Tid, ttid: Option<(Tid, Partitions)>) -> Tid {
         let bound = self.last_tid_bound();
         let mut tid = clock;
         if tid <= bound {
@@ -156,7 +156,7 @@ impl CommitCoordinator {
     }
 
     /// AskBeginTransaction.
-    pub fn begin(
+    pub(super) fn begin(
         &mut self,
         client: NodeKey,
         readiness: u64,
@@ -209,7 +209,7 @@ impl CommitCoordinator {
     /// FailedVote: `failed` are the storages ready at begin that the
     /// client could not write to; `operational(without)` says whether the
     /// table stays operational without some nodes.
-    pub fn vote(
+    pub(super) fn vote(
         &mut self,
         ttid: Tid,
         failed: BTreeSet<Nid>,
@@ -235,7 +235,7 @@ impl CommitCoordinator {
     /// AskFinishTransaction accepted: the final TID is chosen and the
     /// involved storages are asked to lock.
     #[allow(clippy::too_many_arguments)]
-    pub fn prepare(
+    pub(super) fn prepare(
         &mut self,
         ttid: Tid,
         oids: Vec<Oid>,
@@ -275,7 +275,7 @@ impl CommitCoordinator {
 
     /// AnswerInformationLocked from `nid`; returns the transactions that
     /// commit now, in TID order.
-    pub fn lock(&mut self, ttid: Tid, nid: Nid) -> Vec<Txn> {
+    pub(super) fn lock(&mut self, ttid: Tid, nid: Nid) -> Vec<Txn> {
         if let Some(txn) = self.txns.get_mut(&ttid) {
             txn.locking.remove(&nid);
         }
@@ -283,7 +283,7 @@ impl CommitCoordinator {
     }
 
     /// A storage is gone: stop waiting for its locks.
-    pub fn storage_lost(&mut self, nid: Nid) -> Vec<Txn> {
+    pub(super) fn storage_lost(&mut self, nid: Nid) -> Vec<Txn> {
         for txn in self.txns.values_mut() {
             txn.notify.remove(&nid);
             if txn.tid.is_some() {
@@ -311,7 +311,7 @@ impl CommitCoordinator {
 
     /// AbortTransaction: returns the storages waiting for its end, or why
     /// it cannot be aborted.
-    pub fn abort(&mut self, ttid: Tid) -> Result<BTreeSet<Nid>, String> {
+    pub(super) fn abort(&mut self, ttid: Tid) -> Result<BTreeSet<Nid>, String> {
         match self.txns.get(&ttid) {
             None => Err(format!("unknown ttid {ttid}")),
             Some(txn) if txn.tid.is_some() => {
@@ -331,7 +331,7 @@ impl CommitCoordinator {
 
     /// The client is gone: transactions it had not finished are aborted
     /// (returned with the storages to tell), finishing ones become orphans.
-    pub fn client_lost(&mut self, client: NodeKey) -> Vec<(Tid, BTreeSet<Nid>)> {
+    pub(super) fn client_lost(&mut self, client: NodeKey) -> Vec<(Tid, BTreeSet<Nid>)> {
         let mut aborted = Vec::new();
         let ttids: Vec<Tid> = self.txns.keys().copied().collect();
         for ttid in ttids {
@@ -351,7 +351,7 @@ impl CommitCoordinator {
 
     /// A replicating storage wants to hear when every pending transaction
     /// ends (AskUnfinishedTransactions); returns their TTIDs.
-    pub fn register_for_notification(&mut self, nid: Nid) -> Vec<Tid> {
+    pub(super) fn register_for_notification(&mut self, nid: Nid) -> Vec<Tid> {
         for txn in self.txns.values_mut() {
             txn.notify.insert(nid);
         }

@@ -101,7 +101,7 @@ type Plan = Vec<(usize, Vec<Shape>)>;
 
 /// Most steps of the search for an assignment that honours the storages'
 /// topology, before it is tried without the topology.
-pub const TWEAK_SEARCH_STEPS_MAX: u32 = 1_000_000;
+pub(super) const TWEAK_SEARCH_STEPS_MAX: u32 = 1_000_000;
 
 impl PartitionTable {
     /// Rebalances the table over the balancing set minus `drop_list`; see

@@ -20,7 +20,7 @@ use super::{Request, Storage};
 use crate::node::{ConnId, Level};
 
 /// Records per round of a check.
-pub const CHECK_COUNT: u32 = 40_000;
+pub(super) const CHECK_COUNT: u32 = 40_000;
 
 /// The answer of a replica for the current round, comparable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ struct Check {
 }
 
 #[derive(Debug, Default)]
-pub struct Checker {
+pub(super) struct Checker {
     queue: VecDeque<CheckPartition>,
     current: Option<Check>,
 }

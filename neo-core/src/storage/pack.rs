@@ -18,7 +18,7 @@ use super::{Request, Storage};
 use crate::node::Level;
 
 /// Oids packed per step.
-pub const PACK_CHUNK: usize = 1000;
+pub(super) const PACK_CHUNK: usize = 1000;
 
 /// An order being applied.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ struct Run {
 
 /// The storage's pack bookkeeping.
 #[derive(Debug, Default)]
-pub struct Packer {
+pub(super) struct Packer {
     /// The latest approved pack id the master announced.
     pub last_pack_id: Tid,
     /// The completed pack id last reported to the master.
@@ -47,7 +47,7 @@ pub struct Packer {
 
 impl Packer {
     /// Whether a pack step is due.
-    pub fn is_running(&self) -> bool {
+    pub(super) fn is_running(&self) -> bool {
         self.run.is_some()
     }
 }

@@ -22,17 +22,17 @@ use crate::node_table::NodeKey;
 /// Most records a peer's AskFetchTransactions or AskFetchObjects gets in
 /// one answer (ours and NEO/py's ask for 1,000); a larger `length` is
 /// clamped, and the answer's next tid/oid says where to go on.
-pub const FETCH_RECORDS_COUNT_MAX: u32 = 10_000;
+pub(super) const FETCH_RECORDS_COUNT_MAX: u32 = 10_000;
 
 /// Most object bytes one AskFetchObjects answer carries (its AddObject
 /// packets are all queued at once): past it, the answer stops and says
 /// where to go on.
-pub const FETCH_ANSWER_BYTES_MAX: usize = neo_proto::PACKET_SIZE_MAX;
+pub(super) const FETCH_ANSWER_BYTES_MAX: usize = neo_proto::PACKET_SIZE_MAX;
 
 /// Most records a peer's AskCheckTIDRange or AskCheckSerialRange covers
 /// (checkers ask for [`super::checker::CHECK_COUNT`]): bounds the work one
 /// request makes us do in a turn.
-pub const CHECK_RECORDS_COUNT_MAX: u32 = 1 << 18;
+pub(super) const CHECK_RECORDS_COUNT_MAX: u32 = 1 << 18;
 
 /// What a check of a range of records computes (NEO/py's textual hashing:
 /// SHA-1 of the decimal numbers joined with commas), so that mixed
@@ -44,7 +44,7 @@ fn sha1_of_numbers(values: impl Iterator<Item = u64>) -> Checksum {
 
 /// `(count, hash of tids, last tid)` of a partition's transactions in
 /// `[min, max]`, at most `length`.
-pub fn check_tid_range<S: Store>(
+pub(super) fn check_tid_range<S: Store>(
     store: &S,
     partition: u32,
     length: u32,
@@ -68,7 +68,7 @@ pub fn check_tid_range<S: Store>(
 
 /// The same over object records ordered by (serial, oid) from
 /// `(min_tid, min_oid)`.
-pub fn check_serial_range<S: Store>(
+pub(super) fn check_serial_range<S: Store>(
     store: &S,
     partition: u32,
     length: u32,

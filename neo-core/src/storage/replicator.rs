@@ -27,7 +27,7 @@ use super::{ConnRole, Request, Storage};
 use crate::node::{ConnId, Level};
 
 /// Records per replication chunk.
-pub const FETCH_COUNT: u32 = 1000;
+pub(super) const FETCH_COUNT: u32 = 1000;
 
 /// Where a partition stands.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ impl Window {
 }
 
 #[derive(Debug, Default)]
-pub struct Replicator {
+pub(super) struct Replicator {
     /// Every assigned partition.
     partitions: BTreeMap<u32, Progress>,
     /// Partitions to replicate, and up to which TID.
@@ -176,7 +176,7 @@ pub struct Replicator {
 
 impl Replicator {
     /// The partition being replicated and its source, if any.
-    pub fn current(&self) -> Option<(u32, Nid)> {
+    pub(super) fn current(&self) -> Option<(u32, Nid)> {
         self.current.as_ref().map(|c| (c.partition, c.source))
     }
 }

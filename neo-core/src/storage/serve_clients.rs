@@ -91,13 +91,13 @@ enum Outcome {
 /// lists (clients ask for 100 at a time; undoLog for what the application
 /// asks): a longer range is cut, and the client asks again from where the
 /// answer stops.
-pub const LISTED_RECORDS_COUNT_MAX: u32 = 10_000;
+pub(super) const LISTED_RECORDS_COUNT_MAX: u32 = 10_000;
 
 /// Deepest record AskTIDs and AskObjectHistory may start from: listing
 /// from record `first` keeps `first` records per partition in memory, so a
 /// peer asking from the end of the u64s would make the storage load its
 /// whole history (an application paging an undo log goes nowhere near).
-pub const LISTED_OFFSET_MAX: u64 = 1_000_000;
+pub(super) const LISTED_OFFSET_MAX: u64 = 1_000_000;
 
 /// A listing of `packet` from offset `first` to `last` (exclusive): a
 /// range in order, starting at most LISTED_OFFSET_MAX deep; `last` is

@@ -30,11 +30,11 @@ use super::store::{DataId, ObjectRecord, Store, TempObject, TransactionMeta};
 
 /// Most transactions one client may have open on a storage (a client
 /// shared by many threads has a few at once).
-pub const CLIENT_TRANSACTIONS_COUNT_MAX: usize = 10_000;
+pub(super) const CLIENT_TRANSACTIONS_COUNT_MAX: usize = 10_000;
 
 /// How much of a transaction a storage has voted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Voted {
+pub(super) enum Voted {
     No,
     /// Its object records (AskVoteTransaction).
     Objects,
@@ -45,7 +45,7 @@ pub enum Voted {
 
 /// A transaction being committed, as this storage sees it.
 #[derive(Debug)]
-pub struct Transaction {
+pub(super) struct Transaction {
     /// The client committing it.
     pub client: Nid,
     /// Every oid stored or checked, with the serial it was based on.
@@ -65,7 +65,7 @@ pub struct Transaction {
 
 /// Why a lock is not granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockError {
+pub(super) enum LockError {
     /// Wait behind another transaction; retried in the order of this key
     /// (the waiting transaction's TTID).
     Delay(Tid),
@@ -80,7 +80,7 @@ pub enum LockError {
 
 /// Why a store fails after its lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreError {
+pub(super) enum StoreError {
     Lock(LockError),
     /// An undo points to a record that a pack deleted.
     UndoPack,
@@ -88,7 +88,7 @@ pub enum StoreError {
 
 /// A NotifyDeadlock to send: `client` must relock `oid` of `ttid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadlock {
+pub(super) struct Deadlock {
     pub client: Nid,
     pub ttid: Tid,
     pub oid: Oid,
@@ -96,7 +96,7 @@ pub struct Deadlock {
 
 /// Pending transactions and their locks.
 #[derive(Debug, Default)]
-pub struct TransactionLocks {
+pub(super) struct TransactionLocks {
     /// Those of the table; none before the storage has one.
     partitions: Option<Partitions>,
     txns: BTreeMap<Tid, Transaction>,
@@ -115,55 +115,55 @@ pub struct TransactionLocks {
 }
 
 impl TransactionLocks {
-    pub fn new(partitions: Option<Partitions>) -> TransactionLocks {
+    pub(super) fn new(partitions: Option<Partitions>) -> TransactionLocks {
         TransactionLocks {
             partitions,
             ..TransactionLocks::default()
         }
     }
 
-    pub fn partition(&self, value: u64) -> u32 {
+    pub(super) fn partition(&self, value: u64) -> u32 {
         self.partitions.map_or(0, |p| p.of(value))
     }
 
     #[cfg(test)]
-    pub fn get(&self, ttid: Tid) -> Option<&Transaction> {
+    pub(super) fn get(&self, ttid: Tid) -> Option<&Transaction> {
         self.txns.get(&ttid)
     }
 
     #[cfg(test)]
-    pub fn contains(&self, ttid: Tid) -> bool {
+    pub(super) fn contains(&self, ttid: Tid) -> bool {
         self.txns.contains_key(&ttid)
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.txns.is_empty()
     }
 
     /// Partitions this node starts catching up: stores to them are
     /// lockless.
-    pub fn replicating(&mut self, partitions: &[u32]) {
+    pub(super) fn replicating(&mut self, partitions: &[u32]) {
         self.replicating.extend(partitions.iter().copied());
     }
 
     /// A partition caught up to `tid`: announced once its lockless writes
     /// became real locks.
-    pub fn replicated<S: Store>(&mut self, store: &mut S, partition: u32, tid: Tid) {
+    pub(super) fn replicated<S: Store>(&mut self, store: &mut S, partition: u32, tid: Tid) {
         self.replicating.remove(&partition);
         self.replicated.insert(partition, Some(tid));
         self.notify_replicated(store);
     }
 
     /// The table made these partitions readable here.
-    pub fn readable(&mut self, partitions: &[u32]) {
+    pub(super) fn readable(&mut self, partitions: &[u32]) {
         for partition in partitions {
             self.replicated.remove(partition);
         }
     }
 
     /// These partitions are no longer ours: everything pending on them goes.
-    pub fn discarded<S: Store>(&mut self, store: &mut S, partitions: &[u32]) {
+    pub(super) fn discarded<S: Store>(&mut self, store: &mut S, partitions: &[u32]) {
         let ours =
             |locks: &TransactionLocks, oid: &Oid| partitions.contains(&locks.partition(oid.0));
         for partition in partitions {
@@ -276,7 +276,7 @@ impl TransactionLocks {
     /// not known yet if the client has fewer than
     /// [`CLIENT_TRANSACTIONS_COUNT_MAX`] (TTIDs travel in answers: any
     /// client can learn another's, and any number can be made up).
-    pub fn check_owner(&self, client: Nid, ttid: Tid) -> Result<(), String> {
+    pub(super) fn check_owner(&self, client: Nid, ttid: Tid) -> Result<(), String> {
         match self.txns.get(&ttid) {
             Some(txn) if txn.client != client => {
                 Err(format!("{ttid} is another client's transaction"))
@@ -294,7 +294,7 @@ impl TransactionLocks {
         }
     }
 
-    pub fn register(&mut self, client: Nid, ttid: Tid) {
+    pub(super) fn register(&mut self, client: Nid, ttid: Tid) {
         self.txns.entry(ttid).or_insert_with(|| Transaction {
             client,
             serial_dict: BTreeMap::new(),
@@ -310,7 +310,7 @@ impl TransactionLocks {
     /// Takes the write lock on `oid` for `ttid`, checking that `serial` is
     /// still current. `Ok(true)`: locked; `Ok(false)`: accepted without
     /// lock.
-    pub fn lock_object<S: Store>(
+    pub(super) fn lock_object<S: Store>(
         &mut self,
         store: &S,
         readable: &dyn Fn(u32) -> bool,
@@ -388,7 +388,7 @@ impl TransactionLocks {
     }
 
     /// AskCheckCurrentSerial (readCurrent): a lock, nothing stored.
-    pub fn check_current_serial<S: Store>(
+    pub(super) fn check_current_serial<S: Store>(
         &mut self,
         store: &S,
         readable: &dyn Fn(u32) -> bool,
@@ -408,7 +408,7 @@ impl TransactionLocks {
     /// AskStoreObject: a lock, then the data is written and held (an undo
     /// back-pointer reuses the data of the record it points to).
     #[allow(clippy::too_many_arguments)]
-    pub fn store_object<S: Store>(
+    pub(super) fn store_object<S: Store>(
         &mut self,
         store: &mut S,
         readable: &dyn Fn(u32) -> bool,
@@ -464,7 +464,7 @@ impl TransactionLocks {
     /// `oid` so that the older transaction that waits for it proceeds (the
     /// caller re-runs postponed requests, then calls [`Self::relock`]).
     /// Returns false if there is nothing to relock.
-    pub fn release_for_relock(&mut self, ttid: Tid, oid: Oid) -> bool {
+    pub(super) fn release_for_relock(&mut self, ttid: Tid, oid: Oid) -> bool {
         let Some(txn) = self.txns.get_mut(&ttid) else {
             return false;
         };
@@ -483,7 +483,7 @@ impl TransactionLocks {
     /// AskRelockObject, second part (retried while delayed): locks `oid`
     /// again. A conflict unstores it and returns what the client needs to
     /// resolve it, including the data it may no longer have.
-    pub fn relock<S: Store>(
+    pub(super) fn relock<S: Store>(
         &mut self,
         store: &mut S,
         readable: &dyn Fn(u32) -> bool,
@@ -514,7 +514,7 @@ impl TransactionLocks {
     /// Vote: writes the temporary records (and, with `meta`, the
     /// transaction's metadata and pack order). The caller syncs before
     /// answering.
-    pub fn vote<S: Store>(
+    pub(super) fn vote<S: Store>(
         &mut self,
         store: &mut S,
         ttid: Tid,
@@ -565,7 +565,7 @@ impl TransactionLocks {
 
     /// AskLockInformation: the transaction is committed as `tid`; its oids
     /// are read-locked until unlock. The caller syncs before answering.
-    pub fn lock<S: Store>(
+    pub(super) fn lock<S: Store>(
         &mut self,
         store: &mut S,
         ttid: Tid,
@@ -593,7 +593,7 @@ impl TransactionLocks {
 
     /// NotifyUnlockInformation: makes the transaction permanent (the caller
     /// syncs within a second) and releases its locks.
-    pub fn unlock<S: Store>(&mut self, store: &mut S, ttid: Tid) -> Result<Tid, String> {
+    pub(super) fn unlock<S: Store>(&mut self, store: &mut S, ttid: Tid) -> Result<Tid, String> {
         let Some(tid) = self.txns.get(&ttid).and_then(|t| t.tid) else {
             return Err(format!("unlock of {ttid}, which is not locked here"));
         };
@@ -605,7 +605,7 @@ impl TransactionLocks {
     /// Aborts a transaction that is not locked: its temporary records and
     /// data go, its locks are released. Returns whether it existed and was
     /// aborted.
-    pub fn abort<S: Store>(&mut self, store: &mut S, ttid: Tid) -> bool {
+    pub(super) fn abort<S: Store>(&mut self, store: &mut S, ttid: Tid) -> bool {
         match self.txns.get(&ttid) {
             Some(txn) if txn.tid.is_none() => {
                 if txn.voted != Voted::No {
@@ -620,7 +620,7 @@ impl TransactionLocks {
 
     /// Aborts the client's transactions that are not locked (and, unless
     /// `even_if_voted`, not voted); returns their TTIDs.
-    pub fn abort_for<S: Store>(
+    pub(super) fn abort_for<S: Store>(
         &mut self,
         store: &mut S,
         client: Nid,
@@ -663,7 +663,7 @@ impl TransactionLocks {
 
     /// Drops everything (operation stopped): holds are released, temporary
     /// tables stay for verification to decide.
-    pub fn clear<S: Store>(&mut self, store: &mut S) {
+    pub(super) fn clear<S: Store>(&mut self, store: &mut S) {
         for txn in std::mem::take(&mut self.txns).into_values() {
             for record in txn.store_dict.values() {
                 if let Some(id) = record.data_id {
@@ -680,29 +680,29 @@ impl TransactionLocks {
     }
 
     /// The final TID of `ttid` if this node knows it (locked here).
-    pub fn final_tid(&self, ttid: Tid) -> Option<Option<Tid>> {
+    pub(super) fn final_tid(&self, ttid: Tid) -> Option<Option<Tid>> {
         self.txns.get(&ttid).map(|t| t.tid)
     }
 
     /// Reads of `oid` wait: a locked transaction is about to change it.
-    pub fn is_read_locked(&self, oid: Oid) -> bool {
+    pub(super) fn is_read_locked(&self, oid: Oid) -> bool {
         self.read_locks.contains_key(&oid)
     }
 
     /// Iteration up to `tid` waits: a transaction at or below it is locked
     /// but not unlocked yet.
-    pub fn is_locked_tid(&self, tid: Tid) -> bool {
+    pub(super) fn is_locked_tid(&self, tid: Tid) -> bool {
         self.txns.values().any(|t| t.tid.is_some_and(|t| t <= tid))
     }
 
     /// The pending store of `oid` by `ttid` (undo sees the transaction's
     /// own writes).
-    pub fn pending_store(&self, ttid: Tid, oid: Oid) -> Option<&ObjectRecord> {
+    pub(super) fn pending_store(&self, ttid: Tid, oid: Oid) -> Option<&ObjectRecord> {
         self.txns.get(&ttid)?.store_dict.get(&oid)
     }
 
     #[cfg(test)]
-    pub fn write_lock_holder(&self, oid: Oid) -> Option<Tid> {
+    pub(super) fn write_lock_holder(&self, oid: Oid) -> Option<Tid> {
         self.write_locks.get(&oid).copied()
     }
 }

@@ -18,7 +18,7 @@ use super::store::UndoHistory;
 ///
 /// A `current_serial` of `None` in the answer means the object is not
 /// visible in the snapshot: the storage answers OID_NOT_FOUND.
-pub fn find_undo_serial(
+pub(super) fn find_undo_serial(
     history: Option<UndoHistory>,
     undo_tid: Tid,
     snapshot: Option<Tid>,
@@ -65,7 +65,7 @@ pub fn find_undo_serial(
 }
 
 /// The wire form of a found answer.
-pub fn to_wire(current: Tid, undone: Option<Tid>, is_current: bool) -> UndoSerial {
+pub(super) fn to_wire(current: Tid, undone: Option<Tid>, is_current: bool) -> UndoSerial {
     UndoSerial {
         current_serial: current,
         undo_serial: undone,

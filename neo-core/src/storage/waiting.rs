@@ -13,11 +13,11 @@ use crate::node::ConnId;
 /// bytes they hold. Past either, the request is refused with a protocol
 /// error and the connection closed (an honest client waits for answers
 /// long before: NEO/py's stores a transaction's objects and then waits).
-pub const QUEUED_REQUESTS_COUNT_MAX: usize = 100_000;
-pub const QUEUED_REQUEST_BYTES_MAX: usize = 1 << 30;
+pub(super) const QUEUED_REQUESTS_COUNT_MAX: usize = 100_000;
+pub(super) const QUEUED_REQUEST_BYTES_MAX: usize = 1 << 30;
 
 #[derive(Debug, Default)]
-pub struct WaitQueues {
+pub(super) struct WaitQueues {
     write: Vec<(Tid, Postponed)>,
     read: Vec<Postponed>,
     /// Per connection: requests waiting and the object bytes they hold.
@@ -26,7 +26,7 @@ pub struct WaitQueues {
 
 impl WaitQueues {
     /// Whether `request` may wait with what its connection has waiting.
-    pub fn has_room(&self, request: &Postponed) -> bool {
+    pub(super) fn has_room(&self, request: &Postponed) -> bool {
         let (count, bytes) = self
             .footprint
             .get(&request.conn())
@@ -38,20 +38,20 @@ impl WaitQueues {
 
     /// Queues a request waiting for a write lock of transaction `key`
     /// (stable: requests of one transaction keep their order).
-    pub fn wait_write(&mut self, key: Tid, request: Postponed) {
+    pub(super) fn wait_write(&mut self, key: Tid, request: Postponed) {
         self.count(&request);
         let at = self.write.partition_point(|(k, _)| *k <= key);
         self.write.insert(at, (key, request));
     }
 
     /// Queues a request waiting for a read lock.
-    pub fn wait_read(&mut self, request: Postponed) {
+    pub(super) fn wait_read(&mut self, request: Postponed) {
         self.count(&request);
         self.read.push(request);
     }
 
     /// Takes every write request, in order (to retry them).
-    pub fn take_writes(&mut self) -> Vec<Postponed> {
+    pub(super) fn take_writes(&mut self) -> Vec<Postponed> {
         let taken: Vec<Postponed> = std::mem::take(&mut self.write)
             .into_iter()
             .map(|(_, r)| r)
@@ -61,20 +61,20 @@ impl WaitQueues {
     }
 
     /// Takes every read request, in order (to retry them).
-    pub fn take_reads(&mut self) -> Vec<Postponed> {
+    pub(super) fn take_reads(&mut self) -> Vec<Postponed> {
         let taken = std::mem::take(&mut self.read);
         taken.iter().for_each(|r| self.uncount(r));
         taken
     }
 
     /// Drops the requests of a connection that is gone.
-    pub fn forget(&mut self, conn: ConnId) {
+    pub(super) fn forget(&mut self, conn: ConnId) {
         self.write.retain(|(_, request)| request.conn() != conn);
         self.read.retain(|request| request.conn() != conn);
         self.footprint.remove(&conn);
     }
 
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         *self = WaitQueues::default();
     }
 

@@ -7,7 +7,7 @@ use neo_proto::Packet;
 
 /// Removes from `outputs` the packets sent on `conn` and returns them
 /// (message id, packet), in order.
-pub fn take_sent<E>(outputs: &mut Vec<Output<E>>, conn: ConnId) -> Vec<(u32, Packet)> {
+pub(crate) fn take_sent<E>(outputs: &mut Vec<Output<E>>, conn: ConnId) -> Vec<(u32, Packet)> {
     let mut sent = Vec::new();
     outputs.retain(|o| match o {
         Output::Send {
@@ -24,7 +24,7 @@ pub fn take_sent<E>(outputs: &mut Vec<Output<E>>, conn: ConnId) -> Vec<(u32, Pac
 }
 
 /// Whether `outputs` close `conn`.
-pub fn closed<E>(outputs: &[Output<E>], conn: ConnId) -> bool {
+pub(crate) fn closed<E>(outputs: &[Output<E>], conn: ConnId) -> bool {
     outputs
         .iter()
         .any(|o| matches!(o, Output::Close { conn: c } if *c == conn))

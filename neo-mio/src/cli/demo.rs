@@ -53,7 +53,7 @@ pub fn run(
     print_history(&mut writer, counter_oid, out)
 }
 
-/// 1. Commits: each transaction stores new objects of the given size.
+/// Step 1, commits: each transaction stores new objects of the given size.
 fn commit_objects(
     writer: &mut NeoClient,
     options: &DemoOptions,
@@ -88,7 +88,7 @@ fn commit_objects(
     Ok(objects)
 }
 
-/// 2. A fresh client reads everything back.
+/// Step 2: a fresh client reads everything back.
 fn read_back(
     reader: &mut NeoClient,
     objects: &[(Oid, Tid, Bytes)],
@@ -112,7 +112,7 @@ fn read_back(
     Ok(())
 }
 
-/// 3. Two clients update the same counter: the second conflicts, then
+/// Step 3: two clients update the same counter: the second conflicts, then
 /// resolves by merging the increments. Returns the counter's oid.
 fn resolve_counter_conflict(
     writer: &mut NeoClient,
@@ -170,7 +170,7 @@ fn resolve_counter_conflict(
     Ok(counter_oid)
 }
 
-/// 4. The counter's history, newest first.
+/// Step 4: the counter's history, newest first.
 fn print_history(writer: &mut NeoClient, counter_oid: Oid, out: &mut dyn Write) -> DemoResult<()> {
     let history = writer.history(counter_oid, 10)?;
     writeln!(out, "history of the counter, newest first:")?;

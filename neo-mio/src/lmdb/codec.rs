@@ -18,13 +18,13 @@ pub(super) const FORMAT_VERSION: u32 = 1;
 
 /// Keys of the `config` table.
 pub(super) mod config_key {
-    pub const FORMAT: &[u8] = b"format";
-    pub const CLUSTER: &[u8] = b"cluster";
-    pub const NID: &[u8] = b"nid";
-    pub const TRUNCATE_TID: &[u8] = b"truncate_tid";
-    pub const BACKUP_TID: &[u8] = b"backup_tid";
+    pub(crate) const FORMAT: &[u8] = b"format";
+    pub(crate) const CLUSTER: &[u8] = b"cluster";
+    pub(crate) const NID: &[u8] = b"nid";
+    pub(crate) const TRUNCATE_TID: &[u8] = b"truncate_tid";
+    pub(crate) const BACKUP_TID: &[u8] = b"backup_tid";
     /// `ptid ‖ num_replicas` once a partition table was stored.
-    pub const TABLE: &[u8] = b"table";
+    pub(crate) const TABLE: &[u8] = b"table";
 }
 
 // ------------------------------------------------------------------ keys

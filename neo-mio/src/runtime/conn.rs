@@ -22,7 +22,7 @@ pub const READ_TURN_BYTES_MAX: usize = 1 << 20;
 
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SocketState {
+pub(super) enum SocketState {
     /// Outgoing, the TCP connection is not established yet.
     Connecting,
     /// Established; the peer's handshake has not arrived.
@@ -34,7 +34,7 @@ pub enum SocketState {
     Closing,
 }
 
-pub struct Conn {
+pub(super) struct Conn {
     pub id: ConnId,
     pub stream: TcpStream,
     pub peer: SocketAddr,
@@ -50,7 +50,7 @@ pub struct Conn {
 
 /// What reading a connection produced: the peer's handshake may have
 /// completed, frames decoded, and the stream may have ended after them.
-pub struct ReadOutcome {
+pub(super) struct ReadOutcome {
     pub opened: bool,
     pub frames: Vec<Frame>,
     pub end: Option<End>,
@@ -60,7 +60,7 @@ pub struct ReadOutcome {
 }
 
 /// Why a connection's stream ended.
-pub enum End {
+pub(super) enum End {
     /// The peer closed (`None`), or the connection broke.
     Closed(Option<io::Error>),
     /// The peer sent bytes that are not valid NEO.
@@ -69,7 +69,7 @@ pub enum End {
 
 impl Conn {
     /// A connection whose first bytes to send are our handshake.
-    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, phase: SocketState) -> Conn {
+    pub(super) fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, phase: SocketState) -> Conn {
         let mut out = BytesMut::with_capacity(4096);
         out.extend_from_slice(&HANDSHAKE);
         Conn {
@@ -84,17 +84,17 @@ impl Conn {
         }
     }
 
-    pub fn queue(&mut self, msg_id: u32, packet: &Packet) {
+    pub(super) fn queue(&mut self, msg_id: u32, packet: &Packet) {
         neo_proto::encode(msg_id, packet, &mut self.out);
     }
 
-    pub fn queued(&self) -> usize {
+    pub(super) fn queued(&self) -> usize {
         self.out.len()
     }
 
     /// An outgoing connection became writable: whether it is established
     /// (`Ok(false)`: not yet, spurious wake-up).
-    pub fn check_connected(&mut self) -> io::Result<bool> {
+    pub(super) fn check_connected(&mut self) -> io::Result<bool> {
         if let Some(error) = self.stream.take_error()? {
             return Err(error);
         }
@@ -107,7 +107,7 @@ impl Conn {
 
     /// Writes queued bytes until the socket would block; returns whether
     /// everything was written.
-    pub fn flush(&mut self) -> io::Result<bool> {
+    pub(super) fn flush(&mut self) -> io::Result<bool> {
         while !self.out.is_empty() {
             match self.stream.write(&self.out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -123,7 +123,7 @@ impl Conn {
     /// Reads until the socket would block (mio is edge-triggered) or
     /// [`READ_TURN_BYTES_MAX`] arrived, and decodes what arrived.
     /// `scratch` is the loop's read buffer.
-    pub fn read(&mut self, scratch: &mut [u8]) -> ReadOutcome {
+    pub(super) fn read(&mut self, scratch: &mut [u8]) -> ReadOutcome {
         let was_open = self.decoder.handshake_done();
         let mut end = None;
         let mut read = 0;

@@ -15,11 +15,11 @@ use bytes::Bytes;
 use neo_mio::client::{Error, NeoClient};
 use neo_proto::{Oid, Tid};
 
-pub const NEO: &str = env!("CARGO_BIN_EXE_neo");
+pub(crate) const NEO: &str = env!("CARGO_BIN_EXE_neo");
 
 /// A free loopback port (bound then released: nothing else on this
 /// machine races for ports in the ephemeral range this test uses).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -28,7 +28,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A node process, SIGKILLed when dropped.
-pub struct Node {
+pub(crate) struct Node {
     pub name: String,
     pub args: Vec<String>,
     pub log: PathBuf,
@@ -36,7 +36,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn start(name: &str, dir: &Path, args: &[String]) -> Node {
+    pub(crate) fn start(name: &str, dir: &Path, args: &[String]) -> Node {
         let mut node = Node {
             name: name.to_string(),
             args: args.to_vec(),
@@ -47,7 +47,7 @@ impl Node {
         node
     }
 
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "{} is running", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -64,7 +64,7 @@ impl Node {
         self.child = Some(child);
     }
 
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
@@ -72,7 +72,7 @@ impl Node {
     }
 
     /// Whether the process runs (a zombie does not).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         let Some(child) = &self.child else {
             return false;
         };
@@ -83,7 +83,7 @@ impl Node {
         })
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -94,7 +94,7 @@ impl Drop for Node {
     }
 }
 
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub name: String,
     pub dir: TempDir,
     pub masters: Vec<Node>,
@@ -106,7 +106,7 @@ pub struct Cluster {
 
 /// How a test cluster leaves RECOVERING.
 #[derive(Clone, Copy, PartialEq)]
-pub enum Start {
+pub(crate) enum Start {
     /// The masters start it once every storage is there (`-A`).
     Auto,
     /// The operator does, with `neo ctl start`.
@@ -117,7 +117,7 @@ impl Cluster {
     /// `masters` masters, `storages` storages holding `replicas` + 1
     /// copies of 6 partitions, an admin; returns once the cluster was
     /// started as `start` says (clients wait for it to be RUNNING).
-    pub fn start(
+    pub(crate) fn start(
         name: &str,
         masters: usize,
         storages: usize,
@@ -206,7 +206,7 @@ impl Cluster {
     }
 
     /// Runs `neo ctl -a ADMIN words…` to its end.
-    pub fn run_ctl(&self, words: &[&str]) -> std::process::Output {
+    pub(crate) fn run_ctl(&self, words: &[&str]) -> std::process::Output {
         Command::new(NEO)
             .args(["ctl", "-a", &self.admin_addr.to_string()])
             .args(words)
@@ -215,7 +215,7 @@ impl Cluster {
     }
 
     /// `neo ctl -a ADMIN words…`: its output if it succeeded.
-    pub fn try_ctl(&self, words: &[&str]) -> Option<String> {
+    pub(crate) fn try_ctl(&self, words: &[&str]) -> Option<String> {
         let output = self.run_ctl(words);
         output
             .status
@@ -224,7 +224,7 @@ impl Cluster {
     }
 
     /// `neo ctl --wait…`: its output and its progress report.
-    pub fn ctl_waiting(&self, words: &[&str]) -> (String, String) {
+    pub(crate) fn ctl_waiting(&self, words: &[&str]) -> (String, String) {
         let output = self.run_ctl(words);
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(
@@ -236,7 +236,7 @@ impl Cluster {
     }
 
     /// Polls `probe` every 50 ms until it returns something.
-    pub fn wait_for<T>(
+    pub(crate) fn wait_for<T>(
         &self,
         what: &str,
         timeout: Duration,
@@ -258,7 +258,7 @@ impl Cluster {
 
     /// Which of `masters` the admin names primary (`neo ctl print primary`,
     /// then its address in `print node master`).
-    pub fn primary(&self) -> usize {
+    pub(crate) fn primary(&self) -> usize {
         self.wait_for("primary master", Duration::from_secs(10), || {
             let nid = self.try_ctl(&["print", "primary"])?;
             let nodes = self.try_ctl(&["print", "node", "master"])?;
@@ -270,7 +270,7 @@ impl Cluster {
         })
     }
 
-    pub fn client(&self, timeout: Duration) -> NeoClient {
+    pub(crate) fn client(&self, timeout: Duration) -> NeoClient {
         let config = neo_core::client::ClientConfig::new(
             self.name.clone(),
             self.master_addrs
@@ -283,7 +283,7 @@ impl Cluster {
     }
 
     /// Every node's log, for failure messages.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut all = String::new();
         for node in self
             .masters
@@ -298,7 +298,7 @@ impl Cluster {
 
     /// Waits until `neo ctl print pt` shows every cell UP_TO_DATE;
     /// returns how many cells there are.
-    pub fn wait_all_up_to_date(&self, timeout: Duration) -> usize {
+    pub(crate) fn wait_all_up_to_date(&self, timeout: Duration) -> usize {
         let mut last = String::new();
         let found = self.wait_for("table all UP_TO_DATE", timeout, || {
             // Rows 0 to 5 of the 6: one line per partition, one
@@ -320,14 +320,14 @@ impl Cluster {
 }
 
 /// Commits one new object; returns it with its TID.
-pub fn commit_one(client: &mut NeoClient, value: &str) -> Result<(Oid, Tid), Error> {
+pub(crate) fn commit_one(client: &mut NeoClient, value: &str) -> Result<(Oid, Tid), Error> {
     let oid = client.new_oid()?;
     let mut txn = client.begin("test", value)?;
     client.store(&mut txn, oid, None, Bytes::from(value.to_string()))?;
     Ok((oid, client.commit(txn)?))
 }
 
-pub fn check_all(client: &mut NeoClient, committed: &[(Oid, Tid, String)]) {
+pub(crate) fn check_all(client: &mut NeoClient, committed: &[(Oid, Tid, String)]) {
     for (oid, tid, value) in committed {
         let (data, serial) = client
             .load(*oid)

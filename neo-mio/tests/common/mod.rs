@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// A directory under the system's temporary directory, unique to this
 /// process and call, removed on drop. Not created: opening a store creates
 /// it.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(name: &str) -> TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "neo-lmdb-test-{name}-{}-{}",
@@ -20,7 +20,7 @@ impl TempDir {
         TempDir(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
