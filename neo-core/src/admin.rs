@@ -111,10 +111,6 @@ impl Admin {
         self.link.conn()
     }
 
-    pub fn has_exited(&self) -> bool {
-        self.exited
-    }
-
     fn connect_to_master(&mut self) {
         if !self.exited {
             let (nodes, net) = (&mut self.nodes, &mut self.net);
@@ -145,7 +141,6 @@ impl Admin {
                 self.net.close(c);
             }
             self.net.emit(Output::Exit {
-                code: 0,
                 reason: "cluster stopped".into(),
             });
             return;

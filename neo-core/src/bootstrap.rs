@@ -11,7 +11,7 @@ use crate::time::Time;
 
 /// What to do next while looking for the primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// Connect to this master now.
     Connect(Address),
     /// The throttle forbids connecting before this instant.
@@ -22,7 +22,7 @@ pub enum Attempt {
 
 /// Which master to try next, and when.
 #[derive(Debug, Clone, Default)]
-pub struct Bootstrap {
+pub(crate) struct Bootstrap {
     /// The master a NotPrimaryMaster named, to try first.
     named: Option<Address>,
     /// Index of the last master tried, in address order.
@@ -32,14 +32,14 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
-    pub fn new() -> Bootstrap {
+    pub(crate) fn new() -> Bootstrap {
         Bootstrap::default()
     }
 
     /// The next master to try: the one named primary if any, else the next
     /// known master in a round-robin over addresses. Records the attempt
     /// in the throttle when it returns `Connect`.
-    pub fn next(&mut self, nodes: &NodeTable, now: Time) -> Attempt {
+    pub(crate) fn next(&mut self, nodes: &NodeTable, now: Time) -> Attempt {
         let mut masters: Vec<Address> = nodes
             .of_type(NodeType::Master)
             .filter_map(|(_, e)| e.address().cloned())
@@ -72,7 +72,12 @@ impl Bootstrap {
 
     /// A master answered NotPrimaryMaster: learn the masters it knows and,
     /// if it names the primary, try that one next.
-    pub fn not_primary(&mut self, nodes: &mut NodeTable, known: &[Address], primary: Option<u32>) {
+    pub(crate) fn not_primary(
+        &mut self,
+        nodes: &mut NodeTable,
+        known: &[Address],
+        primary: Option<u32>,
+    ) {
         nodes.learn_masters(known, None);
         let named = primary.and_then(|i| known.get(usize::try_from(i).ok()?));
         if let Some(addr) = named.filter(|a| nodes.master_at(a).is_some()) {
@@ -84,7 +89,11 @@ impl Bootstrap {
 /// How to log a master's refusal to identify us: at `usual` level with
 /// its code and message, except a wrong cluster name, a configuration
 /// error that no retry will fix: an error naming the name we gave.
-pub fn refusal(error: &neo_proto::Error, our_cluster: &[u8], usual: Level) -> (Level, String) {
+pub(crate) fn refusal(
+    error: &neo_proto::Error,
+    our_cluster: &[u8],
+    usual: Level,
+) -> (Level, String) {
     let message = String::from_utf8_lossy(&error.message);
     let mut text = format!("master refused us: {} {message}", error.code);
     if error.code == neo_proto::ErrorCode::ProtocolError && message == "invalid cluster name" {

@@ -6,7 +6,7 @@ use neo_proto::{Address, Map, Nid, NodeType, RequestIdentification, Timestamp, V
 
 /// What a node says of itself in every RequestIdentification it sends.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub node_type: NodeType,
     pub cluster: Bytes,
     /// Where we listen (none for clients).
@@ -17,7 +17,7 @@ impl Identity {
     /// The one way to build a RequestIdentification. `id_timestamp` is the
     /// one the master announced for us when we identify to another node,
     /// none to a master (a candidate master's election key excepted).
-    pub fn request(
+    pub(crate) fn request(
         &self,
         nid: Option<Nid>,
         id_timestamp: Option<Timestamp>,

@@ -111,10 +111,11 @@
 //!
 //! # Modules
 //!
-//! - [`node`]: the contract; [`net`]: message ids, pending requests, outputs;
-//!   [`identity`]: what a node says when it identifies; [`primary_link`]:
-//!   following the primary master (storages, admins, clients), over
-//!   [`bootstrap`] and [`throttle`]: finding it, pacing.
+//! - [`node`]: the contract. Internal: `net` (message ids, pending
+//!   requests, outputs, the packet prologue every node shares), `identity`
+//!   (what a node says when it identifies), `primary_link` (following the
+//!   primary master: storages, admins, clients) over `bootstrap` and
+//!   `throttle` (finding it, pacing), `liveness` (the primary's pings).
 //! - [`node_table`]: the node table; [`pt`]: the partition table and the
 //!   master's algorithms on it.
 //! - [`master`], [`storage`], [`admin`], [`client`]: the node kinds.
@@ -122,20 +123,20 @@
 //! - [`time`], [`rng`]: time and randomness, both inputs.
 
 pub mod admin;
-pub mod bootstrap;
+mod bootstrap;
 pub mod client;
 pub mod data;
-pub mod identity;
-pub mod liveness;
+mod identity;
+mod liveness;
 pub mod master;
-pub mod net;
+mod net;
 pub mod node;
 pub mod node_table;
-pub mod primary_link;
+mod primary_link;
 pub mod pt;
 pub mod rng;
 pub mod storage;
-pub mod throttle;
+mod throttle;
 pub mod time;
 
 pub use node::{ConnId, Input, Level, Node, Output};

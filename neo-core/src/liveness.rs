@@ -16,7 +16,7 @@ use crate::time::Time;
 
 /// What to do about a watched connection, from [`Liveness::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Silent for `idle`: send it a Ping.
     Ping(ConnId),
     /// Unanswered ping: consider the peer gone (silent for that long).
@@ -30,14 +30,14 @@ struct Peer {
 }
 
 #[derive(Debug)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     idle: Duration,
     timeout: Duration,
     peers: HashMap<ConnId, Peer>,
 }
 
 impl Liveness {
-    pub fn new(idle: Duration, timeout: Duration) -> Liveness {
+    pub(crate) fn new(idle: Duration, timeout: Duration) -> Liveness {
         Liveness {
             idle,
             timeout,
@@ -46,7 +46,7 @@ impl Liveness {
     }
 
     /// Starts watching `conn` (if not yet) and notes that it spoke at `now`.
-    pub fn heard(&mut self, conn: ConnId, now: Time) {
+    pub(crate) fn heard(&mut self, conn: ConnId, now: Time) {
         self.peers.insert(
             conn,
             Peer {
@@ -57,7 +57,7 @@ impl Liveness {
     }
 
     /// Notes a sign of life from `conn` only if it is watched.
-    pub fn heard_if_watched(&mut self, conn: ConnId, now: Time) {
+    pub(crate) fn heard_if_watched(&mut self, conn: ConnId, now: Time) {
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.last_heard = now;
             peer.pinged = false;
@@ -66,21 +66,21 @@ impl Liveness {
 
     /// Forgets every peer (the watcher stops watching: a master that is
     /// no longer primary; watching again starts from when it resumes).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.peers.clear();
     }
 
-    pub fn forget(&mut self, conn: ConnId) {
+    pub(crate) fn forget(&mut self, conn: ConnId) {
         self.peers.remove(&conn);
     }
 
-    pub fn is_watched(&self, conn: ConnId) -> bool {
+    pub(crate) fn is_watched(&self, conn: ConnId) -> bool {
         self.peers.contains_key(&conn)
     }
 
     /// What is due at `now`, in connection order (deterministic). Dead
     /// connections are forgotten.
-    pub fn poll(&mut self, now: Time) -> Vec<Verdict> {
+    pub(crate) fn poll(&mut self, now: Time) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         for (&conn, peer) in self.peers.iter_mut() {
             let silent = now.saturating_since(peer.last_heard);
@@ -105,7 +105,7 @@ impl Liveness {
     }
 
     /// When [`poll`](Self::poll) has something to say next.
-    pub fn next_deadline(&self) -> Option<Time> {
+    pub(crate) fn next_deadline(&self) -> Option<Time> {
         self.peers
             .values()
             .map(|peer| {

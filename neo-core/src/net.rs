@@ -24,8 +24,7 @@ struct Pending<R> {
 /// What a node knows of one of its connections. `S` is the node's own
 /// notion of what the connection is for (its "handler" in NEO/py).
 #[derive(Debug)]
-pub struct Conn<R, S> {
-    pub id: ConnId,
+pub(crate) struct Conn<R, S> {
     /// Role of the connection for the node.
     pub state: S,
     /// Outgoing connection not established yet.
@@ -36,12 +35,12 @@ pub struct Conn<R, S> {
 
 impl<R, S> Conn<R, S> {
     /// Whether requests we sent on this connection still wait for answers.
-    pub fn has_pending_requests(&self) -> bool {
+    pub(crate) fn has_pending_requests(&self) -> bool {
         !self.pending.is_empty()
     }
 
     /// Contexts of the requests still waiting for an answer.
-    pub fn pending_contexts(&self) -> impl Iterator<Item = &R> {
+    pub(crate) fn pending_contexts(&self) -> impl Iterator<Item = &R> {
         self.pending.values().map(|p| &p.context)
     }
 }
@@ -50,14 +49,14 @@ impl<R, S> Conn<R, S> {
 /// packet's message id, then, for protocol errors and "not ready", the
 /// connection is closed (NEO/py's `dispatch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
+pub(crate) struct Reject {
     pub code: ErrorCode,
     pub message: String,
     pub close: bool,
 }
 
 impl Reject {
-    pub fn protocol(message: impl Into<String>) -> Reject {
+    pub(crate) fn protocol(message: impl Into<String>) -> Reject {
         Reject {
             code: ErrorCode::ProtocolError,
             message: message.into(),
@@ -65,7 +64,7 @@ impl Reject {
         }
     }
 
-    pub fn not_ready(message: impl Into<String>) -> Reject {
+    pub(crate) fn not_ready(message: impl Into<String>) -> Reject {
         Reject {
             code: ErrorCode::NotReady,
             message: message.into(),
@@ -73,7 +72,7 @@ impl Reject {
         }
     }
 
-    pub fn denied(message: impl Into<String>) -> Reject {
+    pub(crate) fn denied(message: impl Into<String>) -> Reject {
         Reject {
             code: ErrorCode::Denied,
             message: message.into(),
@@ -82,7 +81,7 @@ impl Reject {
     }
 
     /// An error answer that leaves the connection open.
-    pub fn answer(code: ErrorCode, message: impl Into<String>) -> Reject {
+    pub(crate) fn answer(code: ErrorCode, message: impl Into<String>) -> Reject {
         Reject {
             code,
             message: message.into(),
@@ -91,31 +90,31 @@ impl Reject {
     }
 
     /// A packet the current role of the connection does not handle.
-    pub fn unexpected(packet: &Packet, role: &str) -> Reject {
+    pub(crate) fn unexpected(packet: &Packet, role: &str) -> Reject {
         Reject::protocol(format!("unexpected packet {} in {role}", packet.name()))
     }
 
     /// Changes to a partition table the master has not sent yet.
-    pub fn changes_before_table() -> Reject {
+    pub(crate) fn changes_before_table() -> Reject {
         Reject::protocol("NotifyPartitionChanges before any SendPartitionTable")
     }
 
     /// A partition number past the table (`field`: packet.field).
-    pub fn partition_out_of_range(field: &str, partition: u32, partitions: u32) -> Reject {
+    pub(crate) fn partition_out_of_range(field: &str, partition: u32, partitions: u32) -> Reject {
         Reject::protocol(format!(
             "{field}: partition {partition} out of range (the table has {partitions})"
         ))
     }
 
     /// An answer to no request of ours ([`AnswerMatch::Unexpected`]).
-    pub fn unexpected_answer(packet: &Packet) -> Reject {
+    pub(crate) fn unexpected_answer(packet: &Packet) -> Reject {
         Reject::protocol(format!("unexpected answer {}", packet.name()))
     }
 }
 
 /// Outcome of matching a received answer with the request it answers.
 #[derive(Debug)]
-pub enum AnswerMatch<R> {
+pub(crate) enum AnswerMatch<R> {
     /// The request's context.
     Matched(R),
     /// An Error nobody asked for: NEO/py logs it and goes on.
@@ -127,7 +126,7 @@ pub enum AnswerMatch<R> {
 /// A received packet once [`Net::dispatch`] took what every node kind does
 /// the same way.
 #[derive(Debug)]
-pub enum Dispatch<R> {
+pub(crate) enum Dispatch<R> {
     /// The answer to our request sent with context `R`.
     Answer(R, Packet),
     /// A request or notification for the node's handlers.
@@ -141,7 +140,7 @@ pub enum Dispatch<R> {
 
 /// A node's connections and the outputs waiting to be drained.
 #[derive(Debug)]
-pub struct Net<R, S, E> {
+pub(crate) struct Net<R, S, E> {
     conns: HashMap<ConnId, Conn<R, S>>,
     next_outgoing: u64,
     outputs: VecDeque<Output<E>>,
@@ -166,18 +165,17 @@ impl<R, S, E> Default for Net<R, S, E> {
 }
 
 impl<R, S, E> Net<R, S, E> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Asks the runtime for a connection to `addr`.
-    pub fn connect(&mut self, addr: Address, state: S) -> ConnId {
+    pub(crate) fn connect(&mut self, addr: Address, state: S) -> ConnId {
         let id = ConnId::outgoing(self.next_outgoing);
         self.next_outgoing += 1;
         self.conns.insert(
             id,
             Conn {
-                id,
                 state,
                 connecting: true,
                 next_msg_id: 0,
@@ -189,11 +187,10 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// Registers a connection the runtime accepted.
-    pub fn accept(&mut self, id: ConnId, state: S) {
+    pub(crate) fn accept(&mut self, id: ConnId, state: S) {
         self.conns.insert(
             id,
             Conn {
-                id,
                 state,
                 connecting: false,
                 next_msg_id: 0,
@@ -203,45 +200,39 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// The runtime established an outgoing connection: returns its role.
-    pub fn connected(&mut self, id: ConnId) -> Option<&S> {
+    pub(crate) fn connected(&mut self, id: ConnId) -> Option<&S> {
         let conn = self.conns.get_mut(&id)?;
         conn.connecting = false;
         Some(&conn.state)
     }
 
-    pub fn get(&self, id: ConnId) -> Option<&Conn<R, S>> {
+    /// Closes a connection the runtime accepted that the node does not
+    /// take (a client listens to nobody).
+    pub(crate) fn decline(&mut self, id: ConnId) {
+        self.outputs.push_back(Output::Close { conn: id });
+    }
+
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Conn<R, S>> {
         self.conns.get(&id)
     }
 
-    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<R, S>> {
-        self.conns.get_mut(&id)
-    }
-
-    pub fn contains(&self, id: ConnId) -> bool {
+    pub(crate) fn contains(&self, id: ConnId) -> bool {
         self.conns.contains_key(&id)
     }
 
-    pub fn state(&self, id: ConnId) -> Option<&S> {
+    pub(crate) fn state(&self, id: ConnId) -> Option<&S> {
         self.conns.get(&id).map(|c| &c.state)
     }
 
-    pub fn state_mut(&mut self, id: ConnId) -> Option<&mut S> {
+    pub(crate) fn state_mut(&mut self, id: ConnId) -> Option<&mut S> {
         self.conns.get_mut(&id).map(|c| &mut c.state)
     }
 
-    pub fn ids(&self) -> Vec<ConnId> {
+    pub(crate) fn ids(&self) -> Vec<ConnId> {
         let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
         // Deterministic order: hash map order must never leak into outputs.
         ids.sort_unstable();
         ids
-    }
-
-    pub fn len(&self) -> usize {
-        self.conns.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
     }
 
     fn next_msg_id(&mut self, id: ConnId) -> Option<u32> {
@@ -267,7 +258,7 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// Releases held outputs: store writes up to `seq` are durable.
-    pub fn release_until(&mut self, seq: u64) {
+    pub(crate) fn release_until(&mut self, seq: u64) {
         self.released = self.released.max(seq);
         while self.held.front().is_some_and(|(s, _)| *s <= self.released) {
             let (_, output) = self.held.pop_front().unwrap();
@@ -276,18 +267,23 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// Whether outputs wait for a store sync.
-    pub fn has_held_outputs(&self) -> bool {
+    pub(crate) fn has_held_outputs(&self) -> bool {
         !self.held.is_empty()
     }
 
     /// Sends a notification; returns its message id, or `None` if the
     /// connection is gone.
-    pub fn send(&mut self, conn: ConnId, packet: impl Into<Packet>) -> Option<u32> {
+    pub(crate) fn send(&mut self, conn: ConnId, packet: impl Into<Packet>) -> Option<u32> {
         self.send_after(0, conn, packet)
     }
 
     /// Sends a notification once store writes up to `seq` are durable.
-    pub fn send_after(&mut self, seq: u64, conn: ConnId, packet: impl Into<Packet>) -> Option<u32> {
+    pub(crate) fn send_after(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        packet: impl Into<Packet>,
+    ) -> Option<u32> {
         let msg_id = self.next_msg_id(conn)?;
         let packet = packet.into();
         self.push(
@@ -304,12 +300,18 @@ impl<R, S, E> Net<R, S, E> {
 
     /// Sends a packet reusing a message id (answers sent later, replication
     /// notifications that borrow their request's id).
-    pub fn send_with_id(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
+    pub(crate) fn send_with_id(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
         self.answer_after(0, conn, msg_id, packet);
     }
 
     /// Answers once store writes up to `seq` are durable.
-    pub fn answer_after(&mut self, seq: u64, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
+    pub(crate) fn answer_after(
+        &mut self,
+        seq: u64,
+        conn: ConnId,
+        msg_id: u32,
+        packet: impl Into<Packet>,
+    ) {
         if self.conns.contains_key(&conn) {
             let packet = packet.into();
             self.push(
@@ -325,12 +327,17 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// Sends a request and remembers `context` for its answer.
-    pub fn ask(&mut self, conn: ConnId, packet: impl Into<Packet>, context: R) -> Option<u32> {
+    pub(crate) fn ask(
+        &mut self,
+        conn: ConnId,
+        packet: impl Into<Packet>,
+        context: R,
+    ) -> Option<u32> {
         self.ask_after(0, conn, packet, context)
     }
 
     /// Sends a request once store writes up to `seq` are durable.
-    pub fn ask_after(
+    pub(crate) fn ask_after(
         &mut self,
         seq: u64,
         conn: ConnId,
@@ -362,12 +369,17 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// Answers the packet with id `msg_id`.
-    pub fn answer(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
+    pub(crate) fn answer(&mut self, conn: ConnId, msg_id: u32, packet: impl Into<Packet>) {
         self.send_with_id(conn, msg_id, packet);
     }
 
     /// Matches an answer with the request it answers.
-    pub fn match_answer(&mut self, conn: ConnId, msg_id: u32, packet: &Packet) -> AnswerMatch<R> {
+    pub(crate) fn match_answer(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        packet: &Packet,
+    ) -> AnswerMatch<R> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return AnswerMatch::Unexpected;
         };
@@ -383,7 +395,7 @@ impl<R, S, E> Net<R, S, E> {
 
     /// The prologue of every node's packet handling: matches answers with
     /// their requests, logs Errors nobody asked for, answers Ping.
-    pub fn dispatch(&mut self, conn: ConnId, msg_id: u32, packet: Packet) -> Dispatch<R> {
+    pub(crate) fn dispatch(&mut self, conn: ConnId, msg_id: u32, packet: Packet) -> Dispatch<R> {
         if packet.is_answer() {
             return match self.match_answer(conn, msg_id, &packet) {
                 AnswerMatch::Matched(context) => Dispatch::Answer(context, packet),
@@ -403,7 +415,7 @@ impl<R, S, E> Net<R, S, E> {
 
     /// Removes and returns the contexts of every pending request (the
     /// connection is going away).
-    pub fn drain_pending(&mut self, conn: ConnId) -> Vec<R> {
+    pub(crate) fn drain_pending(&mut self, conn: ConnId) -> Vec<R> {
         match self.conns.get_mut(&conn) {
             Some(c) => {
                 let mut pending: Vec<(u32, Pending<R>)> = c.pending.drain().collect();
@@ -418,7 +430,7 @@ impl<R, S, E> Net<R, S, E> {
     /// node id, "a client", ...): Error answer, then close if the kind of
     /// refusal calls for it. A protocol error is logged, naming the peer
     /// and what was wrong (the packet field).
-    pub fn reject(
+    pub(crate) fn reject(
         &mut self,
         conn: ConnId,
         msg_id: u32,
@@ -437,7 +449,7 @@ impl<R, S, E> Net<R, S, E> {
     /// [`reject`](Self::reject) without the closing, for a node whose
     /// closing of that connection loses more than the connection (its
     /// primary master): the node closes it itself.
-    pub fn refuse(&mut self, conn: ConnId, msg_id: u32, reject: Reject, peer: &str) {
+    pub(crate) fn refuse(&mut self, conn: ConnId, msg_id: u32, reject: Reject, peer: &str) {
         if reject.code == ErrorCode::ProtocolError {
             self.log(
                 Level::Error,
@@ -448,7 +460,7 @@ impl<R, S, E> Net<R, S, E> {
     }
 
     /// Closes a connection (after what is queued is sent) and forgets it.
-    pub fn close(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
+    pub(crate) fn close(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
         let removed = self.conns.remove(&conn);
         if removed.is_some() {
             self.push(conn, 0, Output::Close { conn });
@@ -458,14 +470,14 @@ impl<R, S, E> Net<R, S, E> {
 
     /// Forgets a connection the runtime reported closed (what was held
     /// for it can no longer be sent).
-    pub fn forget(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
+    pub(crate) fn forget(&mut self, conn: ConnId) -> Option<Conn<R, S>> {
         self.held
             .retain(|(_, output)| output_conn(output) != Some(conn));
         self.conns.remove(&conn)
     }
 
     /// Logs an Error nobody asked for ([`AnswerMatch::StrayError`]).
-    pub fn log_stray_error(&mut self, conn: ConnId, packet: &Packet) {
+    pub(crate) fn log_stray_error(&mut self, conn: ConnId, packet: &Packet) {
         if let Packet::Error(error) = packet {
             let message = format!(
                 "{} from {conn}: {}",
@@ -478,24 +490,19 @@ impl<R, S, E> Net<R, S, E> {
 
     /// Emits a log record of any level: the runtime's sink decides what
     /// is written (`-v` lets Debug through).
-    pub fn log(&mut self, level: Level, message: impl Into<String>) {
+    pub(crate) fn log(&mut self, level: Level, message: impl Into<String>) {
         self.outputs.push_back(Output::Log {
             level,
             message: message.into(),
         });
     }
 
-    pub fn emit(&mut self, output: Output<E>) {
+    pub(crate) fn emit(&mut self, output: Output<E>) {
         self.outputs.push_back(output);
     }
 
-    pub fn poll(&mut self) -> Option<Output<E>> {
+    pub(crate) fn poll(&mut self) -> Option<Output<E>> {
         self.outputs.pop_front()
-    }
-
-    /// Whether outputs wait to be drained.
-    pub fn has_outputs(&self) -> bool {
-        !self.outputs.is_empty()
     }
 }
 

@@ -31,10 +31,6 @@ impl ConnId {
     pub fn is_incoming(self) -> bool {
         self.0 & INCOMING_BIT != 0
     }
-
-    pub fn as_u64(self) -> u64 {
-        self.0
-    }
 }
 
 impl fmt::Display for ConnId {
@@ -102,7 +98,7 @@ pub enum Output<E> {
     /// Something that matters to an operator, already formatted.
     Log { level: Level, message: String },
     /// The node is done (told to stop, or unable to continue).
-    Exit { code: i32, reason: String },
+    Exit { reason: String },
     /// A node-specific event for the embedding application (client answers
     /// and invalidations, ...).
     Event(E),

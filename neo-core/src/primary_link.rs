@@ -26,7 +26,7 @@ use crate::time::Time;
 
 /// How the primary answered our identification.
 #[derive(Debug)]
-pub enum Identified {
+pub(crate) enum Identified {
     /// Accepted: the link is up and `nid` is ours.
     Accepted { nid: Nid },
     /// Refused (already logged, as `text`): the master closes the
@@ -42,7 +42,7 @@ pub enum Identified {
 
 /// A packet of the primary, once the link applied its part.
 #[derive(Debug)]
-pub enum FromPrimary {
+pub(crate) enum FromPrimary {
     /// Nothing for the node to do.
     Done,
     /// The node table changed (the notification's list and what it did).
@@ -64,7 +64,7 @@ pub enum FromPrimary {
 
 /// The link to the primary master.
 #[derive(Debug)]
-pub struct PrimaryLink {
+pub(crate) struct PrimaryLink {
     identity: Identity,
     bootstrap: Bootstrap,
     /// The connection to the primary, or to the master being tried.
@@ -83,7 +83,7 @@ pub struct PrimaryLink {
 
 impl PrimaryLink {
     /// A link for `identity`, which starts with `nid` if it has one.
-    pub fn new(identity: Identity, nid: Option<Nid>) -> PrimaryLink {
+    pub(crate) fn new(identity: Identity, nid: Option<Nid>) -> PrimaryLink {
         PrimaryLink {
             identity,
             bootstrap: Bootstrap::new(),
@@ -96,50 +96,50 @@ impl PrimaryLink {
         }
     }
 
-    pub fn identity(&self) -> &Identity {
+    pub(crate) fn identity(&self) -> &Identity {
         &self.identity
     }
 
     /// The connection to the master we follow (identified or not).
-    pub fn conn(&self) -> Option<ConnId> {
+    pub(crate) fn conn(&self) -> Option<ConnId> {
         self.conn
     }
 
     /// Whether `conn` is the link's connection.
-    pub fn is_conn(&self, conn: ConnId) -> bool {
+    pub(crate) fn is_conn(&self, conn: ConnId) -> bool {
         self.conn == Some(conn)
     }
 
     /// The connection to the primary, once it accepted us.
-    pub fn identified_conn(&self) -> Option<ConnId> {
+    pub(crate) fn identified_conn(&self) -> Option<ConnId> {
         self.conn.filter(|_| self.identified)
     }
 
-    pub fn is_identified(&self) -> bool {
+    pub(crate) fn is_identified(&self) -> bool {
         self.identified
     }
 
-    pub fn nid(&self) -> Option<Nid> {
+    pub(crate) fn nid(&self) -> Option<Nid> {
         self.nid
     }
 
-    pub fn id_timestamp(&self) -> Option<Timestamp> {
+    pub(crate) fn id_timestamp(&self) -> Option<Timestamp> {
         self.id_timestamp
     }
 
     /// Gives up our id: the next identification asks for a new one.
-    pub fn forget_nid(&mut self) {
+    pub(crate) fn forget_nid(&mut self) {
         self.nid = None;
     }
 
     /// When the link wants [`on_timeout`](Self::on_timeout).
-    pub fn poll_timeout(&self) -> Option<Time> {
+    pub(crate) fn poll_timeout(&self) -> Option<Time> {
         self.retry_at
     }
 
     /// Looks for the primary unless the link has a connection: opens one
     /// to the next master with `role`, or waits for the throttle.
-    pub fn connect<R, S, E>(
+    pub(crate) fn connect<R, S, E>(
         &mut self,
         nodes: &mut NodeTable,
         now: Time,
@@ -164,7 +164,7 @@ impl PrimaryLink {
     }
 
     /// Tries the next master if the throttle's wait is over.
-    pub fn on_timeout<R, S, E>(
+    pub(crate) fn on_timeout<R, S, E>(
         &mut self,
         nodes: &mut NodeTable,
         now: Time,
@@ -179,7 +179,12 @@ impl PrimaryLink {
 
     /// The connection to a master is up: identify, with the node's
     /// `extra` fields, as request `context`.
-    pub fn identify<R, S, E>(&self, net: &mut Net<R, S, E>, context: R, extra: Map<Bytes, Value>) {
+    pub(crate) fn identify<R, S, E>(
+        &self,
+        net: &mut Net<R, S, E>,
+        context: R,
+        extra: Map<Bytes, Value>,
+    ) {
         if let Some(conn) = self.conn {
             let request = self.identity.request(self.nid, None, extra);
             net.ask(conn, request, context);
@@ -190,7 +195,7 @@ impl PrimaryLink {
     /// from a master and give us an id of our own node type (a storage
     /// writes it to its database); a refusal is logged at `refusal_level`
     /// (a wrong cluster name always as an error).
-    pub fn on_identification_answer<R, S, E>(
+    pub(crate) fn on_identification_answer<R, S, E>(
         &mut self,
         nodes: &mut NodeTable,
         net: &mut Net<R, S, E>,
@@ -254,7 +259,7 @@ impl PrimaryLink {
     /// else we close it) and returns the contexts of the requests it took
     /// with it, or `None` if there was no link. Logs the loss of an
     /// identified primary with `why`.
-    pub fn lose<R, S, E>(
+    pub(crate) fn lose<R, S, E>(
         &mut self,
         nodes: &mut NodeTable,
         net: &mut Net<R, S, E>,
@@ -286,7 +291,7 @@ impl PrimaryLink {
     /// A request or notification of the master on the link: applies what
     /// concerns the link, the node table and the partition table `pt`.
     /// Until the master accepts us, only NotPrimaryMaster may come.
-    pub fn on_packet(
+    pub(crate) fn on_packet(
         &mut self,
         nodes: &mut NodeTable,
         pt: &mut Option<PartitionTable>,

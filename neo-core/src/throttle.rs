@@ -22,10 +22,10 @@ use neo_proto::Address;
 use crate::time::Time;
 
 /// Delay before the first retry of a streak.
-pub const FIRST_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(100);
 
 /// Longest delay between two attempts: NEO/py's `CONNECT_LIMIT`.
-pub const MAX_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Attempts {
@@ -36,20 +36,20 @@ struct Attempts {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct ConnectThrottle {
+pub(crate) struct ConnectThrottle {
     attempts: HashMap<Address, Attempts>,
 }
 
 impl ConnectThrottle {
     /// When a connection to `addr` may be attempted (now or later).
-    pub fn allowed_at(&self, addr: &Address) -> Time {
+    pub(crate) fn allowed_at(&self, addr: &Address) -> Time {
         self.attempts
             .get(addr)
             .map_or(Time::ZERO, |a| a.last + a.delay)
     }
 
     /// Records an attempt made at `now`.
-    pub fn record(&mut self, addr: &Address, now: Time) {
+    pub(crate) fn record(&mut self, addr: &Address, now: Time) {
         let delay = match self.attempts.get(addr) {
             Some(previous) if now.saturating_since(previous.last + previous.delay) < MAX_DELAY => {
                 (previous.delay * 2).min(MAX_DELAY)

@@ -32,7 +32,7 @@ struct Harness {
     storage: Storage<MemoryStore>,
     master: ConnId,
     /// Outputs drained so far and not inspected yet.
-    outputs: Vec<Output<neo_core::storage::StorageEvent>>,
+    outputs: Vec<Output<std::convert::Infallible>>,
     /// Whether the storage asked for a sync we have not done.
     sync_wanted: bool,
     /// How many times it asked for one.

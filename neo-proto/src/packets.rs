@@ -209,11 +209,6 @@ impl fmt::Display for Packet {
 }
 
 impl Packet {
-    /// The static description of the packet type with this code.
-    pub fn type_of(code: u16) -> Option<&'static PacketType> {
-        PACKET_TYPES.iter().find(|t| t.code == code)
-    }
-
     /// Whether this packet is an answer (Error included).
     pub fn is_answer(&self) -> bool {
         self.code() & RESPONSE_MASK != 0

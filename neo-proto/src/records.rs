@@ -2,7 +2,7 @@
 //! information, pack orders, object data, ...).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
@@ -58,13 +58,6 @@ impl Address {
             host: Bytes::copy_from_slice(host.as_ref().as_bytes()),
             port,
         }
-    }
-
-    /// The socket address, if the host is a numeric IP address (it always is
-    /// between NEO nodes; names are only resolved in configuration).
-    pub fn to_socket_addr(&self) -> Option<SocketAddr> {
-        let host: IpAddr = std::str::from_utf8(&self.host).ok()?.parse().ok()?;
-        Some(SocketAddr::new(host, self.port))
     }
 }
 

@@ -30,8 +30,6 @@ pub(super) struct Cache {
     items: BTreeMap<Oid, Vec<Item>>,
     /// Access clock → revision, oldest first.
     lru: BTreeMap<u64, (Oid, Tid)>,
-    hits: u64,
-    misses: u64,
 }
 
 impl Cache {
@@ -42,18 +40,11 @@ impl Cache {
             clock: 0,
             items: BTreeMap::new(),
             lru: BTreeMap::new(),
-            hits: 0,
-            misses: 0,
         }
     }
 
     pub(super) fn max_size(&self) -> usize {
         self.max_size
-    }
-
-    /// `(hits, misses)` so far.
-    pub(super) fn stats(&self) -> (u64, u64) {
-        (self.hits, self.misses)
     }
 
     fn touch(&mut self, oid: Oid, index: usize) -> Revision {
@@ -66,16 +57,7 @@ impl Cache {
     }
 
     fn found(&mut self, oid: Oid, index: Option<usize>) -> Option<Revision> {
-        match index {
-            Some(index) => {
-                self.hits += 1;
-                Some(self.touch(oid, index))
-            }
-            None => {
-                self.misses += 1;
-                None
-            }
-        }
+        index.map(|index| self.touch(oid, index))
     }
 
     /// The current revision, if known.

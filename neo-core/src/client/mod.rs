@@ -294,16 +294,6 @@ impl Client {
         self.link.conn()
     }
 
-    /// Cache `(hits, misses)`.
-    pub fn cache_stats(&self) -> (u64, u64) {
-        self.cache.stats()
-    }
-
-    /// Operations not finished yet.
-    pub fn pending_operations(&self) -> usize {
-        self.ops.values().filter(|op| op.parent.is_none()).count()
-    }
-
     /// Operations in progress and storage connections, for diagnostics.
     pub fn describe_operations(&self) -> String {
         let links: Vec<String> = self
@@ -1117,11 +1107,7 @@ impl Node for Client {
                 _ => {}
             },
             Input::ConnectFailed { conn } | Input::Closed { conn } => self.on_closed(conn),
-            Input::Accepted { conn } => {
-                // Clients do not listen.
-                self.net.accept(conn, ConnRole::Master);
-                self.net.close(conn);
-            }
+            Input::Accepted { conn } => self.net.decline(conn),
             Input::Packet {
                 conn,
                 msg_id,

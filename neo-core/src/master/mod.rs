@@ -292,11 +292,6 @@ impl Master {
         }
     }
 
-    /// Whether the master has stopped (told to, or shut down).
-    pub fn has_exited(&self) -> bool {
-        matches!(self.role, Role::Exited)
-    }
-
     /// The address of the primary we follow, if secondary.
     pub fn primary_address(&self) -> Option<&Address> {
         match &self.role {
@@ -522,20 +517,13 @@ impl Master {
     /// Closes a connection we decided to close, then handles it as lost
     /// (NEO/py runs the connection-lost logic on its own closes too).
     fn close_conn(&mut self, conn: ConnId) {
-        let pending = self.net.drain_pending(conn);
         if let Some(closed) = self.net.close(conn) {
-            self.conn_lost(conn, closed.state, pending);
+            self.conn_lost(conn, closed.state);
         }
     }
 
     fn reject(&mut self, conn: ConnId, msg_id: u32, reject: Reject) {
-        let close = reject.close;
         let role = self.net.state(conn).copied();
-        let pending = if close {
-            self.net.drain_pending(conn)
-        } else {
-            Vec::new()
-        };
         let peer = match role {
             Some(ConnRole::Peer(key) | ConnRole::Election(key) | ConnRole::ToPrimary(key)) => {
                 self.node_desc(key)
@@ -544,7 +532,7 @@ impl Master {
         };
         if self.net.reject(conn, msg_id, reject, &peer).is_some() {
             if let Some(role) = role {
-                self.conn_lost(conn, role, pending);
+                self.conn_lost(conn, role);
             }
         }
     }
@@ -860,7 +848,7 @@ impl Master {
     }
 
     /// A connection closed (by the peer, or by us).
-    fn conn_lost(&mut self, conn: ConnId, role: ConnRole, _pending: Vec<Request>) {
+    fn conn_lost(&mut self, conn: ConnId, role: ConnRole) {
         self.liveness.forget(conn);
         match role {
             ConnRole::Unidentified => {}
@@ -971,7 +959,6 @@ impl Master {
         self.role = Role::Exited;
         self.wake_at = None;
         self.net.emit(Output::Exit {
-            code: 0,
             reason: reason.into(),
         });
     }
@@ -1029,9 +1016,8 @@ impl Node for Master {
             Input::Accepted { conn } => self.net.accept(conn, ConnRole::Unidentified),
             Input::Connected { conn } => self.on_connected(conn),
             Input::ConnectFailed { conn } | Input::Closed { conn } => {
-                let pending = self.net.drain_pending(conn);
                 if let Some(closed) = self.net.forget(conn) {
-                    self.conn_lost(conn, closed.state, pending);
+                    self.conn_lost(conn, closed.state);
                 }
             }
             Input::Packet {

@@ -142,17 +142,13 @@ enum Lifecycle {
     Exited,
 }
 
-/// Node-specific events (none yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageEvent {}
-
 /// The storage node state machine over a [`Store`].
 #[derive(Debug)]
 pub struct Storage<S: Store> {
     config: StorageConfig,
     store: Journal<S>,
     now: Time,
-    net: Net<Request, ConnRole, StorageEvent>,
+    net: Net<Request, ConnRole, std::convert::Infallible>,
     nodes: NodeTable,
     pt: Option<PartitionTable>,
     phase: Lifecycle,
@@ -274,10 +270,6 @@ impl<S: Store> Storage<S> {
     /// Whether the storage was told to start operating.
     pub fn is_operational(&self) -> bool {
         self.phase == Lifecycle::Operating
-    }
-
-    pub fn has_exited(&self) -> bool {
-        self.phase == Lifecycle::Exited
     }
 
     /// Whether an approved pack order is not applied yet to our up-to-date
@@ -475,7 +467,6 @@ impl<S: Store> Storage<S> {
         }
         self.phase = Lifecycle::Exited;
         self.net.emit(Output::Exit {
-            code: 0,
             reason: if erase {
                 "removed from the cluster".into()
             } else {
@@ -1022,7 +1013,7 @@ impl<S: Store> Storage<S> {
 }
 
 impl<S: Store> Node for Storage<S> {
-    type Event = StorageEvent;
+    type Event = std::convert::Infallible;
 
     fn handle(&mut self, now: Time, input: Input) {
         self.now = self.now.max(now);
@@ -1048,7 +1039,7 @@ impl<S: Store> Node for Storage<S> {
         self.request_sync_if_needed();
     }
 
-    fn poll_output(&mut self) -> Option<Output<StorageEvent>> {
+    fn poll_output(&mut self) -> Option<Output<Self::Event>> {
         self.net.poll()
     }
 

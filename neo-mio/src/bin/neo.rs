@@ -242,8 +242,7 @@ fn fail(program: &str, error: impl std::fmt::Display) -> ExitCode {
 
 fn exit_code(program: &str, result: Result<neo_mio::runtime::Exit, String>) -> ExitCode {
     match result {
-        Ok(exit) if exit.code == 0 => ExitCode::SUCCESS,
-        Ok(exit) => fail(program, exit.reason),
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(program, error),
     }
 }

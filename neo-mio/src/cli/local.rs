@@ -205,20 +205,12 @@ impl Drop for LocalCluster {
 /// asked for any more, so the whole process ends (after saying why).
 fn exit_with(result: Result<crate::runtime::Exit, String>) {
     match result {
-        Ok(exit) if exit.code == 0 => {
+        Ok(exit) => {
             crate::log::log(
                 Level::Info,
                 "cluster",
                 &format!("a node stopped: {}", exit.reason),
             );
-        }
-        Ok(exit) => {
-            crate::log::log(
-                Level::Error,
-                "cluster",
-                &format!("a node failed: {}", exit.reason),
-            );
-            std::process::exit(exit.code);
         }
         Err(error) => {
             crate::log::log(Level::Error, "cluster", &format!("a node failed: {error}"));

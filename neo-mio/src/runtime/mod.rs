@@ -106,7 +106,6 @@ pub fn address_of(addr: SocketAddr) -> Address {
 /// How the node ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
-    pub code: i32,
     pub reason: String,
 }
 
@@ -650,9 +649,9 @@ impl<N: Hosted> Runtime<N> {
                 }
                 Output::SyncStore => self.sync_requested = true,
                 Output::Log { level, message } => self.log(level, &message),
-                Output::Exit { code, reason } => {
+                Output::Exit { reason } => {
                     self.log(Level::Info, &format!("exiting: {reason}"));
-                    self.exit.get_or_insert(Exit { code, reason });
+                    self.exit.get_or_insert(Exit { reason });
                 }
                 Output::Event(event) => self.node_events.push_back(event),
             }
