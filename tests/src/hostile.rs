@@ -280,7 +280,8 @@ impl Hostile {
                 )));
             }
         }
-        Ok(())
+        crate::sim::check::nodes_consistent(&self.cluster.sim)
+            .map_err(|why| Violation(format!("after {described}: {why}")))
     }
 
     /// Lets time pass, firing the node's timers as they fall due. A node

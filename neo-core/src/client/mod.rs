@@ -249,6 +249,18 @@ impl Client {
 
     // ------------------------------------------------------------ getters
 
+    /// What the client's state must always satisfy (the simulator checks
+    /// it after every step): ready only when linked to the primary with a
+    /// table, and a table whose bookkeeping holds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.ready && (!self.link.is_identified() || self.pt.is_none()) {
+            return Err("ready without an identified primary and a table".into());
+        }
+        self.pt
+            .as_ref()
+            .map_or(Ok(()), PartitionTable::check_invariants)
+    }
+
     pub fn nid(&self) -> Option<Nid> {
         self.link.nid()
     }

@@ -303,6 +303,18 @@ impl Master {
         }
     }
 
+    /// What the master's state must always satisfy (the simulator checks
+    /// it after every step).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.nodes.get(self.own).is_none() {
+            return Err("the master's own entry left its node table".into());
+        }
+        match &self.role {
+            Role::Primary(_) => self.pt.check_invariants(),
+            _ => Ok(()),
+        }
+    }
+
     pub fn partition_table(&self) -> &PartitionTable {
         &self.pt
     }

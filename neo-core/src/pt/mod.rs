@@ -236,6 +236,34 @@ impl PartitionTable {
         self.filled_rows == self.rows.len()
     }
 
+    /// What the table's bookkeeping must always satisfy (the simulator
+    /// checks it after every step): one row per partition, the count of
+    /// filled rows, at most one cell per node in a row.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.rows.len() != self.partitions.count() as usize {
+            return Err(format!(
+                "{} rows for {} partitions",
+                self.rows.len(),
+                self.partitions.count()
+            ));
+        }
+        let filled = self.rows.iter().filter(|row| !row.is_empty()).count();
+        if filled != self.filled_rows {
+            return Err(format!(
+                "{filled} rows have cells, the table counts {}",
+                self.filled_rows
+            ));
+        }
+        for (offset, row) in self.rows.iter().enumerate() {
+            let mut nids: Vec<Nid> = row.iter().map(|c| c.nid).collect();
+            nids.sort_unstable();
+            if nids.windows(2).any(|pair| pair[0] == pair[1]) {
+                return Err(format!("partition {offset} has two cells of a node"));
+            }
+        }
+        Ok(())
+    }
+
     /// The cells of a partition; none past the table.
     pub fn row(&self, offset: u32) -> &[Cell] {
         self.rows.get(offset as usize).map_or(&[], Vec::as_slice)

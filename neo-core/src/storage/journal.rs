@@ -36,6 +36,13 @@ impl<S: Store> Journal<S> {
         self.written
     }
 
+    /// Writes made durable so far (never more than [`written`]).
+    ///
+    /// [`written`]: Self::written
+    pub(super) fn synced(&self) -> u64 {
+        self.synced
+    }
+
     /// Whether writes wait to be made durable.
     pub(super) fn is_behind(&self) -> bool {
         self.synced < self.written

@@ -289,6 +289,47 @@ impl<S: Store> Storage<S> {
         matches!(self.phase, Lifecycle::Initializing | Lifecycle::Operating)
     }
 
+    /// What the storage's state must always satisfy (the simulator checks
+    /// it after every step): the lifecycle follows the link to the
+    /// primary, durability never runs ahead of the writes, the readable
+    /// cells match the table, the queues stay within their bounds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let identified = self.link.is_identified();
+        let bootstrapping = self.phase == Lifecycle::Bootstrapping;
+        if self.phase != Lifecycle::Exited && identified == bootstrapping {
+            return Err(format!(
+                "lifecycle {:?} with the primary link identified: {identified}",
+                self.phase
+            ));
+        }
+        if self.store.synced() > self.store.written() {
+            return Err(format!(
+                "{} writes synced of {} made",
+                self.store.synced(),
+                self.store.written()
+            ));
+        }
+        if self.postponed.len() > POSTPONED_IDENTIFICATIONS_COUNT_MAX {
+            return Err(format!(
+                "{} postponed identifications",
+                self.postponed.len()
+            ));
+        }
+        let Some(pt) = &self.pt else {
+            return Ok(());
+        };
+        pt.check_invariants()?;
+        if self.phase == Lifecycle::Operating && self.readable.len() != pt.num_partitions() as usize
+        {
+            return Err(format!(
+                "readable cells known for {} partitions of {}",
+                self.readable.len(),
+                pt.num_partitions()
+            ));
+        }
+        Ok(())
+    }
+
     // ------------------------------------------------------------ durability
 
     /// Makes every store write so far durable and releases what waited for

@@ -150,7 +150,23 @@ pub fn partition_tables_agree(sim: &Sim) -> Result<(), String> {
 /// Every step's checks.
 pub fn invariants(sim: &Sim) -> Result<(), String> {
     single_acting_primary(sim)?;
-    partition_tables_agree(sim)
+    partition_tables_agree(sim)?;
+    nodes_consistent(sim)
+}
+
+/// Each live node's own consistency checks (`check_invariants`).
+pub fn nodes_consistent(sim: &Sim) -> Result<(), String> {
+    for (index, node) in sim.nodes.iter().enumerate() {
+        let checked = match &node.machine {
+            _ if !node.alive => Ok(()),
+            Machine::Master(m) => m.check_invariants(),
+            Machine::Storage(s) => s.check_invariants(),
+            Machine::Client(c) => c.check_invariants(),
+            _ => Ok(()),
+        };
+        checked.map_err(|why| format!("{}: {why}", sim.name(NodeId(index))))?;
+    }
+    Ok(())
 }
 
 /// The committed records of the cluster.
