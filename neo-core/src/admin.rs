@@ -34,9 +34,11 @@ pub const FORWARDED_REQUESTS_COUNT_MAX: usize = 16;
 /// What an admin is started with (NEO/py's `neoadmin` options).
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
+    /// The cluster name every node of the cluster is configured with.
     pub cluster: Bytes,
     /// Our listening address (for neoctl).
     pub bind: Address,
+    /// The masters to look for the primary among.
     pub masters: Vec<Address>,
 }
 
@@ -71,6 +73,7 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// An admin that starts looking for the primary at once.
     pub fn new(config: AdminConfig, now: Time) -> Admin {
         let identity = Identity {
             node_type: NodeType::Admin,
@@ -90,18 +93,23 @@ impl Admin {
         admin
     }
 
+    /// The cluster state the primary last announced (none while not
+    /// connected).
     pub fn cluster_state(&self) -> Option<ClusterState> {
         self.cluster_state
     }
 
+    /// The partition table as the primary last sent it.
     pub fn partition_table(&self) -> Option<&PartitionTable> {
         self.pt.as_ref()
     }
 
+    /// The node table, as the primary's notifications keep it.
     pub fn nodes(&self) -> &NodeTable {
         &self.nodes
     }
 
+    /// Whether the primary accepted us (neoctl requests are served).
     pub fn is_connected(&self) -> bool {
         self.link.is_identified()
     }

@@ -10,6 +10,10 @@
 //! [`FromPrimary`], so each node's own handler only reacts: the checks on
 //! what a master sends live here once.
 
+// Numbers from peers are handled here: no indexing that can panic, no
+// arithmetic that can overflow (CI denies both).
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use bytes::Bytes;
 use neo_proto::{
     AcceptIdentification, Map, Nid, NodeInfo, NodeState, NodeType, NotifyPartitionChanges, Packet,

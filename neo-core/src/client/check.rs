@@ -8,6 +8,10 @@
 //! a protocol error of the peer (cluster.md 6: the connection goes, as on
 //! a loss, and the client carries on with other replicas or reconnects).
 
+// Numbers from peers are handled here: no indexing that can panic, no
+// arithmetic that can overflow (CI denies both).
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use neo_proto::{
     AnswerObject, AnswerObjectHistory, AnswerObjectUndoSerial, AnswerTIDsFrom, AskObject,
     AskObjectHistory, AskObjectUndoSerial, AskTIDsFrom, Packet, Partitions, Tid,
@@ -182,7 +186,7 @@ fn history(ask: &AskObjectHistory, answer: &AnswerObjectHistory) -> Result<(), V
     if answer
         .history
         .windows(2)
-        .any(|w| w[0].serial <= w[1].serial)
+        .any(|w| matches!(w, [a, b] if a.serial <= b.serial))
     {
         return Err("AnswerObjectHistory.history: serials not newest first".into());
     }
@@ -220,7 +224,7 @@ fn tids_from(
             ));
         }
     }
-    if answer.tids.windows(2).any(|w| w[0] >= w[1]) {
+    if answer.tids.windows(2).any(|w| matches!(w, [a, b] if a >= b)) {
         return Err("AnswerTIDsFrom.tids: not in increasing order".into());
     }
     Ok(())

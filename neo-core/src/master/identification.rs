@@ -1,6 +1,10 @@
 //! Accepting nodes that connect to us (primary), or turning them away with
 //! NotPrimaryMaster (secondary).
 
+// Numbers from peers are handled here: no indexing that can panic, no
+// arithmetic that can overflow (CI denies both).
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use neo_proto::{
     AcceptIdentification, AskRecovery, CellChange, CellState, ClusterState, ErrorCode, Nid,
     NodeState, NodeType, NotPrimaryMaster, Packet, RequestIdentification, Timestamp, Value,

@@ -4,6 +4,10 @@
 //! itself once every involved storage locked: the committer's answer,
 //! invalidations to every other client, unlock to the storages.
 
+// Numbers from peers are handled here: no indexing that can panic, no
+// arithmetic that can overflow (CI denies both).
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use std::collections::BTreeSet;
 
 use neo_proto::{
@@ -348,7 +352,8 @@ impl Master {
                 let Some(key) = self.nodes.by_nid(cell.nid) else {
                     continue;
                 };
-                if !self.nodes[key].identified || involved.contains(&cell.nid) {
+                let identified = self.nodes.get(key).is_some_and(|e| e.identified);
+                if !identified || involved.contains(&cell.nid) {
                     continue;
                 }
                 if failed.contains(&cell.nid) {

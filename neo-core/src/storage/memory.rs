@@ -553,6 +553,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store, as a new database directory is.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
     }

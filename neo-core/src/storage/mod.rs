@@ -19,6 +19,8 @@ pub mod memory;
 mod pack;
 mod peer;
 mod replicator;
+#[cfg(feature = "testing")]
+pub mod scenarios;
 mod serve_clients;
 pub mod store;
 mod transactions;
@@ -62,9 +64,11 @@ pub const DEFERRED_SYNC: std::time::Duration = std::time::Duration::from_secs(1)
 /// What a storage is started with (NEO/py's `neostorage` options).
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
+/// The cluster name; a database created for another is refused.
     pub cluster: Bytes,
     /// Our listening address (already bound by the runtime).
     pub bind: Address,
+/// The masters to look for the primary among.
     pub masters: Vec<Address>,
     /// Topology path (most general first: data centre, rack, host...), for
     /// spreading replicas.
@@ -79,7 +83,12 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageError {
     /// The database belongs to another cluster.
-    WrongCluster { database: Bytes, configured: Bytes },
+    WrongCluster {
+        /// The cluster name recorded in the database.
+        database: Bytes,
+        /// The cluster name the storage was started with.
+        configured: Bytes,
+    },
 }
 
 impl std::fmt::Display for StorageError {
@@ -241,14 +250,17 @@ impl<S: Store> Storage<S> {
 
     // ------------------------------------------------------------ getters
 
+/// Our id: the database's, or the one the primary gives us.
     pub fn nid(&self) -> Option<Nid> {
         self.link.nid()
     }
 
+/// Where we listen (announced to the master).
     pub fn address(&self) -> &Address {
         &self.config.bind
     }
 
+/// The store, for reading (simulator checks, tests).
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -259,10 +271,12 @@ impl<S: Store> Storage<S> {
         self.store.unjournaled()
     }
 
+/// The partition table, from the database or the primary.
     pub fn partition_table(&self) -> Option<&PartitionTable> {
         self.pt.as_ref()
     }
 
+/// The node table, as the primary's notifications keep it.
     pub fn nodes(&self) -> &NodeTable {
         &self.nodes
     }

@@ -3,6 +3,10 @@
 //! (AskCheckTIDRange, AskCheckSerialRange), and routing what they send us
 //! for our own replication and checks.
 
+// Numbers from peers are handled here: no indexing that can panic, no
+// arithmetic that can overflow (CI denies both).
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
@@ -330,7 +334,7 @@ impl<S: Store> Storage<S> {
                 Some(data) => (data.compression, data.checksum, data.data),
                 None => (0, Checksum::ZERO, Bytes::new()),
             };
-            sent_bytes += data.len();
+            sent_bytes = sent_bytes.saturating_add(data.len());
             self.net.send_with_id(
                 conn,
                 msg_id,

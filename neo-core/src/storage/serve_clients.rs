@@ -8,6 +8,10 @@
 //! wait for a read lock (a locked transaction about to change the object
 //! or to appear in an iteration) and are retried in arrival order.
 
+// Numbers from peers are handled here: no indexing that can panic, no
+// arithmetic that can overflow (CI denies both).
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use neo_proto::{
     AnswerCheckCurrentSerial, AnswerFinalTID, AnswerOIDsFrom, AnswerObject, AnswerObjectHistory,
     AnswerObjectUndoSerial, AnswerRelockObject, AnswerStoreObject, AnswerStoreTransaction,
@@ -279,7 +283,7 @@ impl<S: Store> Storage<S> {
         };
         let tids = self
             .store
-            .tids(ask.first, ask.last - ask.first, &partitions);
+            .tids(ask.first, ask.last.saturating_sub(ask.first), &partitions);
         self.net.answer(conn, msg_id, AnswerTIDs { tids });
         Ok(())
     }
@@ -615,7 +619,7 @@ impl<S: Store> Storage<S> {
         }
         let history = self
             .store
-            .object_history(ask.oid, ask.first, ask.last - ask.first);
+            .object_history(ask.oid, ask.first, ask.last.saturating_sub(ask.first));
         let answer: Packet = match history {
             Some(history) => AnswerObjectHistory {
                 oid: ask.oid,

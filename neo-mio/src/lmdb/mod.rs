@@ -486,3 +486,22 @@ fn obj_span(partition: u32) -> (Bound<[u8; 20]>, Bound<[u8; 20]>) {
 
 /// Every key of a table.
 const EVERY_KEY: (Bound<[u8; 0]>, Bound<[u8; 0]>) = (Unbounded, Unbounded);
+
+/// The store scenarios every `Store` must pass, run on LMDB by
+/// `tests/lmdb_store.rs`; a crash is a reopen, which keeps what was synced.
+#[cfg(feature = "testing")]
+impl neo_core::storage::scenarios::TestStore for LmdbStore {
+    fn rows(&self) -> usize {
+        self.data_rows()
+    }
+
+    fn held(&self) -> usize {
+        self.holds()
+    }
+
+    fn crash(self) -> Self {
+        let dir = self.path().to_owned();
+        drop(self);
+        LmdbStore::open(&dir).unwrap()
+    }
+}
