@@ -19,6 +19,8 @@ use crate::wire::Map;
 
 /// Builds a value of a field type from fuzzer-provided bytes.
 pub trait Generate: Sized {
+    /// A value drawn from `u`, canonical (it re-encodes to the bytes it
+    /// decodes from).
     fn generate(u: &mut Unstructured<'_>) -> Result<Self>;
 }
 

@@ -25,7 +25,10 @@ pub const PACKET_SIZE_MAX: usize = 0x400_0000;
 /// One decoded packet and its message id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The message id, first element of the envelope: the sender's counter
+    /// for a request or notification, the request's id echoed by an answer.
     pub msg_id: u32,
+    /// The packet: its code and arguments, the rest of the envelope.
     pub packet: Packet,
 }
 
@@ -150,7 +153,8 @@ impl Decoder {
         }
     }
 
-    /// Lowers the largest packet accepted (tests, memory-constrained nodes).
+    /// Sets the largest packet accepted (lower for tests and
+    /// memory-constrained nodes).
     pub fn with_packet_size_max(mut self, packet_size_max: usize) -> Decoder {
         self.packet_size_max = packet_size_max;
         self

@@ -15,14 +15,19 @@ macro_rules! p64_type {
         pub struct $name(pub u64);
 
         impl $name {
+            /// NEO/py's `ZERO_OID` / `ZERO_TID` (8 zero bytes): the root
+            /// object's OID; as a TID, "no serial" (base serial of a new
+            /// object, empty-range results).
             pub const ZERO: $name = $name(0);
             /// Internal "infinity" sentinel (`ff…ff`).
             pub const INVALID: $name = $name(u64::MAX);
 
+            /// The 8 bytes of the wire form (big-endian).
             pub fn to_be_bytes(self) -> [u8; 8] {
                 self.0.to_be_bytes()
             }
 
+            /// The value of the 8 bytes of a wire form (big-endian).
             pub fn from_be_bytes(bytes: [u8; 8]) -> Self {
                 $name(u64::from_be_bytes(bytes))
             }
@@ -271,8 +276,11 @@ impl fmt::Display for Ptid {
 pub struct Checksum(pub [u8; 20]);
 
 impl Checksum {
+    /// NEO/py's `ZERO_HASH` (20 zero bytes): the checksum of a record
+    /// without data, and the digest of an empty range in replica checks.
     pub const ZERO: Checksum = Checksum([0; 20]);
 
+    /// Whether this is [`Checksum::ZERO`]: no data.
     pub fn is_zero(&self) -> bool {
         *self == Checksum::ZERO
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! NEO protocol version 5, as NEO/py (neoppod) speaks it: every packet as a
 //! typed Rust value, an encoder whose bytes equal NEO/py's, and an
 //! incremental decoder for a connection's byte stream.

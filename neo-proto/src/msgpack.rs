@@ -21,10 +21,12 @@ use crate::error::DecodeError;
 
 // ---------------------------------------------------------------- writing
 
+/// `nil` (`c0`): a `None` in an optional field.
 pub fn write_nil(out: &mut BytesMut) {
     out.put_u8(0xc0);
 }
 
+/// `false` (`c2`) or `true` (`c3`): NEO flags are real booleans, not 0/1.
 pub fn write_bool(out: &mut BytesMut, value: bool) {
     out.put_u8(if value { 0xc3 } else { 0xc2 });
 }
@@ -70,6 +72,8 @@ pub fn write_int(out: &mut BytesMut, value: i64) {
     }
 }
 
+/// Always float64 (`cb` + 8 bytes big-endian), as NEO/py: timestamps are
+/// compared bit for bit between nodes.
 pub fn write_f64(out: &mut BytesMut, value: f64) {
     out.put_u8(0xcb);
     out.put_f64(value);
@@ -88,6 +92,8 @@ fn write_len(out: &mut BytesMut, len: usize, markers: [u8; 3]) {
     }
 }
 
+/// A byte string as `bin` with its smallest header (`c4`, `c5`, `c6`): every
+/// byte string NEO sends, text included.
 pub fn write_bin(out: &mut BytesMut, value: &[u8]) {
     write_len(out, value.len(), [0xc4, 0xc5, 0xc6]);
     out.put_slice(value);
@@ -105,6 +111,8 @@ pub fn write_str(out: &mut BytesMut, value: &[u8]) {
     }
 }
 
+/// The header of an array of `len` elements, smallest form (`9x`, `dc`,
+/// `dd`); the elements follow. Tuples and lists alike.
 pub fn write_array_len(out: &mut BytesMut, len: usize) {
     if len < 16 {
         out.put_u8(0x90 | len as u8);
@@ -117,6 +125,8 @@ pub fn write_array_len(out: &mut BytesMut, len: usize) {
     }
 }
 
+/// The header of a map of `len` entries, smallest form (`8x`, `de`, `df`);
+/// key and value of each entry follow.
 pub fn write_map_len(out: &mut BytesMut, len: usize) {
     if len < 16 {
         out.put_u8(0x80 | len as u8);
@@ -159,11 +169,14 @@ pub fn marker_name(marker: u8) -> &'static str {
 /// An integer as read from the wire, before it is narrowed to a field type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Int {
+    /// A non-negative integer, whichever form (signed or not) carried it.
     Unsigned(u64),
+    /// A negative integer (always below zero).
     Negative(i64),
 }
 
 impl Int {
+    /// The value, `None` if negative.
     pub fn to_u64(self) -> Option<u64> {
         match self {
             Int::Unsigned(v) => Some(v),
@@ -171,6 +184,7 @@ impl Int {
         }
     }
 
+    /// The value, `None` above `i64::MAX`.
     pub fn to_i64(self) -> Option<i64> {
         match self {
             Int::Unsigned(v) => i64::try_from(v).ok(),
@@ -191,6 +205,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a Bytes) -> Self {
         Reader {
             buf,
@@ -199,14 +214,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Bytes consumed so far: the offset that [`DecodeError`]s report.
     pub fn position(&self) -> usize {
         self.pos
     }
 
+    /// Whether every byte has been consumed.
     pub fn is_at_end(&self) -> bool {
         self.pos == self.buf.len()
     }
 
+    /// Bytes not consumed yet.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -231,6 +249,8 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The marker byte (type and often length) of the next value, without
+    /// consuming it.
     pub fn peek_marker(&self) -> Result<u8, DecodeError> {
         self.buf
             .get(self.pos)
@@ -256,6 +276,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Consumes a `nil`; any other value is an error.
     pub fn read_nil(&mut self) -> Result<(), DecodeError> {
         let marker = self.peek_marker()?;
         if marker != 0xc0 {
@@ -265,6 +286,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// A boolean (`c2` or `c3`); integers are not accepted for it.
     pub fn read_bool(&mut self) -> Result<bool, DecodeError> {
         let marker = self.peek_marker()?;
         let value = match marker {
@@ -276,6 +298,8 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
+    /// An integer of any width and signedness, normalised so that a value
+    /// reads the same whatever form the peer chose.
     pub fn read_int(&mut self) -> Result<Int, DecodeError> {
         let marker = self.peek_marker()?;
         if let 0x00..=0x7f | 0xe0..=0xff = marker {
@@ -309,6 +333,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A float: float64, or float32 widened (NEO/py accepts both).
     pub fn read_f64(&mut self) -> Result<f64, DecodeError> {
         let marker = self.peek_marker()?;
         match marker {
@@ -387,6 +412,8 @@ impl<'a> Reader<'a> {
         self.slice(len)
     }
 
+    /// The header of an array: its number of elements, which the caller
+    /// then reads. Fails early if fewer bytes remain than elements.
     pub fn read_array_len(&mut self) -> Result<usize, DecodeError> {
         let marker = self.peek_marker()?;
         let len = match marker {
@@ -413,6 +440,9 @@ impl<'a> Reader<'a> {
         Ok(len)
     }
 
+    /// The header of a map: its number of entries, each a key then a value,
+    /// which the caller then reads. Fails early if fewer bytes remain than
+    /// two per entry.
     pub fn read_map_len(&mut self) -> Result<usize, DecodeError> {
         let marker = self.peek_marker()?;
         let len = match marker {

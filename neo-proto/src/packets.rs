@@ -24,7 +24,11 @@ use crate::wire::{Map, Wire};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKind {
     /// Expects exactly one answer: the packet with `answer_code`, or Error.
-    Request { answer_code: u16 },
+    Request {
+        /// Code of the dedicated answer (the request's code with bit 15
+        /// set), or `0x8000` (Error) for a request answered by Error only.
+        answer_code: u16,
+    },
     /// Expects nothing.
     Notification,
     /// Replies to a request and echoes its message id.
@@ -34,8 +38,12 @@ pub enum PacketKind {
 /// Static description of one packet type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketType {
+    /// The code on the wire: `0x0001` to `0x0049` for requests and
+    /// notifications, bit 15 set ([`RESPONSE_MASK`]) for answers.
     pub code: u16,
+    /// NEO/py's name of the packet (`AskObject`, ...), as rendered.
     pub name: &'static str,
+    /// Request, notification or answer.
     pub kind: PacketKind,
     /// Number of arguments.
     pub arity: usize,
@@ -63,18 +71,171 @@ macro_rules! kind {
     };
 }
 
+/// Declares the struct of one packet: `[attributes] Name [fields done]
+/// [positions left] fields...`. Each field gets a doc naming its position in
+/// the argument array, taken from the list of positions left.
+macro_rules! packet_struct {
+    (
+        [$($attr:tt)*] $name:ident [$($done:tt)*] [$pos:literal $($positions:literal)*]
+        $field:ident : $ty:ty $(, $($rest:tt)*)?
+    ) => {
+        packet_struct! {
+            [$($attr)*] $name
+            [
+                $($done)*
+                #[doc = concat!(
+                    "Argument ", stringify!($pos), " (0-based) of the packet's argument array.",
+                )]
+                pub $field: $ty,
+            ]
+            [$($positions)*]
+            $($($rest)*)?
+        }
+    };
+    ([$($attr:tt)*] $name:ident [$($done:tt)*] [$($positions:literal)*]) => {
+        $($attr)*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name { $($done)* }
+    };
+}
+
+/// Declares the struct of every packet of the table, each documented with
+/// its code and kind (then the table's own doc, if any). A request followed
+/// by an answer is taken as a request and its dedicated answer, which name
+/// each other: the table keeps each answer right after its request.
+macro_rules! packet_structs {
+    () => {};
+    (
+        $(#[doc = $rdoc:literal])*
+        request $rcode:literal $request:ident { $($rfields:tt)* }
+        $(#[doc = $adoc:literal])*
+        answer $acode:literal $answer:ident { $($afields:tt)* }
+        $($rest:tt)*
+    ) => {
+        packet_struct! {
+            [
+                #[doc = concat!(
+                    "NEO/py's `", stringify!($request), "`, request `", stringify!($rcode),
+                    "`: answered by [`", stringify!($answer), "`] (`", stringify!($acode),
+                    "`) or [`Error`].",
+                )]
+                #[doc = ""]
+                $(#[doc = $rdoc])*
+            ]
+            $request [] [0 1 2 3 4 5 6 7 8 9 10 11] $($rfields)*
+        }
+        packet_struct! {
+            [
+                #[doc = concat!(
+                    "NEO/py's `", stringify!($answer), "`, answer `", stringify!($acode),
+                    "` to [`", stringify!($request), "`] (`", stringify!($rcode),
+                    "`), with the request's message id.",
+                )]
+                #[doc = ""]
+                $(#[doc = $adoc])*
+            ]
+            $answer [] [0 1 2 3 4 5 6 7 8 9 10 11] $($afields)*
+        }
+        // The docs above pair a request with the answer after it: the
+        // table must keep them together.
+        const _: () = assert!(
+            $acode == $rcode | RESPONSE_MASK,
+            concat!(stringify!($answer), " does not answer ", stringify!($request))
+        );
+        packet_structs! { $($rest)* }
+    };
+    (
+        $(#[doc = $doc:literal])*
+        request $code:literal $name:ident { $($fields:tt)* }
+        $($rest:tt)*
+    ) => {
+        packet_struct! {
+            [
+                #[doc = concat!(
+                    "NEO/py's `", stringify!($name), "`, request `", stringify!($code),
+                    "`: answered by the packet of its code with bit 15 set \
+                    ([`RESPONSE_MASK`]), or [`Error`].",
+                )]
+                #[doc = ""]
+                $(#[doc = $doc])*
+            ]
+            $name [] [0 1 2 3 4 5 6 7 8 9 10 11] $($fields)*
+        }
+        packet_structs! { $($rest)* }
+    };
+    (
+        $(#[doc = $doc:literal])*
+        request_error $code:literal $name:ident { $($fields:tt)* }
+        $($rest:tt)*
+    ) => {
+        packet_struct! {
+            [
+                #[doc = concat!(
+                    "NEO/py's `", stringify!($name), "`, request `", stringify!($code),
+                    "`: answered by [`Error`] only, with code ACK on success.",
+                )]
+                #[doc = ""]
+                $(#[doc = $doc])*
+            ]
+            $name [] [0 1 2 3 4 5 6 7 8 9 10 11] $($fields)*
+        }
+        packet_structs! { $($rest)* }
+    };
+    (
+        $(#[doc = $doc:literal])*
+        notify $code:literal $name:ident { $($fields:tt)* }
+        $($rest:tt)*
+    ) => {
+        packet_struct! {
+            [
+                #[doc = concat!(
+                    "NEO/py's `", stringify!($name), "`, notification `", stringify!($code),
+                    "`: expects no answer.",
+                )]
+                #[doc = ""]
+                $(#[doc = $doc])*
+            ]
+            $name [] [0 1 2 3 4 5 6 7 8 9 10 11] $($fields)*
+        }
+        packet_structs! { $($rest)* }
+    };
+    (
+        $(#[doc = $doc:literal])*
+        answer $code:literal $name:ident { $($fields:tt)* }
+        $($rest:tt)*
+    ) => {
+        packet_struct! {
+            [
+                #[doc = concat!(
+                    "NEO/py's `", stringify!($name), "`, answer `", stringify!($code),
+                    "`, with the message id of the packet it replies to.",
+                )]
+                #[doc = ""]
+                $(#[doc = $doc])*
+            ]
+            $name [] [0 1 2 3 4 5 6 7 8 9 10 11] $($fields)*
+        }
+        packet_structs! { $($rest)* }
+    };
+}
+
 macro_rules! packets {
     ($(
         $(#[doc = $doc:literal])*
         $kind:ident $code:literal $name:ident { $($field:ident : $ty:ty),* $(,)? }
     )*) => {
-        $(
-            $(#[doc = $doc])*
-            #[derive(Debug, Clone, PartialEq, Eq)]
-            pub struct $name { $(pub $field: $ty),* }
+        packet_structs! {
+            $(
+                $(#[doc = $doc])*
+                $kind $code $name { $($field : $ty),* }
+            )*
+        }
 
+        $(
             impl $name {
+                /// The packet's code on the wire.
                 pub const CODE: u16 = $code;
+                /// NEO/py's name of the packet, as rendered.
                 pub const NAME: &'static str = stringify!($name);
             }
 
@@ -112,6 +273,8 @@ macro_rules! packets {
         /// fuzzers that answer a request with its own answer type.
         #[cfg(feature = "arbitrary")]
         impl Packet {
+            /// Any packet of the type with code `code`, `None` if no type
+            /// has it.
             pub fn arbitrary_of_code(
                 code: u16,
                 u: &mut arbitrary::Unstructured<'_>,
@@ -128,7 +291,10 @@ macro_rules! packets {
         /// Any packet of protocol 5.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Packet {
-            $($name($name),)*
+            $(
+                #[doc = concat!("A [`", stringify!($name), "`] (code `", stringify!($code), "`).")]
+                $name($name),
+            )*
         }
 
         /// Every packet type, in NEO/py's declaration order.
@@ -142,14 +308,17 @@ macro_rules! packets {
         )*];
 
         impl Packet {
+            /// The packet's code on the wire (bit 15 set for answers).
             pub fn code(&self) -> u16 {
                 match self { $(Packet::$name(_) => $code,)* }
             }
 
+            /// NEO/py's name of the packet (`AskObject`, ...).
             pub fn name(&self) -> &'static str {
                 match self { $(Packet::$name(_) => stringify!($name),)* }
             }
 
+            /// Request, notification or answer, and a request's answer code.
             pub fn kind(&self) -> PacketKind {
                 match self { $(Packet::$name(_) => kind!($kind, $code),)* }
             }

@@ -28,6 +28,7 @@ impl Partitions {
         }
     }
 
+    /// The number of partitions (rows of the partition table), never zero.
     pub const fn count(self) -> u32 {
         self.0.get()
     }

@@ -23,22 +23,36 @@ pub const VALUE_DEPTH_MAX: u32 = 32;
 /// bitwise.
 #[derive(Debug, Clone)]
 pub enum Value {
+    /// `nil` (Python's `None`).
     Nil,
+    /// `true` or `false`.
     Bool(bool),
+    /// A non-negative integer.
     UInt(u64),
     /// A negative integer.
     Int(i64),
+    /// A float (float64 on the wire; a float32 received is widened).
     Float(f64),
+    /// A byte string (`bin`): what NEO/py sends for every string.
     Bin(Bytes),
     /// msgpack `str`: never sent by NEO/py inside packets, kept so that a
     /// peer's value re-encodes as it came.
     Str(Bytes),
+    /// An array (a Python tuple, list or set).
     Array(Vec<Value>),
+    /// A map, entries in wire order (keys may be any value, e.g. cell
+    /// states in NotifyMonitorInformation's `pt_summary`).
     Map(Vec<(Value, Value)>),
+    /// A CellStates item (ext code 0).
     CellState(CellState),
+    /// A ClusterStates item (ext code 1).
     ClusterState(ClusterState),
+    /// An ErrorCodes item (ext code 2: registered by NEO/py but never
+    /// sent; the Error packet carries its code as a plain integer).
     ErrorCode(ErrorCode),
+    /// A NodeStates item (ext code 3).
     NodeState(NodeState),
+    /// A NodeTypes item (ext code 4).
     NodeType(NodeType),
 }
 
@@ -76,10 +90,13 @@ impl Value {
         }
     }
 
+    /// A `bin` value from anything that converts to [`Bytes`] (a
+    /// `&'static [u8]`, a `Vec<u8>`, ...).
     pub fn bin(bytes: impl Into<Bytes>) -> Value {
         Value::Bin(bytes.into())
     }
 
+    /// The boolean, `None` for any other value (an integer included).
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(value) => Some(*value),
@@ -87,6 +104,7 @@ impl Value {
         }
     }
 
+    /// The integer, `None` for any other value or one above `i64::MAX`.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::UInt(value) => i64::try_from(*value).ok(),
@@ -95,6 +113,7 @@ impl Value {
         }
     }
 
+    /// The byte string, `None` for any other value (a `str` included).
     pub fn as_bin(&self) -> Option<&Bytes> {
         match self {
             Value::Bin(bytes) => Some(bytes),
@@ -102,6 +121,7 @@ impl Value {
         }
     }
 
+    /// The elements of an array, `None` for any other value.
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(items) => Some(items),

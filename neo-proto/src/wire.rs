@@ -334,6 +334,7 @@ impl<K, V> Default for Map<K, V> {
 }
 
 impl<K: PartialEq, V> Map<K, V> {
+    /// An empty map (`80` on the wire).
     pub fn new() -> Self {
         Map(Vec::new())
     }
@@ -350,14 +351,17 @@ impl<K: PartialEq, V> Map<K, V> {
             .map(|(_, v)| v)
     }
 
+    /// Number of entries, duplicate keys included.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the map has no entry.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The entries, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = &(K, V)> {
         self.0.iter()
     }
