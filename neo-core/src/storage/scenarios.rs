@@ -3,6 +3,11 @@
 //! LMDB in neo-mio's) with [`store_scenarios!`](crate::store_scenarios), so
 //! the reference and the real store are held to the same expectations.
 //! Built with the `testing` feature only.
+//!
+//! Each scenario is a public function whose name states what it checks;
+//! they are not documented one by one.
+
+#![allow(missing_docs)] // the scenarios: their names are their claims
 
 use bytes::Bytes;
 use neo_proto::{
@@ -106,6 +111,7 @@ fn table(ptid: u64, rows: Vec<Vec<(i32, CellState)>>) -> StoredTable {
     }
 }
 
+/// A transaction's metadata, TTID `ttid`, touching `oids`.
 pub fn meta(ttid: u64, oids: &[u64]) -> TransactionMeta {
     TransactionMeta {
         ttid: Tid(ttid),
@@ -175,6 +181,7 @@ pub fn commit<S: Store>(store: &mut S, tid: u64, objects: &[(u64, Option<&'stati
     }
 }
 
+/// Every committed transaction of `partition`, in TID order.
 pub fn transactions<S: Store>(store: &S, partition: u32) -> Vec<Tid> {
     store.tids_from(Tid::ZERO, Tid::INVALID, u32::MAX, partition)
 }
@@ -190,6 +197,7 @@ fn objects<S: Store>(store: &S, partition: u32) -> Vec<(Oid, Tid)> {
     records
 }
 
+/// The unpacked data of `oid`'s current revision, if it has data.
 pub fn data_of<S: Store>(store: &S, oid: u64) -> Option<Bytes> {
     match store.object(Oid(oid), None, None) {
         ObjectLookup::Found(revision) => revision.data.map(|d| d.data),

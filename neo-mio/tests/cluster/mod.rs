@@ -195,7 +195,26 @@ impl Cluster {
                 let nodes = cluster.try_ctl(&["print", "node", "storage"])?;
                 (nodes.matches("| PENDING |").count() == cluster.storages.len()).then_some(())
             });
-            let (out, progress) = cluster.ctl_waiting(&["--wait=20", "start"]);
+            // The master refuses to leave recovery while a storage it
+            // just accepted has not answered it yet ("is entering
+            // cluster"), as NEO/py does: an operator tries again.
+            let output = cluster.wait_for(
+                "the master to accept start",
+                Duration::from_secs(20),
+                || {
+                    let output = cluster.run_ctl(&["--wait=20", "start"]);
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    let entering = !output.status.success() && stderr.contains("entering cluster");
+                    (!entering).then_some(output)
+                },
+            );
+            let progress = String::from_utf8(output.stderr).unwrap();
+            assert!(
+                output.status.success(),
+                "neo ctl start: {progress}\n{}",
+                cluster.logs()
+            );
+            let out = String::from_utf8(output.stdout).unwrap();
             assert_eq!(out, "Cluster state changed\n");
             assert!(
                 progress.contains("done in ") && progress.contains("cluster RUNNING"),
@@ -221,18 +240,6 @@ impl Cluster {
             .status
             .success()
             .then(|| String::from_utf8(output.stdout).unwrap())
-    }
-
-    /// `neo ctl --wait…`: its output and its progress report.
-    pub(crate) fn ctl_waiting(&self, words: &[&str]) -> (String, String) {
-        let output = self.run_ctl(words);
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert!(
-            output.status.success(),
-            "neo ctl {words:?}: {stderr}\n{}",
-            self.logs()
-        );
-        (String::from_utf8(output.stdout).unwrap(), stderr)
     }
 
     /// Polls `probe` every 50 ms until it returns something.
