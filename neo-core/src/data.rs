@@ -36,7 +36,9 @@ pub enum DataError {
     UnknownCompression(u32),
     /// The bytes do not match their checksum.
     ChecksumMismatch {
+        /// The checksum sent with the data.
         expected: Checksum,
+        /// SHA-1 of the bytes as received.
         actual: Checksum,
     },
     /// The zlib stream is invalid.

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! NEO node behaviour, without I/O: what every node — master, storage,
 //! admin, client — does, as deterministic state machines. Sockets, files,
 //! threads and clocks belong to the runtime (neo-mio) or to a simulator.

@@ -20,9 +20,14 @@ pub struct NodeKey(usize);
 /// What is known of one node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeEntry {
+    /// Master, storage, client or admin; fixed for the entry's life (a
+    /// notification that changes it is refused).
     pub node_type: NodeType,
     address: Option<Address>,
     nid: Option<Nid>,
+    /// DOWN, RUNNING or PENDING (cluster.md 1.1). UNKNOWN only while the
+    /// master broadcasts that it forgets the node, just before removing
+    /// the entry; receivers remove it at once.
     pub state: NodeState,
     /// When the node identified to the primary master (its clock).
     pub id_timestamp: Option<Timestamp>,
@@ -38,18 +43,26 @@ pub struct NodeEntry {
 }
 
 impl NodeEntry {
+    /// Where the node listens; `None` for nodes that do not listen
+    /// (clients) or whose address is not known. Indexed: change it with
+    /// [`NodeTable::set_address`].
     pub fn address(&self) -> Option<&Address> {
         self.address.as_ref()
     }
 
+    /// The id the primary master gave (NEO/py's `uuid`), `None` until it
+    /// did. Indexed: change it with [`NodeTable::set_nid`].
     pub fn nid(&self) -> Option<Nid> {
         self.nid
     }
 
+    /// RUNNING: connected and in service (a storage's cells count).
     pub fn is_running(&self) -> bool {
         self.state == NodeState::Running
     }
 
+    /// PENDING: a storage connected to the primary but not used yet (all
+    /// of them while RECOVERING; later, until `neoctl add`).
     pub fn is_pending(&self) -> bool {
         self.state == NodeState::Pending
     }
@@ -87,15 +100,29 @@ pub enum NotificationError {
     /// The timestamp is NaN or infinite.
     TimestampNotATime(f64),
     /// Not after the previous notification's: replayed or reordered.
-    TimestampNotAfter { timestamp: f64, last: f64 },
+    TimestampNotAfter {
+        /// The notification's timestamp (UNIX seconds, the master's
+        /// [`TimestampClock`](crate::time::TimestampClock)).
+        timestamp: f64,
+        /// The last one applied since the node (re)connected to a master.
+        last: f64,
+    },
     /// Another node is given the receiver's own id or address.
     OwnIdentityClaimed {
+        /// Type of the node announced.
         node_type: NodeType,
+        /// Id it was announced with.
         nid: Option<Nid>,
+        /// Address it was announced with.
         address: Option<Address>,
     },
     /// A known node announced with another type.
-    TypeChanged { node: String, node_type: NodeType },
+    TypeChanged {
+        /// The known entry, as [`NodeEntry::describe`] gives it.
+        node: String,
+        /// The type it was announced with.
+        node_type: NodeType,
+    },
 }
 
 impl std::fmt::Display for NotificationError {
@@ -142,7 +169,9 @@ pub struct NotificationEffects {
     pub not_running: Vec<(NodeType, Nid)>,
 }
 
-/// The table.
+/// One node's node table: entries in slots designated by [`NodeKey`] (a
+/// removed entry's slot is reused), indexed by id and by address so that
+/// each designates at most one entry.
 #[derive(Debug, Clone, Default)]
 pub struct NodeTable {
     slots: Vec<Option<NodeEntry>>,
@@ -182,6 +211,8 @@ impl std::ops::IndexMut<NodeKey> for NodeTable {
 }
 
 impl NodeTable {
+    /// An empty table (tests; every node kind starts from
+    /// [`NodeTable::with_masters`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -213,6 +244,8 @@ impl NodeTable {
         self.last_notification
     }
 
+    /// The entry of `key`, `None` if it was removed (indexing with
+    /// `table[key]` panics instead).
     pub fn get(&self, key: NodeKey) -> Option<&NodeEntry> {
         self.slots.get(key.0).and_then(Option::as_ref)
     }
@@ -222,18 +255,23 @@ impl NodeTable {
         self.slots.get_mut(key.0).and_then(Option::as_mut)
     }
 
+    /// The entry with this id, if any (at most one).
     pub fn by_nid(&self, nid: Nid) -> Option<NodeKey> {
         self.by_nid.get(&nid).copied().map(NodeKey)
     }
 
+    /// The entry listening at this address, if any (at most one).
     pub fn by_address(&self, address: &Address) -> Option<NodeKey> {
         self.by_address.get(address).copied().map(NodeKey)
     }
 
+    /// The entry with this id itself, if any.
     pub fn entry_by_nid(&self, nid: Nid) -> Option<&NodeEntry> {
         self.by_nid(nid).and_then(|key| self.get(key))
     }
 
+    /// The state of the node with this id; `None` if unknown. The form
+    /// the partition table's algorithms take node states in.
     pub fn state_of(&self, nid: Nid) -> Option<NodeState> {
         self.entry_by_nid(nid).map(|e| e.state)
     }
@@ -326,6 +364,9 @@ impl NodeTable {
         Ok(key)
     }
 
+    /// Forgets an entry (NEO/py's state UNKNOWN) and returns it; its id and
+    /// address become free and `key` may later designate another entry.
+    /// `None` if already removed.
     pub fn remove(&mut self, key: NodeKey) -> Option<NodeEntry> {
         let entry = self.slots.get_mut(key.0)?.take()?;
         if let Some(nid) = entry.nid {
@@ -389,6 +430,8 @@ impl NodeTable {
             .filter_map(|(i, e)| e.as_ref().map(|e| (NodeKey(i), e)))
     }
 
+    /// The keys of every entry, in slot order: a snapshot to iterate over
+    /// while changing the table.
     pub fn keys(&self) -> Vec<NodeKey> {
         self.iter().map(|(key, _)| key).collect()
     }
@@ -416,24 +459,30 @@ impl NodeTable {
             .filter(|&k| self.get(k).is_some_and(|e| e.node_type == NodeType::Master))
     }
 
+    /// The entries of one type, in slot order.
     pub fn of_type(&self, node_type: NodeType) -> impl Iterator<Item = (NodeKey, &NodeEntry)> {
         self.iter().filter(move |(_, e)| e.node_type == node_type)
     }
 
+    /// The entries whose connection completed identification, in slot
+    /// order.
     pub fn identified(&self) -> impl Iterator<Item = (NodeKey, &NodeEntry)> {
         self.iter().filter(|(_, e)| e.identified)
     }
 
+    /// The entry whose connection is `conn`, if any (a linear scan).
     pub fn by_conn(&self, conn: ConnId) -> Option<NodeKey> {
         self.iter()
             .find(|(_, e)| e.conn == Some(conn))
             .map(|(k, _)| k)
     }
 
+    /// Number of entries.
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }
 
+    /// Whether the table has no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -10,6 +10,9 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A generator whose whole sequence is decided by `seed` (the `seed`
+    /// of the client's and storage's configurations); any value, zero
+    /// included, is a good seed.
     pub fn new(seed: u64) -> Rng {
         let mut sm = seed;
         let mut next = || {
@@ -24,6 +27,7 @@ impl Rng {
         }
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let [s0, s1, s2, s3] = &mut self.state;
         let result = s1.wrapping_mul(5).rotate_left(7).wrapping_mul(9);
@@ -49,6 +53,8 @@ impl Rng {
         self.below(denominator) < numerator
     }
 
+    /// One of `items`, uniformly (a storage's replication source);
+    /// `None` if there are none.
     pub fn choose<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         if items.is_empty() {
             None
@@ -57,6 +63,8 @@ impl Rng {
         }
     }
 
+    /// Puts `items` in a random order, every order equally likely
+    /// (Fisher–Yates; the client's order of replicas to read from).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;

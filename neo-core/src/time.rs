@@ -19,12 +19,17 @@ use std::time::Duration;
 pub struct Time(u64);
 
 impl Time {
+    /// The clock's origin: no reading is earlier, so as a deadline it is
+    /// due at once.
     pub const ZERO: Time = Time(0);
 
+    /// The instant `nanos` nanoseconds after the origin (u64 nanoseconds
+    /// last 584 years).
     pub const fn from_nanos(nanos: u64) -> Time {
         Time(nanos)
     }
 
+    /// Nanoseconds since the origin.
     pub const fn as_nanos(self) -> u64 {
         self.0
     }
@@ -68,14 +73,19 @@ impl fmt::Display for Time {
 pub struct WallTime(u64);
 
 impl WallTime {
+    /// The reading `nanos` nanoseconds after the UNIX epoch.
     pub const fn from_unix_nanos(nanos: u64) -> WallTime {
         WallTime(nanos)
     }
 
+    /// The reading `seconds` after the UNIX epoch (Python's `time()`),
+    /// to within f64's precision (a quarter of a microsecond today);
+    /// negative or NaN gives the epoch.
     pub fn from_unix_secs_f64(seconds: f64) -> WallTime {
         WallTime((seconds * 1e9) as u64)
     }
 
+    /// Nanoseconds since the UNIX epoch.
     pub const fn as_unix_nanos(self) -> u64 {
         self.0
     }
@@ -102,16 +112,20 @@ impl fmt::Display for WallTime {
     }
 }
 
-/// NEO/py's `monotonic_time` (despite its name, the wall clock, forced to
-/// increase strictly
-/// (by 1 ms when it did not advance). The master stamps identified nodes
-/// and node notifications with it; receivers rely on strict increase.
+/// NEO/py's `monotonic_time`: despite its name, the wall clock, forced to
+/// increase strictly (by 1 ms when it did not advance), as UNIX seconds in
+/// an f64. The primary master stamps identified nodes (`id_timestamp`) and
+/// NotifyNodeInformation packets with it (cluster.md 1.4); receivers rely
+/// on strict increase.
 #[derive(Debug, Clone, Default)]
 pub struct TimestampClock {
     previous: f64,
 }
 
 impl TimestampClock {
+    /// The next timestamp, read from the wall clock `now`: `now` in UNIX
+    /// seconds if it is after the last one handed out, else the last one
+    /// plus 1 ms (a clock set back, or two stamps in the same instant).
     pub fn now(&mut self, now: WallTime) -> f64 {
         let seconds = now.as_unix_secs_f64();
         if self.previous < seconds {

@@ -30,7 +30,9 @@ pub enum LoadMode {
 /// A revision read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
+    /// The pickle, checksum-verified and decompressed.
     pub data: Bytes,
+    /// The TID of the transaction that wrote this revision.
     pub serial: Tid,
     /// The serial of the next revision, if known (ZODB's `end_tid`).
     pub next_serial: Option<Tid>,
@@ -42,36 +44,53 @@ pub struct Loaded {
 /// A transaction's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionInfo {
+    /// The transaction's (final) TID.
     pub tid: Tid,
+    /// ZODB's `user`, as the committer gave it.
     pub user: Bytes,
+    /// ZODB's `description`.
     pub description: Bytes,
+    /// ZODB's `extension`: the pickled extension dict, as is.
     pub extension: Bytes,
+    /// NEO/py's flag "affected by a pack" (protocol.md,
+    /// AnswerTransactionInformation); neo-rs storages write it false and
+    /// only pass it on.
     pub packed: bool,
+    /// Every oid the transaction stored, deleted or checked; a pack may
+    /// since have removed some of those records.
     pub oids: Vec<Oid>,
 }
 
 /// One entry of an object's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// The revision's serial (TID of the transaction that wrote it).
     pub serial: Tid,
-    /// Size of the stored (possibly compressed) data.
+    /// Size of the stored (possibly compressed) data, in bytes.
     pub size: u64,
+    /// The transaction that wrote it.
     pub transaction: TransactionInfo,
 }
 
 /// A record of a transaction as the iterator yields it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IteratorRecord {
+    /// One of the transaction's `oids`.
     pub oid: Oid,
-    /// `None`: deletion, or undone creation.
+    /// The pickle; `None`: deletion, or undone creation.
     pub data: Option<Bytes>,
+    /// Undo back-pointer: the record is a copy of the revision at this
+    /// serial (ZODB's `data_txn`).
     pub data_serial: Option<Tid>,
 }
 
 /// A transaction with its records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IteratorTransaction {
+    /// Its metadata.
     pub info: TransactionInfo,
+    /// Its object records, in the order of `info.oids`, without those a
+    /// pack removed (or checked oids, which have none).
     pub records: Vec<IteratorRecord>,
 }
 
@@ -81,8 +100,14 @@ pub struct IteratorTransaction {
 /// gives up (`tpc_abort`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndoConflict {
+    /// The object to merge.
     pub oid: Oid,
+    /// Its current serial: the latest below the client's snapshot, or the
+    /// transaction's own TTID when it already stored the object. The
+    /// merged data is stored against it.
     pub current_serial: Tid,
+    /// The data at `current_serial` (`None`: no data, a deletion or an
+    /// undone creation).
     pub current: Option<Bytes>,
     /// The data before the undone transaction.
     pub target: Option<Bytes>,
@@ -91,8 +116,11 @@ pub struct UndoConflict {
 /// The result of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
+    /// `new_oid`: an oid nobody else will get.
     Oid(Oid),
+    /// `load`: the revision asked for.
     Loaded(Loaded),
+    /// `sync`: every invalidation the master sent before is applied.
     Synced,
     /// `tpc_begin`: the transaction's TTID.
     Begun(Tid),
@@ -100,18 +128,26 @@ pub enum Answer {
     Voted(Vec<Oid>),
     /// `tpc_finish`: the transaction's TID.
     Finished(Tid),
+    /// `transaction_info`: the transaction's metadata.
     Transaction(TransactionInfo),
+    /// `history`: revisions of the object, newest first.
     History(Vec<HistoryEntry>),
+    /// `undo_log`: transactions, newest first.
     UndoLog(Vec<TransactionInfo>),
     /// `undo`: oids stored, and those the application must resolve.
     Undone {
+        /// Oids whose undo was stored as is (back-pointers).
         oids: Vec<Oid>,
+        /// Oids changed since: the application merges and stores them
+        /// with `store`, or aborts.
         conflicts: Vec<UndoConflict>,
     },
     /// One chunk of the iterator, and where the next one starts (`None`:
     /// done).
     Transactions {
+        /// Transactions in TID order.
         transactions: Vec<IteratorTransaction>,
+        /// The `start` of the next `iterate` call.
         next: Option<Tid>,
     },
     /// `pack`: the pack order's id (the TID of its transaction).
@@ -128,12 +164,20 @@ pub enum ClientError {
     NotFound,
     /// The object has no record at all (OID_DOES_NOT_EXIST): POSKeyError.
     DoesNotExist,
-    /// The revision is the undo of the object's creation: POSKeyError.
+    /// The revision has no data: the undo of the object's creation (or a
+    /// deletion). POSKeyError.
     CreationUndone,
     /// An undo points to a revision a pack removed.
     UndoPack,
     /// A checked object (readCurrent) changed: ReadConflictError.
-    ReadConflict { oid: Oid, serial: Tid, read: Tid },
+    ReadConflict {
+        /// The object checked.
+        oid: Oid,
+        /// Its serial now (committed by another transaction).
+        serial: Tid,
+        /// The serial the transaction read and checked.
+        read: Tid,
+    },
     /// The client is read-only.
     ReadOnly,
     /// Undo is impossible (the transaction's records were packed).
@@ -143,12 +187,28 @@ pub enum ClientError {
     /// transaction (ZODB's ReadConflictError).
     MasterLost,
     /// Every replica returned data not matching its checksum.
-    WrongChecksum { oid: Oid, serial: Tid },
+    WrongChecksum {
+        /// The object read.
+        oid: Oid,
+        /// The revision read.
+        serial: Tid,
+    },
     /// Object data that does not unpack.
-    CorruptData { oid: Oid, why: String },
+    CorruptData {
+        /// The object read.
+        oid: Oid,
+        /// What is wrong with it ([`crate::data::DataError`]).
+        why: String,
+    },
     /// No running storage serves the partition.
-    NoStorage { partition: u32 },
-    /// The partition left the table (the master changed their number).
+    NoStorage {
+        /// The partition (offset in the table).
+        partition: u32,
+    },
+    /// The partition is past the end of the table the client now has: a
+    /// table with fewer partitions came, which NEO never does (their
+    /// number is fixed when the cluster is created), so only a confused
+    /// master would.
     PartitionGone(u32),
     /// The master has no oid left to give.
     OidsExhausted,
@@ -157,7 +217,12 @@ pub enum ClientError {
     /// The vote failed: the transaction must be aborted.
     Vote(VoteError),
     /// A node refused the request (its Error packet).
-    Refused { code: ErrorCode, message: String },
+    Refused {
+        /// The Error packet's code.
+        code: ErrorCode,
+        /// Its message, decoded lossily as UTF-8.
+        message: String,
+    },
     /// A node answered with something no request of this kind expects.
     UnexpectedAnswer(String),
 
@@ -246,12 +311,20 @@ impl std::error::Error for ClientError {}
 /// resolve, it aborts the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
+    /// The transaction whose store conflicted.
     pub txn: TxnId,
+    /// The object stored or checked.
     pub oid: Oid,
+    /// The serial committed meanwhile by another transaction; a
+    /// resolution is stored against it. Never newer than the client's
+    /// snapshot: its invalidation was processed first.
     pub committed: Tid,
+    /// The serial the store was based on.
     pub based_on: Tid,
     /// What was stored (`None`: deletion or undo).
     pub data: Option<Bytes>,
+    /// The object was only checked (readCurrent): nothing to resolve, the
+    /// vote will fail ([`ClientError::ReadConflict`]).
     pub checked: bool,
 }
 
@@ -262,17 +335,29 @@ pub enum ClientEvent {
     /// `last_tid` is the database's last committed TID at that moment;
     /// when it moved while we were away, the application must drop what it
     /// cached ("invalidate everything"), as ZODB does.
-    Ready { last_tid: Tid },
+    Ready {
+        /// Where the client's snapshot now ends (ZODB's
+        /// `lastTransaction`).
+        last_tid: Tid,
+    },
     /// The connection to the primary is lost; operations wait for
     /// [`ClientEvent::Ready`].
     Disconnected,
     /// Another client committed `tid`, modifying `oids`.
-    Invalidated { tid: Tid, oids: Vec<Oid> },
+    Invalidated {
+        /// The committed transaction; the client's snapshot now ends there.
+        tid: Tid,
+        /// The objects whose cached revisions are no longer current.
+        oids: Vec<Oid>,
+    },
     /// A conflict to resolve before the vote can complete.
     Conflict(Conflict),
     /// An operation ended.
     Done {
+        /// The id the operation's method returned.
         op: OpId,
+        /// Its answer (the [`Answer`] variant named after the method), or
+        /// why it failed.
         result: Result<Answer, ClientError>,
     },
 }

@@ -224,7 +224,11 @@ fn tids_from(
             ));
         }
     }
-    if answer.tids.windows(2).any(|w| matches!(w, [a, b] if a >= b)) {
+    if answer
+        .tids
+        .windows(2)
+        .any(|w| matches!(w, [a, b] if a >= b))
+    {
         return Err("AnswerTIDsFrom.tids: not in increasing order".into());
     }
     Ok(())

@@ -69,9 +69,9 @@ pub const DEFAULT_CACHE_SIZE: usize = 20 << 20;
 /// What a client is started with (NEO/py's `<NEOStorage>` options).
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-/// The cluster name every node of the cluster is configured with.
+    /// The cluster name every node of the cluster is configured with.
     pub cluster: Bytes,
-/// The masters to look for the primary among.
+    /// The masters to look for the primary among.
     pub masters: Vec<Address>,
     /// A read-only session: the master refuses writes.
     pub read_only: bool,
@@ -84,8 +84,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-/// A read-write client of `cluster` with NEO/py's defaults (a 20 MiB
-/// cache, compression on).
+    /// A read-write client of `cluster` with NEO/py's defaults (a 20 MiB
+    /// cache, compression on).
     pub fn new(cluster: impl Into<Bytes>, masters: Vec<Address>) -> ClientConfig {
         ClientConfig {
             cluster: cluster.into(),
@@ -216,8 +216,8 @@ pub struct Client {
 }
 
 impl Client {
-/// A client that starts looking for the primary at once; operations
-/// started before it is ready wait for it.
+    /// A client that starts looking for the primary at once; operations
+    /// started before it is ready wait for it.
     pub fn new(config: ClientConfig, now: Time) -> Client {
         let identity = Identity {
             node_type: NodeType::Client,
@@ -267,7 +267,7 @@ impl Client {
             .map_or(Ok(()), PartitionTable::check_invariants)
     }
 
-/// The id the primary gave us, once identified.
+    /// The id the primary gave us, once identified.
     pub fn nid(&self) -> Option<Nid> {
         self.link.nid()
     }
@@ -277,12 +277,12 @@ impl Client {
         self.link.id_timestamp()
     }
 
-/// The partition table, while connected to the primary.
+    /// The partition table, while connected to the primary.
     pub fn partition_table(&self) -> Option<&PartitionTable> {
         self.pt.as_ref()
     }
 
-/// The node table, as the primary's notifications keep it.
+    /// The node table, as the primary's notifications keep it.
     pub fn nodes(&self) -> &NodeTable {
         &self.nodes
     }

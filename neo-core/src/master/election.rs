@@ -32,8 +32,8 @@ pub struct ElectionKey {
 }
 
 impl ElectionKey {
-/// The key of a candidate that started its election at `started`
-/// (seconds since the epoch) and listens at `address`.
+    /// The key of a candidate that started its election at `started`
+    /// (seconds since the epoch) and listens at `address`.
     pub fn new(started: f64, address: &Address) -> ElectionKey {
         ElectionKey {
             started,

@@ -73,7 +73,7 @@ pub struct MasterConfig {
 }
 
 impl MasterConfig {
-/// NEO/py's interval between pings to a silent storage.
+    /// NEO/py's interval between pings to a silent storage.
     pub const DEFAULT_STORAGE_PING: Duration = Duration::from_secs(10);
 }
 
@@ -226,8 +226,8 @@ struct StoppedOperation {
 }
 
 impl Master {
-/// A master that starts as a candidate in the election; `wall` seeds
-/// its TID and identification clock.
+    /// A master that starts as a candidate in the election; `wall` seeds
+    /// its TID and identification clock.
     pub fn new(config: MasterConfig, now: Time, wall: WallTime) -> Master {
         let others = config.masters.iter().filter(|addr| **addr != config.bind);
         let mut nodes = NodeTable::with_masters(others);
@@ -279,12 +279,12 @@ impl Master {
         self.nodes.get(self.own).and_then(|e| e.nid())
     }
 
-/// Where we listen.
+    /// Where we listen.
     pub fn address(&self) -> &Address {
         &self.config.bind
     }
 
-/// Whether we are the primary (having won the election).
+    /// Whether we are the primary (having won the election).
     pub fn is_primary(&self) -> bool {
         matches!(self.role, Role::Primary(_))
     }
@@ -320,12 +320,12 @@ impl Master {
         }
     }
 
-/// The partition table (the primary's is the cluster's).
+    /// The partition table (the primary's is the cluster's).
     pub fn partition_table(&self) -> &PartitionTable {
         &self.pt
     }
 
-/// The node table (ourselves included).
+    /// The node table (ourselves included).
     pub fn nodes(&self) -> &NodeTable {
         &self.nodes
     }

@@ -27,7 +27,10 @@ use neo_proto::{CellChange, CellInfo, CellState, Nid, NodeState, Partitions, Pti
 /// One cell: a copy of a partition on a storage node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
+    /// The storage node holding the copy.
     pub nid: Nid,
+    /// UP_TO_DATE, OUT_OF_DATE, FEEDING or CORRUPTED; never DISCARDED,
+    /// which removes the cell.
     pub state: CellState,
     /// Master only: the node announced (AskUnfinishedTransactions) that it
     /// replicates this cell, so a NotifyReplicationDone for it counts.
@@ -44,6 +47,7 @@ impl Cell {
         }
     }
 
+    /// UP_TO_DATE or FEEDING: the copy is complete and may serve reads.
     pub fn is_readable(&self) -> bool {
         self.state.is_readable()
     }
@@ -66,9 +70,20 @@ pub enum PtError {
     /// A table has 1 to PARTITIONS_COUNT_MAX rows.
     RowCount(usize),
     /// Changes that do not follow our table's id.
-    WrongPtid { ptid: Ptid, expected: Option<u64> },
+    WrongPtid {
+        /// The ptid the changes came with.
+        ptid: Ptid,
+        /// Ours plus one (1 without a table); `None` if ours is the
+        /// largest ptid.
+        expected: Option<u64>,
+    },
     /// No such partition.
-    PartitionOutOfRange { partition: u64, partitions: u32 },
+    PartitionOutOfRange {
+        /// The offset asked for (as a peer sent it).
+        partition: u64,
+        /// How many the table has.
+        partitions: u32,
+    },
     /// The node has no cell in the partition.
     NotAssigned,
     /// A node that is not running cannot get cells.
@@ -81,8 +96,13 @@ pub enum PtError {
     NoNodeLeft,
     /// The search found no assignment of the partitions.
     NoAssignment,
-    /// The tweak would leave partitions without a readable cell.
-    NotOperational { changes: usize },
+    /// The tweak left a partition without a readable cell on a RUNNING
+    /// node. The table it ran on is changed anyway (NEO/py's behaviour):
+    /// callers tweak a copy and keep it only on success.
+    NotOperational {
+        /// How many cell changes the tweak made.
+        changes: usize,
+    },
 }
 
 impl fmt::Display for PtError {
@@ -133,6 +153,12 @@ fn change(offset: usize, nid: Nid, state: CellState) -> CellChange {
     }
 }
 
+/// A node's copy of the partition table: the rows of cells, the ptid, the
+/// number of replicas, and (master) the balancing set `tweak` works on.
+///
+/// Invariants ([`PartitionTable::check_invariants`]): one row per
+/// partition, at most one cell per node in a row, and the count of filled
+/// rows kept right.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionTable {
     ptid: Option<Ptid>,
@@ -182,10 +208,13 @@ impl PartitionTable {
         Ok(table)
     }
 
+    /// The table's version, bumped by one per change list; `None` until
+    /// the cluster's first table is made or received.
     pub fn ptid(&self) -> Option<Ptid> {
         self.ptid
     }
 
+    /// Sets the version as is (a table loaded or received whole).
     pub fn set_ptid(&mut self, ptid: Option<Ptid>) {
         self.ptid = ptid;
     }
@@ -197,14 +226,21 @@ impl PartitionTable {
         next
     }
 
+    /// Copies of each partition wanted beyond the first (NEO/py's
+    /// `replicas`): `tweak` aims at `num_replicas + 1` cells per row.
     pub fn num_replicas(&self) -> u32 {
         self.num_replicas
     }
 
+    /// Changes the number of replicas wanted (the master, on
+    /// SetNumReplicas); no cell moves until the next `tweak` (cluster.md
+    /// 4.9).
     pub fn set_num_replicas(&mut self, num_replicas: u32) {
         self.num_replicas = num_replicas;
     }
 
+    /// Number of partitions (rows, NEO/py's `np`): 1 to
+    /// `PARTITIONS_COUNT_MAX`, fixed when the cluster is created.
     pub fn num_partitions(&self) -> u32 {
         self.partitions.count()
     }
@@ -216,6 +252,8 @@ impl PartitionTable {
         }
     }
 
+    /// The number of partitions, as the type that maps OIDs and TIDs to
+    /// them.
     pub fn partitions(&self) -> Partitions {
         self.partitions
     }
@@ -299,6 +337,8 @@ impl PartitionTable {
             .collect()
     }
 
+    /// Whether `nid` has a cell in any partition (a storage that has none
+    /// may be forgotten).
     pub fn has_cells(&self, nid: Nid) -> bool {
         self.rows.iter().flatten().any(|c| c.nid == nid)
     }

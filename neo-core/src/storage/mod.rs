@@ -64,11 +64,11 @@ pub const DEFERRED_SYNC: std::time::Duration = std::time::Duration::from_secs(1)
 /// What a storage is started with (NEO/py's `neostorage` options).
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-/// The cluster name; a database created for another is refused.
+    /// The cluster name; a database created for another is refused.
     pub cluster: Bytes,
     /// Our listening address (already bound by the runtime).
     pub bind: Address,
-/// The masters to look for the primary among.
+    /// The masters to look for the primary among.
     pub masters: Vec<Address>,
     /// Topology path (most general first: data centre, rack, host...), for
     /// spreading replicas.
@@ -250,17 +250,17 @@ impl<S: Store> Storage<S> {
 
     // ------------------------------------------------------------ getters
 
-/// Our id: the database's, or the one the primary gives us.
+    /// Our id: the database's, or the one the primary gives us.
     pub fn nid(&self) -> Option<Nid> {
         self.link.nid()
     }
 
-/// Where we listen (announced to the master).
+    /// Where we listen (announced to the master).
     pub fn address(&self) -> &Address {
         &self.config.bind
     }
 
-/// The store, for reading (simulator checks, tests).
+    /// The store, for reading (simulator checks, tests).
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -271,12 +271,12 @@ impl<S: Store> Storage<S> {
         self.store.unjournaled()
     }
 
-/// The partition table, from the database or the primary.
+    /// The partition table, from the database or the primary.
     pub fn partition_table(&self) -> Option<&PartitionTable> {
         self.pt.as_ref()
     }
 
-/// The node table, as the primary's notifications keep it.
+    /// The node table, as the primary's notifications keep it.
     pub fn nodes(&self) -> &NodeTable {
         &self.nodes
     }

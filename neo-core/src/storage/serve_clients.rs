@@ -617,9 +617,9 @@ impl<S: Store> Storage<S> {
         if let Some(outcome) = self.object_readable(conn, msg_id, ask.oid) {
             return outcome;
         }
-        let history = self
-            .store
-            .object_history(ask.oid, ask.first, ask.last.saturating_sub(ask.first));
+        let history =
+            self.store
+                .object_history(ask.oid, ask.first, ask.last.saturating_sub(ask.first));
         let answer: Packet = match history {
             Some(history) => AnswerObjectHistory {
                 oid: ask.oid,

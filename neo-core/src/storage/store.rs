@@ -50,8 +50,12 @@ pub struct StoreConfig {
 /// The partition table as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTable {
+    /// The table's version (NEO/py's `ptid` in `config`).
     pub ptid: Ptid,
+    /// Copies wanted beyond the first (NEO/py's `replicas` in `config`).
     pub num_replicas: u32,
+    /// Every cell of every partition, in table order; one row per
+    /// partition, so `rows.len()` is the number of partitions.
     pub rows: Rows,
 }
 
@@ -60,9 +64,14 @@ pub struct StoredTable {
 pub struct TransactionMeta {
     /// The TTID it was committed under (for AskFinalTID).
     pub ttid: Tid,
+    /// ZODB's `user`, as the client sent it.
     pub user: Bytes,
+    /// ZODB's `description`.
     pub description: Bytes,
+    /// ZODB's `extension` (the pickled dict, as is).
     pub extension: Bytes,
+    /// NEO/py's "affected by a pack" flag: written false at vote, kept as
+    /// received from replicas; nothing here sets it.
     pub packed: bool,
     /// Every oid the transaction stored, deleted or checked.
     pub oids: Vec<Oid>,
@@ -72,6 +81,8 @@ pub struct TransactionMeta {
 /// deletion, or, with a back-pointer, an undone creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectRecord {
+    /// The data row, `None` for no data. A record holds one reference to
+    /// its row, which lives while any record references it.
     pub data_id: Option<DataId>,
     /// Undo back-pointer: the record is undo-identical to the one at this
     /// serial (`data_serial` on the wire).
@@ -81,25 +92,32 @@ pub struct ObjectRecord {
 /// A temporary object record written at vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TempObject {
+    /// The object stored or deleted (objects only checked have no
+    /// record).
     pub oid: Oid,
+    /// Its record: the data row its store held, now referenced by the
+    /// record, and the undo back-pointer.
     pub record: ObjectRecord,
 }
 
 /// An object revision as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRevision {
+    /// TID of the transaction that wrote the record.
     pub serial: Tid,
     /// Serial of the next revision, if any (whatever the reader's
     /// snapshot).
     pub next_serial: Option<Tid>,
     /// `None` for a record without data.
     pub data: Option<ObjectData>,
+    /// The record's back-pointer ([`ObjectRecord::value_tid`]).
     pub data_serial: Option<Tid>,
 }
 
 /// Outcome of looking an object up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectLookup {
+    /// The record asked for.
     Found(ObjectRevision),
     /// The object has records, none matching (OID_NOT_FOUND).
     NotFound,
@@ -122,7 +140,9 @@ pub struct UndoHistory {
 /// about its own cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCell {
+    /// The node holding the cell.
     pub nid: Nid,
+    /// Its state; never DISCARDED (that removes the cell).
     pub state: CellState,
     /// For the node's own OUT_OF_DATE cells: replicated up to this TID.
     pub replicated: Tid,
@@ -179,6 +199,7 @@ impl StoredCell {
 pub struct DataHolds(std::collections::BTreeMap<DataId, u32>);
 
 impl DataHolds {
+    /// Adds one hold on `id` (holds are counted).
     pub fn hold(&mut self, id: DataId) {
         *self.0.entry(id).or_insert(0) += 1;
     }
@@ -197,10 +218,12 @@ impl DataHolds {
         true
     }
 
+    /// Whether anything holds `id`: if so, the row must not be pruned.
     pub fn is_held(&self, id: DataId) -> bool {
         self.0.contains_key(&id)
     }
 
+    /// Forgets every hold, as a crash or an erase does.
     pub fn clear(&mut self) {
         self.0.clear();
     }
@@ -211,13 +234,68 @@ impl DataHolds {
     }
 }
 
+/// A storage node's database: everything [`Storage`] keeps on disk.
+/// Implemented by [`MemoryStore`] (the reference, whose `crash` loses what
+/// a crash would) and by neo-mio's `LmdbStore`; the store scenarios run on
+/// both so that they cannot drift apart.
+///
+/// # Durability and crash consistency
+///
+/// What every implementation must do, and the node relies on:
+///
+/// - **Read your writes.** Every call sees the effect of every previous
+///   call, synced or not. Methods taking `&self` never change what is
+///   stored.
+/// - **Nothing durable before [`Store::sync`], everything after it.** A
+///   write (a method taking `&mut self`) takes effect at once and reaches
+///   the disk only with the next sync, which returns once every write made
+///   since the previous sync is durable (fsynced).
+/// - **All or nothing.** After a crash, a failing sync, or dropping the
+///   store, it reopens exactly as it was when the last sync returned:
+///   every write since is lost together, never part of one. The node
+///   itself needs less: every synced write, then at most a prefix of the
+///   later ones, whole (a replicated chunk's records before the progress
+///   they justify, a pack's deletions before [`Store::set_packed`]); but
+///   losing exactly the unsynced writes is what both implementations do
+///   and what the simulator's crashes reproduce.
+/// - **Holds are volatile.** Holds on data rows are never written: a crash
+///   forgets them, and [`Store::prune_orphans`] deletes the rows they kept.
+/// - **No errors.** No method can report a failure: a store that cannot
+///   read or write (I/O error, full disk, corruption) panics, and the
+///   process dies with its writes unsynced — a crash, which the node
+///   recovers from at restart.
+///
+/// The node decides when durability matters: it holds every packet to the
+/// master until the writes made before it are synced (it asks with
+/// [`Output::SyncStore`], the runtime answers with
+/// [`Storage::sync_store`]). Which promise each write backs is said below.
+///
+/// [`Storage`]: crate::storage::Storage
+/// [`Storage::sync_store`]: crate::storage::Storage::sync_store
+/// [`MemoryStore`]: crate::storage::memory::MemoryStore
+/// [`Output::SyncStore`]: crate::Output::SyncStore
 pub trait Store {
     // ------------------------------------------------------------ config
 
+    /// The stored configuration, with every write so far.
     fn config(&self) -> StoreConfig;
+    /// Records the cluster the database belongs to, once: when the node
+    /// opens a database without one ([`Storage::new`] then syncs, before
+    /// anything else). A database of another cluster is refused at start.
+    ///
+    /// [`Storage::new`]: crate::storage::Storage::new
     fn set_cluster(&mut self, cluster: Bytes);
+    /// Records the node id the primary master gave at identification. A
+    /// crash before it is synced loses it: the node restarts with the id
+    /// it had before (or the configured one) and identifies again.
     fn set_nid(&mut self, nid: Nid);
+    /// Records (`None`: clears) the truncation the master ordered
+    /// (Truncate, written together with `set_backup_tid(None)`), for
+    /// [`Store::truncate`] at the next AskLastIDs; AnswerRecovery reports
+    /// it.
     fn set_truncate_tid(&mut self, tid: Option<Tid>);
+    /// Records (`None`: clears) the TID up to which a backup cluster is
+    /// consistent; AnswerRecovery reports it.
     fn set_backup_tid(&mut self, tid: Option<Tid>);
 
     // ------------------------------------------------------------ partition table
@@ -232,7 +310,8 @@ pub trait Store {
     /// Applies a change list (NotifyPartitionChanges), with NEO/py's rules
     /// for the node's own cells: one becoming OUT_OF_DATE keeps replicating
     /// from what it already has (its last TID if it was readable); a
-    /// DISCARDED one has its data deleted.
+    /// DISCARDED one has its data deleted. Changes of offsets past the
+    /// table are ignored.
     fn change_partition_table(
         &mut self,
         own: Nid,
@@ -241,29 +320,41 @@ pub trait Store {
         changes: &[CellChange],
         last_pack_id: Tid,
     );
-    /// TID up to which an own OUT_OF_DATE cell is replicated.
+    /// TID up to which an own OUT_OF_DATE cell is replicated; `None` if
+    /// the node has no cell there or it is not OUT_OF_DATE.
     fn replicated_up_to(&self, offset: u32) -> Option<Tid>;
 
     // ------------------------------------------------------------ data
 
     /// Stores object data for `oid` (whose partition decides the id of a
     /// new row) and holds it. Rows with the same checksum, compression and
-    /// bytes are shared.
+    /// bytes are shared. The row is a write; the hold is not: a crash
+    /// before the vote leaves the row unreferenced, for
+    /// [`Store::prune_orphans`].
     fn store_data(&mut self, oid: Oid, data: &ObjectData) -> DataId;
     /// Holds an existing row one more time (an undo reusing a record's
     /// data).
     fn hold_data(&mut self, id: DataId);
-    /// Releases one hold; the row is pruned if nothing references it.
+    /// Releases one hold; the row is pruned (a write) if that was the last
+    /// hold and no record references it.
     fn release_data(&mut self, id: DataId);
+    /// The data row `id`; `None` if there is none (pruned).
     fn load_data(&self, id: DataId) -> Option<ObjectData>;
     /// Deletes every data row nothing references or holds (after a
     /// restart: rows of stores that were never voted). Returns how many.
+    /// [`Storage::new`] calls it when it opens the store, then syncs.
+    ///
+    /// [`Storage::new`]: crate::storage::Storage::new
     fn prune_orphans(&mut self) -> usize;
 
     // ------------------------------------------------------------ commit steps
 
     /// Vote: writes the temporary object records of `ttid` and, on the
-    /// storages of the TTID's partition, its metadata.
+    /// storages of the TTID's partition, its metadata. The records now
+    /// reference their data rows (a record given again for the same oid
+    /// replaces the previous one). The vote is answered once this is
+    /// synced: from then on the transaction survives a crash until
+    /// verification decides its fate (cluster.md 5.16).
     fn store_temporary(
         &mut self,
         ttid: Tid,
@@ -273,18 +364,29 @@ pub trait Store {
     /// Records a pack order (unsigned while its transaction is pending,
     /// keyed by TTID until unlock).
     fn store_pack_order(&mut self, order: &PackOrder);
-    /// Lock: the voted transaction `ttid` is committed as `tid`; with
-    /// `approve_pack`, its pack order is approved.
+    /// Lock: the voted transaction `ttid` is committed as `tid` (recorded
+    /// in its temporary metadata, if this store has it); with
+    /// `approve_pack`, its pack order is approved. AnswerInformationLocked
+    /// waits for this to be synced: a synced lock on a readable cell is
+    /// the commit decision (cluster.md 5.16).
     fn lock_transaction(&mut self, ttid: Tid, tid: Tid, approve_pack: bool);
     /// Unlock: moves the temporary records of `ttid` to the committed
     /// tables under `tid` (its pack order too). Validation after a crash
-    /// (lock and unlock at once) is the same call.
+    /// (lock and unlock at once) is the same call. Nothing promises it is
+    /// durable (the node syncs within [`DEFERRED_SYNC`]): a crash before
+    /// leaves the locked temporary records, and verification replays the
+    /// unlock.
+    ///
+    /// [`DEFERRED_SYNC`]: crate::storage::DEFERRED_SYNC
     fn unlock_transaction(&mut self, ttid: Tid, tid: Tid);
-    /// Deletes the temporary records of `ttid` and its pack order.
+    /// Deletes the temporary records of `ttid` and its pack order; data
+    /// rows left unreferenced and unheld are pruned.
     fn abort_transaction(&mut self, ttid: Tid);
-    /// Transactions in the temporary tables: ttid → final TID if locked.
+    /// Transactions in the temporary tables, by TTID: ttid → final TID if
+    /// locked.
     fn unfinished_transactions(&self) -> Vec<(Tid, Option<Tid>)>;
-    /// Forgets every unfinished transaction.
+    /// Deletes the temporary tables (every unfinished transaction and its
+    /// pack order): at StartOperation, verification has settled them all.
     fn drop_unfinished(&mut self);
     /// The TID under which `ttid` was committed, from the committed
     /// transactions of its partition.
@@ -332,6 +434,10 @@ pub trait Store {
     fn sign_pack_orders(&mut self, approved: &[Tid], rejected: &[Tid]) -> Vec<Tid>;
     /// Last pack completed on each own cell.
     fn packed(&self) -> Vec<(u32, Tid)>;
+    /// Records that the pack order `pack_id` is done on the own cell of
+    /// `partition` (no own cell: nothing). Written after the last
+    /// [`Store::pack`] step of the partition, so a crash never keeps the
+    /// claim without the deletions.
     fn set_packed(&mut self, partition: u32, pack_id: Tid);
     /// Packs part of a partition at `pack_tid` (cluster.md 8.1): for up to
     /// `limit` oids from `from` (or, for a partial pack, the listed oids of
@@ -380,7 +486,9 @@ pub trait Store {
     fn delete_transaction(&mut self, tid: Tid);
     /// Deletes an object record a replica does not have.
     fn delete_object(&mut self, oid: Oid, serial: Tid);
-    /// Records how far an own OUT_OF_DATE cell is replicated (only grows).
+    /// Records how far an own OUT_OF_DATE cell is replicated (only grows;
+    /// other cells: nothing). Written after the records it covers, so a
+    /// crash never keeps the claim without them.
     fn set_replicated_up_to(&mut self, partition: u32, tid: Tid);
     /// The source of a replication packed its cell up to `pack_id` only:
     /// ours must not claim more (packs after it will run again).
@@ -391,16 +499,20 @@ pub trait Store {
 
     // ------------------------------------------------------------ recovery
 
-    /// Performs the recorded truncation, if any: deletes transactions and
-    /// object records after it in assigned partitions.
+    /// Performs the recorded truncation, if any, and clears it: deletes
+    /// transactions (with their pack orders) and object records after it
+    /// in assigned partitions, and brings own OUT_OF_DATE cells replicated
+    /// beyond it back to it.
     fn truncate(&mut self);
     /// `(last TID, last OID)` over readable partitions, if any.
     fn last_ids(&self) -> (Option<Tid>, Option<Oid>);
     /// Smallest TID stored (`Tid::MAX` if none).
     fn first_tid(&self) -> Tid;
 
-    /// Deletes everything (the node was removed from the cluster).
+    /// Deletes everything, configuration included, and forgets every hold
+    /// (the node was removed from the cluster: it syncs, then exits).
     fn erase(&mut self);
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, at once, before returning
+    /// (see the trait documentation); a store that cannot panics.
     fn sync(&mut self);
 }
