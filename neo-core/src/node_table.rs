@@ -255,6 +255,14 @@ impl NodeTable {
         self.slots.get_mut(key.0).and_then(Option::as_mut)
     }
 
+    /// The nodes of `node_type` identified on a connection, in key order.
+    pub fn identified_of_type(&self, node_type: NodeType) -> Vec<NodeKey> {
+        self.of_type(node_type)
+            .filter(|(_, e)| e.identified)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// The entry with this id, if any (at most one).
     pub fn by_nid(&self, nid: Nid) -> Option<NodeKey> {
         self.by_nid.get(&nid).copied().map(NodeKey)

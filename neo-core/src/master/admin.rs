@@ -256,12 +256,7 @@ impl Master {
         }
         match requested {
             ClusterState::Verifying => {
-                let storages: Vec<NodeKey> = self
-                    .nodes
-                    .of_type(NodeType::Storage)
-                    .filter(|(_, e)| e.identified)
-                    .map(|(k, _)| k)
-                    .collect();
+                let storages: Vec<NodeKey> = self.nodes.identified_of_type(NodeType::Storage);
                 if storages.is_empty() {
                     return Err(Reject::denied(
                         "Cannot exit recovery without any storage node",

@@ -497,12 +497,7 @@ impl Master {
     }
 
     fn notify_admins(&mut self, packet: Packet) {
-        let admins: Vec<NodeKey> = self
-            .nodes
-            .of_type(NodeType::Admin)
-            .filter(|(_, e)| e.identified)
-            .map(|(k, _)| k)
-            .collect();
+        let admins: Vec<NodeKey> = self.nodes.identified_of_type(NodeType::Admin);
         for key in admins {
             self.send_to(key, packet.clone());
         }

@@ -464,12 +464,7 @@ impl Master {
         if !new_cluster || !(startup_allowed || autostart.is_some()) {
             return None;
         }
-        let nodes: Vec<NodeKey> = self
-            .nodes
-            .of_type(NodeType::Storage)
-            .filter(|(_, e)| e.identified)
-            .map(|(k, _)| k)
-            .collect();
+        let nodes: Vec<NodeKey> = self.nodes.identified_of_type(NodeType::Storage);
         match autostart {
             Some(count) if !startup_allowed && (nodes.len() as u32) < count => None,
             _ => Some(nodes),

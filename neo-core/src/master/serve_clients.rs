@@ -424,12 +424,7 @@ impl Master {
     pub(super) fn commit(&mut self, committed: Vec<Txn>) {
         for txn in committed {
             let tid = txn.tid.unwrap();
-            let clients: Vec<NodeKey> = self
-                .nodes
-                .of_type(NodeType::Client)
-                .filter(|(_, e)| e.identified)
-                .map(|(k, _)| k)
-                .collect();
+            let clients: Vec<NodeKey> = self.nodes.identified_of_type(NodeType::Client);
             for client in clients {
                 let Some(c) = self.conn_of(client) else {
                     continue;

@@ -70,12 +70,7 @@ impl Master {
         });
         self.set_cluster_state(ClusterState::Verifying);
         // Every identified storage gets the full table, replacing theirs.
-        let storages: Vec<NodeKey> = self
-            .nodes
-            .of_type(NodeType::Storage)
-            .filter(|(_, e)| e.identified)
-            .map(|(k, _)| k)
-            .collect();
+        let storages: Vec<NodeKey> = self.nodes.identified_of_type(NodeType::Storage);
         for key in storages {
             self.send_partition_table(key);
         }
