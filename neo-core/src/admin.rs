@@ -252,32 +252,7 @@ impl Admin {
             return Err(Reject::not_ready(NOT_CONNECTED));
         };
         match packet {
-            Packet::AskPartitionList(ask) => {
-                let Some(pt) = &self.pt else {
-                    return Err(Reject::not_ready("no partition table yet"));
-                };
-                let np = pt.num_partitions();
-                let max = if ask.max_offset == 0 {
-                    np
-                } else {
-                    ask.max_offset
-                };
-                if ask.min_offset > max || max > np {
-                    // NEO/py sends this error as a new packet, not an answer.
-                    self.net.send(
-                        conn,
-                        Packet::error(ErrorCode::ProtocolError, "invalid partition table offset"),
-                    );
-                    return Ok(());
-                }
-                let rows = pt.rows()[ask.min_offset as usize..max as usize].to_vec();
-                let answer = AnswerPartitionList {
-                    ptid: pt.ptid(),
-                    num_replicas: pt.num_replicas(),
-                    rows,
-                };
-                self.net.answer(conn, msg_id, answer);
-            }
+            Packet::AskPartitionList(ask) => self.answer_partition_list(conn, msg_id, &ask)?,
             Packet::AskNodeList(ask) => {
                 let nodes = self
                     .nodes
@@ -321,22 +296,67 @@ impl Admin {
             | Packet::SetNodeState(_)
             | Packet::SetNumReplicas(_)
             | Packet::Truncate(_)
-            | Packet::TweakPartitionTable(_) => {
-                let forwarded = self.net.get(master).map_or(0, |m| {
-                    m.pending_contexts()
-                        .filter(|r| matches!(r, Request::Forwarded { ctl, .. } if *ctl == conn))
-                        .count()
-                });
-                if forwarded >= FORWARDED_REQUESTS_COUNT_MAX {
-                    return Err(Reject::protocol(format!(
-                        "more than {FORWARDED_REQUESTS_COUNT_MAX} requests waiting for the master"
-                    )));
-                }
-                self.net
-                    .ask(master, packet, Request::Forwarded { ctl: conn, msg_id });
-            }
+            | Packet::TweakPartitionTable(_) => self.forward(conn, msg_id, master, packet)?,
             other => return Err(Reject::unexpected(&other, "administration")),
         }
+        Ok(())
+    }
+
+    /// AskPartitionList: the rows `min_offset..max_offset` (0: to the end).
+    fn answer_partition_list(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        ask: &neo_proto::AskPartitionList,
+    ) -> Result<(), Reject> {
+        let Some(pt) = &self.pt else {
+            return Err(Reject::not_ready("no partition table yet"));
+        };
+        let np = pt.num_partitions();
+        let max = if ask.max_offset == 0 {
+            np
+        } else {
+            ask.max_offset
+        };
+        if ask.min_offset > max || max > np {
+            // NEO/py sends this error as a new packet, not an answer.
+            self.net.send(
+                conn,
+                Packet::error(ErrorCode::ProtocolError, "invalid partition table offset"),
+            );
+            return Ok(());
+        }
+        let rows = pt.rows()[ask.min_offset as usize..max as usize].to_vec();
+        let answer = AnswerPartitionList {
+            ptid: pt.ptid(),
+            num_replicas: pt.num_replicas(),
+            rows,
+        };
+        self.net.answer(conn, msg_id, answer);
+        Ok(())
+    }
+
+    /// A command only the primary carries out: relayed, its answer going
+    /// back to the session with the session's message id.
+    fn forward(
+        &mut self,
+        conn: ConnId,
+        msg_id: u32,
+        master: ConnId,
+        packet: Packet,
+    ) -> Result<(), Reject> {
+        let forwarded = self.net.get(master).map_or(0, |m| {
+            m.pending_contexts()
+                .filter(|r| matches!(r, Request::Forwarded { ctl, .. } if *ctl == conn))
+                .count()
+        });
+        if forwarded >= FORWARDED_REQUESTS_COUNT_MAX {
+            return Err(Reject::protocol(format!(
+                "more than {FORWARDED_REQUESTS_COUNT_MAX} requests waiting for the master"
+            )));
+        }
+        self.net
+            .ask(master, packet, Request::Forwarded { ctl: conn, msg_id });
         Ok(())
     }
 
