@@ -301,11 +301,41 @@ impl Master {
         nid: Nid,
         state: NodeState,
     ) -> Result<(), Reject> {
+        let key = self.check_node_state_change(nid, state)?;
+        let changed = state != self.nodes[key].state;
+        let message = if self.nodes[key].node_type == NodeType::Storage {
+            self.set_storage_state(key, nid, state)?
+        } else {
+            self.nodes[key].state = state;
+            None
+        };
+        let message = message.unwrap_or_else(|| match changed {
+            true => "state changed".to_string(),
+            false => format!("node already in {state} state"),
+        });
+        self.net.answer(conn, msg_id, ack(message));
+        if changed {
+            if let Some(c) = self.conn_of(key) {
+                self.tell_node_its_state(key, c);
+            }
+            self.broadcast_nodes(&[key]);
+            if state == NodeState::Unknown {
+                if self.nodes[key].node_type == NodeType::Storage {
+                    self.retired_nids.insert(nid);
+                }
+                self.forget_node(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The node an operator may set to `state`: a master only DOWN (not
+    /// ourselves), a storage DOWN or UNKNOWN, nothing else.
+    fn check_node_state_change(&self, nid: Nid, state: NodeState) -> Result<NodeKey, Reject> {
         let Some(key) = self.nodes.by_nid(nid) else {
             return Err(Reject::denied("unknown node"));
         };
-        let entry = &self.nodes[key];
-        let allowed: &[NodeState] = match entry.node_type {
+        let allowed: &[NodeState] = match self.nodes[key].node_type {
             NodeType::Master => &[NodeState::Down],
             NodeType::Storage => &[NodeState::Down, NodeState::Unknown],
             _ => &[],
@@ -318,77 +348,60 @@ impl Master {
         if Some(nid) == self.nid() {
             return Err(Reject::denied("can not kill primary master node"));
         }
-        let changed = state != entry.state;
-        let mut message = if changed {
-            "state changed".to_string()
-        } else {
-            format!("node already in {state} state")
-        };
-        let timestamp = |master: &mut Master| Timestamp(master.clock.now(master.wall));
-        if entry.node_type == NodeType::Storage {
-            let keep = state == NodeState::Down;
-            if entry.is_running() && !keep {
-                return Err(Reject::denied(
-                    "a running node must be stopped before removal",
-                ));
-            }
-            // With `keep` (kill), only check that no partition loses its
-            // last readable copy; otherwise really drop the node's cells.
-            let mut changes = self
-                .pt
-                .drop_nodes(&[nid], keep)
-                .map_err(|e| Reject::denied(e.to_string()))?;
-            self.nodes[key].state = state;
-            if let Some(c) = self.conn_of(key) {
-                let info = self.nodes[key].info();
-                let ts = timestamp(self);
-                self.net.send(
-                    c,
-                    NotifyNodeInformation {
-                        timestamp: ts,
-                        nodes: vec![info],
-                    },
-                );
-                // Closed without handling it as a loss: it is DOWN already.
-                self.net.close(c);
-                let entry = &mut self.nodes[key];
-                entry.conn = None;
-                entry.identified = false;
-            }
-            if keep {
-                let state_of = |n| self.nodes.state_of(n);
-                changes = self.pt.outdate(None, &state_of);
-            } else if !changes.is_empty() {
-                message = "node permanently removed".to_string();
-            }
-            self.broadcast_pt_changes(changes, None);
-            if self.in_service() {
-                self.storage_left_service(nid);
-            }
-        } else {
-            self.nodes[key].state = state;
+        Ok(key)
+    }
+
+    /// A storage killed (DOWN: its cells go out of date, unless it holds a
+    /// partition's last readable copy) or removed (UNKNOWN: its cells are
+    /// dropped; it must be stopped first). Returns the operator's message
+    /// when it differs from the usual one.
+    fn set_storage_state(
+        &mut self,
+        key: NodeKey,
+        nid: Nid,
+        state: NodeState,
+    ) -> Result<Option<String>, Reject> {
+        let keep = state == NodeState::Down;
+        if self.nodes[key].is_running() && !keep {
+            return Err(Reject::denied(
+                "a running node must be stopped before removal",
+            ));
         }
-        self.net.answer(conn, msg_id, ack(message));
-        if changed {
-            if let Some(c) = self.conn_of(key) {
-                let info: NodeInfo = self.nodes[key].info();
-                let ts = timestamp(self);
-                self.net.send(
-                    c,
-                    NotifyNodeInformation {
-                        timestamp: ts,
-                        nodes: vec![info],
-                    },
-                );
-            }
-            self.broadcast_nodes(&[key]);
-            if state == NodeState::Unknown {
-                if self.nodes[key].node_type == NodeType::Storage {
-                    self.retired_nids.insert(nid);
-                }
-                self.forget_node(key);
-            }
+        // With `keep` (kill), only check that no partition loses its last
+        // readable copy; otherwise really drop the node's cells.
+        let mut changes = self
+            .pt
+            .drop_nodes(&[nid], keep)
+            .map_err(|e| Reject::denied(e.to_string()))?;
+        self.nodes[key].state = state;
+        if let Some(c) = self.conn_of(key) {
+            self.tell_node_its_state(key, c);
+            // Closed without handling it as a loss: it is DOWN already.
+            self.net.close(c);
+            let entry = &mut self.nodes[key];
+            entry.conn = None;
+            entry.identified = false;
         }
-        Ok(())
+        let mut message = None;
+        if keep {
+            let state_of = |n| self.nodes.state_of(n);
+            changes = self.pt.outdate(None, &state_of);
+        } else if !changes.is_empty() {
+            message = Some("node permanently removed".to_string());
+        }
+        self.broadcast_pt_changes(changes, None);
+        if self.in_service() {
+            self.storage_left_service(nid);
+        }
+        Ok(message)
+    }
+
+    /// Tells the node on `conn` its own new state.
+    fn tell_node_its_state(&mut self, key: NodeKey, conn: ConnId) {
+        let info: NodeInfo = self.nodes[key].info();
+        let timestamp = Timestamp(self.clock.now(self.wall));
+        let nodes = vec![info];
+        self.net
+            .send(conn, NotifyNodeInformation { timestamp, nodes });
     }
 }
