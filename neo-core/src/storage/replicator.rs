@@ -572,41 +572,8 @@ impl<S: Store> Storage<S> {
             return self.abort_replication(&why);
         }
         match packet {
-            Packet::AddTransaction(add) => {
-                let meta = TransactionMeta {
-                    ttid: add.ttid,
-                    user: add.user,
-                    description: add.description,
-                    extension: add.extension,
-                    packed: add.packed,
-                    oids: add.oids,
-                };
-                let pack = add.pack.map(|p| neo_proto::PackOrder {
-                    pack_id: add.tid,
-                    approved: p.approved,
-                    partial: p.partial,
-                    oids: p.oids,
-                    pack_tid: p.pack_tid,
-                });
-                self.store
-                    .write()
-                    .add_transaction(add.tid, &meta, pack.as_ref());
-            }
-            Packet::AddObject(add) => {
-                let data = (!(add.data.is_empty() && add.checksum.is_zero())).then(|| ObjectData {
-                    compression: add.compression,
-                    checksum: add.checksum,
-                    data: add.data,
-                });
-                if let Some(data) = &data {
-                    if crate::data::verify(data).is_err() {
-                        return self.abort_replication("corrupted data from the source");
-                    }
-                }
-                self.store
-                    .write()
-                    .add_object(add.oid, add.serial, data.as_ref(), add.data_serial);
-            }
+            Packet::AddTransaction(add) => self.add_replicated_transaction(add),
+            Packet::AddObject(add) => self.add_replicated_object(add),
             Packet::AnswerFetchTransactions(answer) => {
                 for tid in answer.to_delete {
                     self.store.write().delete_transaction(tid);
@@ -643,6 +610,46 @@ impl<S: Store> Storage<S> {
                 self.abort_replication(&why);
             }
         }
+    }
+
+    /// A transaction's metadata (and pack order) from the source.
+    fn add_replicated_transaction(&mut self, add: neo_proto::AddTransaction) {
+        let meta = TransactionMeta {
+            ttid: add.ttid,
+            user: add.user,
+            description: add.description,
+            extension: add.extension,
+            packed: add.packed,
+            oids: add.oids,
+        };
+        let pack = add.pack.map(|p| neo_proto::PackOrder {
+            pack_id: add.tid,
+            approved: p.approved,
+            partial: p.partial,
+            oids: p.oids,
+            pack_tid: p.pack_tid,
+        });
+        self.store
+            .write()
+            .add_transaction(add.tid, &meta, pack.as_ref());
+    }
+
+    /// An object revision from the source; data that does not match its
+    /// checksum aborts the replication.
+    fn add_replicated_object(&mut self, add: neo_proto::AddObject) {
+        let data = (!(add.data.is_empty() && add.checksum.is_zero())).then(|| ObjectData {
+            compression: add.compression,
+            checksum: add.checksum,
+            data: add.data,
+        });
+        if let Some(data) = &data {
+            if crate::data::verify(data).is_err() {
+                return self.abort_replication("corrupted data from the source");
+            }
+        }
+        self.store
+            .write()
+            .add_object(add.oid, add.serial, data.as_ref(), add.data_serial);
     }
 
     /// The current partition is replicated up to its target.
