@@ -109,75 +109,9 @@ impl Master {
         let Some(conn) = self.conn_of(key) else {
             return Ok(());
         };
-        let epoch = self.primary().unwrap().epoch;
         match packet {
-            Packet::AnswerRecovery(answer) => {
-                let recovery = self.recovery_mut().unwrap();
-                recovery.truncate_tids.insert(nid, answer.truncate_tid);
-                let Some(Ptid(ptid)) = answer.ptid else {
-                    return Ok(());
-                };
-                if ptid < recovery.target_ptid {
-                    return Ok(());
-                }
-                let ask = match &mut recovery.source {
-                    TableSource::Asking(asked)
-                        if ptid == recovery.target_ptid && !asked.is_empty() =>
-                    {
-                        // Another node is already asked; this one is a
-                        // fallback.
-                        asked.push(nid);
-                        false
-                    }
-                    TableSource::Loaded if ptid == recovery.target_ptid => false,
-                    _ => {
-                        recovery.target_ptid = ptid;
-                        recovery.source = TableSource::Asking(vec![nid]);
-                        true
-                    }
-                };
-                if ask {
-                    self.net.ask(
-                        conn,
-                        AskPartitionTable {},
-                        Request::PartitionTable { epoch },
-                    );
-                }
-            }
-            Packet::AnswerPartitionTable(answer) => {
-                let table =
-                    PartitionTable::from_rows(Some(answer.ptid), answer.num_replicas, &answer.rows)
-                        .map_err(|e| Reject::protocol(format!("AnswerPartitionTable.rows: {e}")))?;
-                // Each cell's node becomes an entry of ours: storages only.
-                let not_storage = answer
-                    .rows
-                    .iter()
-                    .flatten()
-                    .find(|c| c.nid.node_type() != Some(NodeType::Storage));
-                if let Some(cell) = not_storage {
-                    return Err(Reject::protocol(format!(
-                        "AnswerPartitionTable.rows: {} is not a storage id",
-                        cell.nid
-                    )));
-                }
-                let recovery = self.recovery_mut().unwrap();
-                if answer.ptid.0 != recovery.target_ptid {
-                    return Ok(());
-                }
-                recovery.source = TableSource::Loaded;
-                let truncate_tid = recovery.truncate_tids.get(&nid).copied().flatten();
-                self.load_table(table, &answer.rows);
-                self.primary_mut().unwrap().truncate_tid = truncate_tid;
-                self.log(
-                    Level::Info,
-                    format!(
-                        "loaded partition table {} from {}",
-                        answer.ptid,
-                        self.node_desc(key)
-                    ),
-                );
-                self.evict_impostors();
-            }
+            Packet::AnswerRecovery(answer) => self.on_answer_recovery(nid, conn, answer),
+            Packet::AnswerPartitionTable(answer) => return self.on_storage_table(key, nid, answer),
             Packet::Error(error) => {
                 self.log(
                     Level::Warn,
@@ -186,6 +120,88 @@ impl Master {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A storage's recovery state: its truncation, and the id of the table
+    /// it holds. The newest table is asked from the first node that has it
+    /// (the others are fallbacks).
+    fn on_answer_recovery(
+        &mut self,
+        nid: Nid,
+        conn: crate::node::ConnId,
+        answer: neo_proto::AnswerRecovery,
+    ) {
+        let epoch = self.primary().unwrap().epoch;
+        let recovery = self.recovery_mut().unwrap();
+        recovery.truncate_tids.insert(nid, answer.truncate_tid);
+        let Some(Ptid(ptid)) = answer.ptid else {
+            return;
+        };
+        if ptid < recovery.target_ptid {
+            return;
+        }
+        let ask = match &mut recovery.source {
+            TableSource::Asking(asked) if ptid == recovery.target_ptid && !asked.is_empty() => {
+                // Another node is already asked; this one is a fallback.
+                asked.push(nid);
+                false
+            }
+            TableSource::Loaded if ptid == recovery.target_ptid => false,
+            _ => {
+                recovery.target_ptid = ptid;
+                recovery.source = TableSource::Asking(vec![nid]);
+                true
+            }
+        };
+        if ask {
+            self.net.ask(
+                conn,
+                AskPartitionTable {},
+                Request::PartitionTable { epoch },
+            );
+        }
+    }
+
+    /// The table a storage holds: loaded if it is the newest announced
+    /// (its cells must name storages only).
+    fn on_storage_table(
+        &mut self,
+        key: NodeKey,
+        nid: Nid,
+        answer: neo_proto::AnswerPartitionTable,
+    ) -> Result<(), Reject> {
+        let table = PartitionTable::from_rows(Some(answer.ptid), answer.num_replicas, &answer.rows)
+            .map_err(|e| Reject::protocol(format!("AnswerPartitionTable.rows: {e}")))?;
+        // Each cell's node becomes an entry of ours: storages only.
+        let not_storage = answer
+            .rows
+            .iter()
+            .flatten()
+            .find(|c| c.nid.node_type() != Some(NodeType::Storage));
+        if let Some(cell) = not_storage {
+            return Err(Reject::protocol(format!(
+                "AnswerPartitionTable.rows: {} is not a storage id",
+                cell.nid
+            )));
+        }
+        let recovery = self.recovery_mut().unwrap();
+        if answer.ptid.0 != recovery.target_ptid {
+            return Ok(());
+        }
+        recovery.source = TableSource::Loaded;
+        let truncate_tid = recovery.truncate_tids.get(&nid).copied().flatten();
+        self.load_table(table, &answer.rows);
+        self.primary_mut().unwrap().truncate_tid = truncate_tid;
+        self.log(
+            Level::Info,
+            format!(
+                "loaded partition table {} from {}",
+                answer.ptid,
+                self.node_desc(key)
+            ),
+        );
+        self.evict_impostors();
         Ok(())
     }
 
