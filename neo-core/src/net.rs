@@ -538,8 +538,9 @@ mod tests {
             Some(0)
         );
         let outputs = drain(&mut net);
-        assert_eq!(outputs.len(), 4); // connect + 3 sends
-                                      // The answer to Ping is matched; a second one is unexpected.
+        // A connect, then three sends.
+        assert_eq!(outputs.len(), 4);
+        // The answer to Ping is matched; a second one is unexpected.
         assert!(matches!(
             net.match_answer(a, 0, &Pong {}.into()),
             AnswerMatch::Matched("ping")
@@ -580,6 +581,53 @@ mod tests {
                 message: "detail".into()
             }]
         );
+    }
+
+    #[test]
+    fn dispatch_matches_answers_logs_stray_errors_answers_ping() {
+        let mut net = TestNet::new();
+        let conn = ConnId::incoming(2);
+        net.accept(conn, ());
+        let asked = net.ask(conn, AskRecovery {}, "recovery").unwrap();
+        let answer = AnswerRecovery {
+            ptid: None,
+            backup_tid: None,
+            truncate_tid: None,
+        };
+        assert!(matches!(
+            net.dispatch(conn, asked, answer.clone().into()),
+            Dispatch::Answer("recovery", _)
+        ));
+        assert!(matches!(
+            net.dispatch(conn, asked, answer.into()),
+            Dispatch::Refuse(_)
+        ));
+        let stray = Packet::error(ErrorCode::NotReady, "later");
+        assert!(matches!(net.dispatch(conn, 40, stray), Dispatch::Done));
+        assert!(matches!(
+            net.dispatch(conn, 41, Ping {}.into()),
+            Dispatch::Done
+        ));
+        assert!(matches!(
+            net.dispatch(conn, 42, AskRecovery {}.into()),
+            Dispatch::Request(Packet::AskRecovery(_))
+        ));
+        let outputs = drain(&mut net);
+        assert!(matches!(
+            &outputs[..],
+            [
+                Output::Send { msg_id: 0, .. },
+                Output::Log {
+                    level: Level::Warn,
+                    ..
+                },
+                Output::Send {
+                    msg_id: 41,
+                    packet: Packet::Pong(_),
+                    ..
+                },
+            ]
+        ));
     }
 
     #[test]

@@ -294,7 +294,8 @@ impl PrimaryLink {
 
     /// A request or notification of the master on the link: applies what
     /// concerns the link, the node table and the partition table `pt`.
-    /// Until the master accepts us, only NotPrimaryMaster may come.
+    /// Until the master accepts us, only NotPrimaryMaster may come; after,
+    /// it is the node's to refuse like any packet it does not handle.
     pub(crate) fn on_packet(
         &mut self,
         nodes: &mut NodeTable,
@@ -360,7 +361,6 @@ impl PrimaryLink {
                     .collect();
                 Ok(FromPrimary::TableChanged { changes, caught_up })
             }
-            Packet::NotPrimaryMaster(_) => Err(Reject::unexpected(&packet, "primary master")),
             other => Ok(FromPrimary::Other(other)),
         }
     }

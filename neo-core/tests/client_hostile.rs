@@ -59,8 +59,15 @@ impl Harness {
         h
     }
 
-    /// A client connected to its master, not identified yet.
+    /// A client connected to its master and identified.
     fn connecting(storages: &[Nid], partitions: usize) -> Harness {
+        let mut h = Harness::connecting_unidentified(storages, partitions);
+        h.identify_with_master();
+        h
+    }
+
+    /// A client whose connection to the master is about to come up.
+    fn connecting_unidentified(storages: &[Nid], partitions: usize) -> Harness {
         let now = Time::from_nanos(1_000_000_000);
         let client = Client::new(
             ClientConfig::new(Bytes::from_static(b"main"), vec![addr(10000)]),
@@ -79,12 +86,26 @@ impl Harness {
             notified: 10.0,
         };
         h.drain();
-        h.identify_with_master();
         h
     }
 
     /// Connects and identifies with the master (the client's attempt).
     fn identify_with_master(&mut self) {
+        let msg_id = self.ask_identification();
+        self.packet(
+            self.master,
+            msg_id,
+            AcceptIdentification {
+                node_type: NodeType::Master,
+                nid: Some(MASTER),
+                your_nid: Some(CLIENT),
+            },
+        );
+    }
+
+    /// Brings up the client's connection to the master: returns the
+    /// message id of its RequestIdentification.
+    fn ask_identification(&mut self) -> u32 {
         let master = loop {
             let connect = self
                 .outputs
@@ -108,15 +129,7 @@ impl Harness {
         self.input(Input::Connected { conn: master });
         let (msg_id, request) = self.sent(master).remove(0);
         assert!(matches!(request, Packet::RequestIdentification(_)));
-        self.packet(
-            master,
-            msg_id,
-            AcceptIdentification {
-                node_type: NodeType::Master,
-                nid: Some(MASTER),
-                your_nid: Some(CLIENT),
-            },
-        );
+        msg_id
     }
 
     /// The master answers AskLastTransaction with `last`, then sends the
@@ -973,4 +986,44 @@ fn a_deadlock_notice_from_a_storage_holding_no_write_of_the_transaction_is_ignor
     h.packet(conn, 1, NotifyDeadlock { ttid, oid: Oid(1) });
     let (_, _, relock) = h.storage_request();
     assert!(matches!(relock, Packet::AskRelockObject(_)), "{relock}");
+}
+
+// ------------------------------------------------------------ the master
+
+#[test]
+fn an_acceptance_giving_an_id_of_another_node_type_drops_the_master() {
+    let mut h = Harness::connecting_unidentified(&[A], 1);
+    let msg_id = h.ask_identification();
+    let master = h.master;
+    h.packet(
+        master,
+        msg_id,
+        AcceptIdentification {
+            node_type: NodeType::Master,
+            nid: Some(MASTER),
+            your_nid: Some(A), // a storage's id
+        },
+    );
+    assert!(h.closed(master));
+    assert_eq!(h.client.nid(), None);
+    assert!(h
+        .logs
+        .iter()
+        .any(|(level, m)| *level == Level::Error && m.contains("not a master accepting a CLIENT")));
+}
+
+#[test]
+fn not_primary_master_after_the_acceptance_is_a_protocol_error() {
+    let mut h = Harness::connecting(&[A], 1);
+    let master = h.master;
+    h.packet(
+        master,
+        0,
+        NotPrimaryMaster {
+            primary: None,
+            known_masters: vec![addr(10001)],
+        },
+    );
+    h.assert_protocol_error("NotPrimaryMaster");
+    assert!(h.closed(master));
 }
